@@ -1,0 +1,169 @@
+"""params.yaml, read once at the edge into typed, validated, immutable objects."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Variant = Literal["vanilla", "bn"]
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, misspelt, of the wrong type or out of range."""
+
+
+class _Section(BaseModel):
+    # strict: a quoted "5000" or a YAML 1.1 "1e-5" string is an error, not a silent coercion
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataConfig(_Section):
+    mirrors: Annotated[list[str], Field(min_length=1)]
+    timeout_s: PositiveFloat
+    val_size: Annotated[int, Field(ge=10, le=50_000)]
+    split_seed: Annotated[int, Field(ge=0)]
+    binarize: bool
+
+
+class ModelConfig(_Section):
+    hidden_layers: PositiveInt
+    hidden_units: PositiveInt
+    init_std: PositiveFloat
+    bn_eps: PositiveFloat
+    bn_momentum: Annotated[float, Field(gt=0, le=1)]
+    population_stats: Literal["moving_average", "full_pass"]
+    population_batches: Annotated[int, Field(ge=2)]
+
+
+class FallbackLR(_Section):
+    vanilla: PositiveFloat
+    bn: PositiveFloat
+
+
+class TrainConfig(_Section):
+    steps: PositiveInt
+    batch_size: PositiveInt
+    seeds: PositiveInt
+    momentum: Annotated[float, Field(ge=0, lt=1)]
+    eval_every: PositiveInt
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    tracked_units: PositiveInt
+    percentile_examples: Annotated[int, Field(ge=10, le=10_000)]
+    fallback_lr: FallbackLR
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_has_a_variance(cls, batch_size: int) -> int:
+        # both variants share the batch size, so the BN constraint applies to both
+        if batch_size < 2:
+            raise ValueError(
+                f"must be >= 2: Batch Normalization's mini-batch variance is undefined for one example, got {batch_size}"
+            )
+        return batch_size
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+
+class TuneConfig(_Section):
+    trials: PositiveInt
+    trials_per_batch: PositiveInt
+    steps: PositiveInt
+    eval_every: PositiveInt
+    lr_min: PositiveFloat
+    lr_max: PositiveFloat
+    seed: Annotated[int, Field(ge=0)]
+    storage: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> TuneConfig:
+        if self.lr_min >= self.lr_max:
+            raise ValueError(f"lr_min must be < lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
+        return self
+
+
+class TrackingConfig(_Section):
+    experiment: Annotated[str, Field(min_length=1)]
+
+
+class Params(_Section):
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    tune: TuneConfig
+    tracking: TrackingConfig
+
+    @model_validator(mode="after")
+    def _tracked_units_exist(self) -> Params:
+        if self.train.tracked_units > self.model.hidden_units:
+            raise ValueError(
+                f"train.tracked_units must be <= model.hidden_units ({self.model.hidden_units}), "
+                f"got {self.train.tracked_units}"
+            )
+        return self
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; any problem raises one ConfigError naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError("\n".join(_describe(issue, source) for issue in error.errors())) from None
+
+
+def _describe(issue: dict, source: str) -> str:
+    key = ".".join(str(part) for part in issue["loc"])
+    if issue["type"] == "extra_forbidden":
+        section = _section_at(issue["loc"][:-1])
+        known = sorted(section.model_fields) if section else []
+        close = difflib.get_close_matches(str(issue["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        return f"{source}: unknown key '{key}' ({hint})"
+    if issue["type"] == "missing":
+        return f"{source}: missing key '{key}'"
+    message = issue["msg"].removeprefix("Value error, ")
+    if issue["type"] == "value_error":  # our own validators already name the value
+        return f"{source}: {key}: {message}" if key else f"{source}: {message}"
+    got = issue.get("input")
+    hint = ""
+    if isinstance(got, str) and _looks_numeric(got):
+        hint = " (YAML 1.1 reads a number like 1e-5 as text: write 1.0e-5)"
+    return f"{source}: {key}: {message}, got {got!r}{hint}"
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
