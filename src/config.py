@@ -65,7 +65,7 @@ class TrainConfig(_Section):
         # both variants share the batch size, so the BN constraint applies to both
         if batch_size < 2:
             raise ValueError(
-                f"must be >= 2: Batch Normalization's mini-batch variance is undefined for one example, got {batch_size}"
+                f"must be >= 2: BN's mini-batch variance is undefined for one example, got {batch_size}"
             )
         return batch_size
 

@@ -51,7 +51,7 @@ def test_a_missing_key_is_named(raw):
         ("train", "steps", "5000", r"train\.steps: Input should be a valid integer, got '5000'"),
         ("train", "device", "tpu", r"train\.device: .*'auto', 'cpu', 'cuda' or 'mps', got 'tpu'"),
         ("model", "bn_eps", "1e-5", r"model\.bn_eps: .*got '1e-5' \(YAML 1\.1 reads .* write 1\.0e-5\)"),
-        ("train", "batch_size", 1, r"train\.batch_size: must be >= 2: Batch Normalization.*got 1"),
+        ("train", "batch_size", 1, r"train\.batch_size: must be >= 2: BN.*got 1"),
     ],
 )
 def test_a_bad_value_is_named_with_what_would_be_right(raw, section, key, value, expected):
