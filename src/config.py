@@ -64,9 +64,7 @@ class TrainConfig(_Section):
     def _batch_has_a_variance(cls, batch_size: int) -> int:
         # both variants share the batch size, so the BN constraint applies to both
         if batch_size < 2:
-            raise ValueError(
-                f"must be >= 2: BN's mini-batch variance is undefined for one example, got {batch_size}"
-            )
+            raise ValueError(f"must be >= 2: BN's mini-batch variance is undefined for one example, got {batch_size}")
         return batch_size
 
     @property
@@ -83,6 +81,8 @@ class TuneConfig(_Section):
     lr_max: PositiveFloat
     seed: Annotated[int, Field(ge=0)]
     storage: Annotated[str, Field(min_length=1)]
+    timeout_s: PositiveFloat | None
+    pruning_warmup_evals: Annotated[int, Field(ge=0)]
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> TuneConfig:
@@ -95,12 +95,18 @@ class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
 
 
+class EvaluateConfig(_Section):
+    accuracy_targets: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
+    confidence: Annotated[float, Field(gt=0, lt=1)]
+
+
 class Params(_Section):
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
     tune: TuneConfig
     tracking: TrackingConfig
+    evaluate: EvaluateConfig
 
     @model_validator(mode="after")
     def _tracked_units_exist(self) -> Params:
