@@ -1,0 +1,147 @@
+"""MLflow, in one place: the store, parent runs per stage invocation, batched child runs per member.
+
+The engine and the tuner know nothing of MLflow; they hand finished histories to this module.
+Swapping the tracker means rewriting this file only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+
+# MLflow's own default store: `mlflow ui` run from the repository root with no arguments shows it.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
+
+# Logged on every run so that a later invocation can tell a crashed run from a live one.
+_HOST = socket.gethostname()
+
+
+def configure(experiment: str) -> str:
+    """Point MLflow at $MLFLOW_TRACKING_URI (default: ./mlflow.db) and the named experiment; return its id."""
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    close_abandoned_runs(experiment_id)
+    return experiment_id
+
+
+def git_commit() -> str:
+    """The commit the code runs from, with '-dirty' when the work tree has changes; 'unknown' outside git."""
+    try:
+        commit = _git("rev-parse", "HEAD")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def flatten(config: Mapping[str, object], prefix: str = "") -> dict[str, str]:
+    """{'train': {'steps': 5}} -> {'train.steps': '5'}: MLflow params are flat strings."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def process_tags() -> dict[str, str]:
+    return {"host": _HOST, "pid": str(os.getpid()), "git_commit": git_commit()}
+
+
+@contextmanager
+def stage_run(name: str, tags: Mapping[str, str], params: Mapping[str, object]) -> Iterator[str]:
+    """A parent run for one stage invocation; FINISHED on success, KILLED on Ctrl-C, FAILED otherwise."""
+    with mlflow.start_run(run_name=name, tags={**process_tags(), **tags}) as run:
+        mlflow.log_params(flatten(params))
+        try:
+            yield run.info.run_id
+        except KeyboardInterrupt:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            raise
+
+
+def log_member_run(
+    name: str,
+    *,
+    tags: Mapping[str, str],
+    params: Mapping[str, object],
+    metrics: Mapping[str, Sequence[tuple[int, float]]],
+    artifacts: Iterable[Path] = (),
+    datasets: Iterable[tuple[mlflow.data.dataset.Dataset, str]] = (),
+) -> str:
+    """One finished child run under the active parent run, its whole history written in a few batches.
+
+    `metrics` maps a metric name to its (step, value) pairs; `datasets` pairs a dataset with its context.
+    """
+    with mlflow.start_run(run_name=name, nested=True, tags={**process_tags(), **tags}) as run:
+        run_id = run.info.run_id
+        mlflow.log_params(flatten(params))
+        for dataset, context in datasets:
+            mlflow.log_input(dataset, context=context)
+        _log_metric_history(run_id, metrics)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+    return run_id
+
+
+def _log_metric_history(run_id: str, metrics: Mapping[str, Sequence[tuple[int, float]]]) -> None:
+    timestamp = int(time.time() * 1000)
+    entries = [
+        Metric(key, float(value), timestamp, int(step))
+        for key, points in metrics.items()
+        for step, value in points
+        if np.isfinite(value)  # MLflow stores NaN, but the UI's charts break on it; a diverged run is tagged
+    ]
+    client = MlflowClient()
+    for start in range(0, len(entries), _BATCH_LIMIT):
+        client.log_batch(run_id, metrics=entries[start : start + _BATCH_LIMIT], synchronous=True)
+
+
+def numpy_dataset(images: np.ndarray, labels: np.ndarray, *, name: str, source: Path) -> mlflow.data.dataset.Dataset:
+    """An MLflow dataset record (name, digest, schema) for a processed split."""
+    return mlflow.data.from_numpy(images, targets=labels, name=name, source=str(source))
+
+
+def close_abandoned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs that a process on this host left behind when it died (kill -9, power loss).
+
+    A run whose process is alive is left alone, so concurrent workers are never disturbed.
+    """
+    client = MlflowClient()
+    abandoned = [
+        run.info.run_id
+        for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+        if run.data.tags.get("host") == _HOST and not _process_alive(int(run.data.tags.get("pid", "0")))
+    ]
+    for run_id in abandoned:
+        client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    return abandoned
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
