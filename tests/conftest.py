@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,23 @@ def real_mnist() -> Path:
     if not (mirror / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"real MNIST not found in {mirror}: set MNIST_MIRROR to a directory holding the four files")
     return mirror
+
+
+@pytest.fixture(scope="session")
+def _migrated_mlflow_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, migrated once per test session (migrations take seconds)."""
+    import mlflow
+
+    store = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{store}").search_experiments()
+    return store
+
+
+@pytest.fixture
+def mlflow_store(_migrated_mlflow_store, tmp_path, monkeypatch) -> str:
+    """A private, ready MLflow store for one test, set as MLFLOW_TRACKING_URI; returns the URI."""
+    store = tmp_path / "mlflow.db"
+    shutil.copyfile(_migrated_mlflow_store, store)
+    uri = f"sqlite:///{store}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
