@@ -1,4 +1,4 @@
-"""Statistics over seeds: summaries with t-intervals, steps to an accuracy target, curve areas, Welch's test.
+"""The comparison's statistics: t-intervals over seeds, steps to a target, curve areas, percentile drift, Welch.
 
 Pure functions on numpy arrays. With a single seed there is no spread to estimate: every std, interval
 and p-value is None rather than a number that looks meaningful.
@@ -86,6 +86,46 @@ def mean_accuracy_over_steps(steps: np.ndarray, accuracy: np.ndarray) -> float:
     if steps.size == 1:
         return float(accuracy[0])
     return float(np.trapezoid(accuracy, steps) / (steps[-1] - steps[0]))
+
+
+@dataclass(frozen=True)
+class PercentileDrift:
+    """How a unit's input distribution moved between a reference step and the last step (Figure 1 b, c)."""
+
+    reference_step: int
+    final_step: int
+    median_shift: float  # p50 at the end − p50 at the reference step
+    spread_at_reference: float  # p85 − p15
+    spread_at_end: float
+
+    @property
+    def relative_median_shift(self) -> float:
+        """|median shift| in units of the reference 15–85 spread: a scale-free size of the drift."""
+        return abs(self.median_shift) / self.spread_at_reference if self.spread_at_reference > 0 else math.inf
+
+    @property
+    def relative_spread_change(self) -> float:
+        """|spread at the end / spread at the reference − 1|."""
+        return abs(self.spread_at_end / self.spread_at_reference - 1) if self.spread_at_reference > 0 else math.inf
+
+
+def percentile_drift(
+    steps: np.ndarray, p15: np.ndarray, p50: np.ndarray, p85: np.ndarray, reference_fraction: float
+) -> PercentileDrift:
+    """Compare the percentiles at the first step >= `reference_fraction` of the last step with those at the end.
+
+    The reference is taken after the first moments of training, when every network's distribution moves.
+    """
+    steps, p50 = _as_curve(steps, p50)
+    p15, p85 = np.asarray(p15, dtype=float), np.asarray(p85, dtype=float)
+    reference = int(np.flatnonzero(steps >= steps[0] + reference_fraction * (steps[-1] - steps[0]))[0])
+    return PercentileDrift(
+        reference_step=int(steps[reference]),
+        final_step=int(steps[-1]),
+        median_shift=float(p50[-1] - p50[reference]),
+        spread_at_reference=float(p85[reference] - p15[reference]),
+        spread_at_end=float(p85[-1] - p15[-1]),
+    )
 
 
 def welch_difference(treated: Sequence[float], control: Sequence[float], confidence: float) -> Difference:

@@ -12,6 +12,7 @@ from src.stats import (
     StepsToTarget,
     first_step_reaching,
     mean_accuracy_over_steps,
+    percentile_drift,
     steps_ratio,
     steps_to_target,
     summarize,
@@ -148,3 +149,25 @@ def test_welch_difference_with_one_seed_has_no_test():
     result = welch_difference([0.98], [0.97, 0.96], confidence=0.95)
     assert result.difference == pytest.approx(0.015)
     assert result.ci_low is None and result.ci_high is None and result.p_value is None
+
+
+def test_percentile_drift_compares_the_reference_step_with_the_end():
+    steps = np.arange(0, 1100, 100)  # reference at 10 % of 1000: step 100
+    p15 = np.linspace(-1.0, -4.0, 11)
+    p50 = np.linspace(0.0, -2.0, 11)
+    p85 = np.linspace(1.0, 0.0, 11)
+    drift = percentile_drift(steps, p15, p50, p85, reference_fraction=0.1)
+    assert (drift.reference_step, drift.final_step) == (100, 1000)
+    assert drift.median_shift == pytest.approx(-2.0 + 0.2)
+    assert drift.spread_at_reference == pytest.approx(0.9 - (-1.3))
+    assert drift.spread_at_end == pytest.approx(4.0)
+    assert drift.relative_median_shift == pytest.approx(1.8 / 2.2)
+    assert drift.relative_spread_change == pytest.approx(4.0 / 2.2 - 1)
+
+
+def test_a_distribution_that_stays_put_has_no_drift():
+    steps = np.array([0, 500, 1000, 5000, 10000])
+    flat = np.ones(5)
+    drift = percentile_drift(steps, -flat, 0 * flat, flat, reference_fraction=0.1)
+    assert drift.reference_step == 1000
+    assert drift.median_shift == 0 and drift.relative_median_shift == 0 and drift.relative_spread_change == 0
