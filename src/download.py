@@ -74,8 +74,9 @@ def fetch_verified(
     name: str, target: Path, sources: Sequence[str], timeout_s: float, sha256: str, progress: bool
 ) -> str:
     """Put file `name` at `target` from the first source whose copy verifies; returns that copy's location."""
+    # a damaged local copy is fetched again like a missing one
     if target.exists() and _problem(target, sha256) is None:
-        return ALREADY_PRESENT  # a damaged copy is replaced like a missing one
+        return ALREADY_PRESENT
     failures = []
     for source in sources:
         location = _location(source, name)
