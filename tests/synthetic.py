@@ -1,0 +1,35 @@
+"""Tiny MNIST look-alikes: ten noisy binary prototypes, learnable in a few hundred steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from src.data import Split
+
+
+def images_and_labels(count: int, seed: int = 0, flip: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (count, 784) in {0, 255} and uint8 labels (count,): each class a prototype with bits flipped."""
+    prototypes = np.random.default_rng(12345).random((10, 784)) < 0.3  # the same classes for every seed
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    flips = rng.random((count, 784)) < flip
+    images = (prototypes[labels] ^ flips).astype(np.uint8) * 255
+    return images, labels.astype(np.uint8)
+
+
+def split(count: int, seed: int = 0) -> Split:
+    images, labels = images_and_labels(count, seed)
+    return Split(images=torch.from_numpy(images).float() / 255, labels=torch.from_numpy(labels).long())
+
+
+def write_processed(directory: Path, sizes: dict[str, int] | None = None) -> Path:
+    """A data/processed directory in the stage's layout (train/val/test .npz) holding synthetic data."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for seed, (name, count) in enumerate((sizes or {"train": 600, "val": 200, "test": 200}).items()):
+        images, labels = images_and_labels(count, seed)
+        np.savez(directory / f"{name}.npz", images=images, labels=labels)
+    return directory
