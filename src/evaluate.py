@@ -10,7 +10,8 @@ import csv
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,20 +130,17 @@ def model_paths(models_dir: Path) -> dict[int, Path]:
 @torch.no_grad()
 def score(model: torch.nn.Module, split: Split) -> Scores:
     """Accuracy, mean cross-entropy and confusion matrix of a one-member model on a split, in inference mode."""
+    if len(split.labels) == 0:
+        raise UsageError("cannot score a model on an empty split")
     model.eval()
-    classes = None
-    confusion = None
-    loss_sum = 0.0
+    confusion, loss_sum = 0, 0.0
     for start in range(0, len(split.labels), _SCORING_BATCH):
         logits = model(split.images[start : start + _SCORING_BATCH])[0]
         labels = split.labels[start : start + _SCORING_BATCH]
         classes = logits.shape[-1]
         loss_sum += F.cross_entropy(logits.double(), labels, reduction="sum").item()
         pairs = torch.bincount(labels * classes + logits.argmax(dim=-1), minlength=classes * classes)
-        counts = pairs.view(classes, classes).cpu().numpy()
-        confusion = counts if confusion is None else confusion + counts
-    if confusion is None:
-        raise UsageError("cannot score a model on an empty split")
+        confusion = confusion + pairs.view(classes, classes).cpu().numpy()
     total = int(confusion.sum())
     return Scores(accuracy=float(np.trace(confusion)) / total, loss=loss_sum / total, confusion=confusion)
 
@@ -150,6 +148,11 @@ def score(model: torch.nn.Module, split: Split) -> Scores:
 def read_history(path: Path) -> Curves:
     """results/train/{variant}/history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
     rows = read_csv(path, ["step", "seed", "test_accuracy", "test_loss", "diverged"])
+    with _parsing(path):
+        return _curves(rows)
+
+
+def _curves(rows: list[dict[str, str]]) -> Curves:
     steps = sorted({int(row["step"]) for row in rows})
     seeds = sorted({int(row["seed"]) for row in rows})
     column, line = {step: j for j, step in enumerate(steps)}, {seed: i for i, seed in enumerate(seeds)}
@@ -166,6 +169,11 @@ def read_history(path: Path) -> Curves:
 def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
     """results/train/{variant}/sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
     rows = read_csv(path, ["step", "seed", "unit", "p15", "p50", "p85"])
+    with _parsing(path):
+        return _percentiles(rows)
+
+
+def _percentiles(rows: list[dict[str, str]]) -> dict[tuple[int, int], Percentiles]:
     grouped: dict[tuple[int, int], list[dict]] = {}
     for row in rows:
         grouped.setdefault((int(row["seed"]), int(row["unit"])), []).append(row)
@@ -181,17 +189,27 @@ def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
 def read_trials(path: Path) -> list[Trial]:
     """results/tune/{variant}/trials.csv (number,lr,value,state,diverged), in trial order."""
     rows = read_csv(path, ["number", "lr", "value", "state", "diverged"])
-    trials = [
-        Trial(
-            number=int(row["number"]),
-            lr=float(row["lr"]),
-            value=float(row["value"]) if row["value"].strip() else None,
-            state=row["state"].strip().upper(),
-            diverged=_flag(row["diverged"]),
-        )
-        for row in rows
-    ]
+    with _parsing(path):
+        trials = [
+            Trial(
+                number=int(row["number"]),
+                lr=float(row["lr"]),
+                value=float(row["value"]) if row["value"].strip() else None,
+                state=row["state"].strip().upper(),
+                diverged=_flag(row["diverged"]),
+            )
+            for row in rows
+        ]
     return sorted(trials, key=lambda trial: trial.number)
+
+
+@contextmanager
+def _parsing(path: Path) -> Iterator[None]:
+    """A malformed value in an input file is one UsageError naming the file, not a bare ValueError."""
+    try:
+        yield
+    except ValueError as error:
+        raise UsageError(f"{path}: malformed value ({error})") from None
 
 
 def read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ from pipeline import evaluate as stage
 from src.cli import UsageError, report_user_errors
 from src.config import VARIANTS, parse_params
 from src.data import load_split
-from src.evaluate import build_metrics, load_variant, read_history, score
+from src.evaluate import build_metrics, load_variant, read_history, read_trials, score
 from src.models import build_model
 from tests import synthetic, synthetic_results
 
@@ -198,3 +198,17 @@ def _leaves(tree):
             yield from _leaves(value)
         else:
             yield value
+
+
+def test_a_malformed_value_names_the_file(tmp_path):
+    path = tmp_path / "trials.csv"
+    path.write_text("number,lr,value,state,diverged\n0,fast,0.9,COMPLETE,False\n")
+    with pytest.raises(UsageError, match=r"trials\.csv: malformed value \(could not convert string to float: 'fast'\)"):
+        read_trials(path)
+
+
+def test_a_csv_missing_a_column_says_which_and_what_is_expected(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("step,seed,test_accuracy\n0,0,0.1\n")
+    with pytest.raises(UsageError, match=r"missing column\(s\) test_loss, diverged; expected step,seed,test_accuracy,"):
+        read_history(path)
