@@ -1,0 +1,198 @@
+"""The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once.
+
+Every parameter carries a leading members dimension, so K seeds or K learning rates train as one computation:
+one GEMM (first layer, input shared by all members) or one batched matmul per layer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.batchnorm import BatchNorm
+from src.cli import UsageError
+from src.config import VARIANTS, ModelConfig, Variant
+
+
+class MemberLinear(nn.Module):
+    """K affine maps u ↦ u W_k (+ b_k): weight (K, in, out), bias (K, 1, out).
+
+    Input (K, B, in), one batch per member, goes through a batched matmul. Input (B, in) shared by every member
+    goes through one GEMM with all members' weights side by side, (in, K·out): with `shared_input_layout` the
+    weight is stored as (in, K, out) and seen as (K, in, out), so that matrix is a view, not a copy.
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int, *, bias: bool, shared_input_layout: bool):
+        super().__init__()
+        if shared_input_layout:
+            weight = torch.zeros(in_features, members, out_features).permute(1, 0, 2)
+        else:
+            weight = torch.zeros(members, in_features, out_features)
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_features)) if bias else None
+
+    def forward(self, u: Tensor) -> Tensor:
+        if u.dim() == 3:
+            return torch.bmm(u, self.weight) if self.bias is None else torch.baddbmm(self.bias, u, self.weight)
+        members, in_features, out_features = self.weight.shape
+        side_by_side = self.weight.transpose(0, 1).reshape(in_features, members * out_features)
+        if self.bias is None:
+            z = torch.mm(u, side_by_side)
+        else:
+            z = torch.addmm(self.bias.view(1, members * out_features), u, side_by_side)
+        return z.view(u.shape[0], members, out_features).transpose(0, 1)
+
+
+class MLP(nn.Module):
+    """in → hidden_layers × (hidden_units, sigmoid) → classes, K members; BN layers are sigmoid(BN(W u)), no bias."""
+
+    def __init__(
+        self,
+        members: int,
+        batch_norm: bool,
+        *,
+        in_features: int = 784,
+        hidden_layers: int = 3,
+        hidden_units: int = 100,
+        classes: int = 10,
+        init_std: float = 0.1,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        seeds: Sequence[int] | None = None,
+    ):
+        super().__init__()
+        seeds = list(range(members)) if seeds is None else list(seeds)
+        if members < 1 or len(seeds) != members:
+            raise ValueError(f"MLP: need members >= 1 and one seed per member, got members={members}, seeds={seeds}")
+        self.members = members
+        self.batch_norm = batch_norm
+        self.in_features = in_features
+        widths = [in_features] + [hidden_units] * hidden_layers
+        self.hidden = nn.ModuleList(
+            MemberLinear(members, n_in, n_out, bias=not batch_norm, shared_input_layout=index == 0)
+            for index, (n_in, n_out) in enumerate(itertools.pairwise(widths))
+        )
+        # BN's β takes the role of the dropped bias (Section 3.2)
+        self.norms = nn.ModuleList(
+            BatchNorm(hidden_units, eps=bn_eps, momentum=bn_momentum, members=members)
+            for _ in range(hidden_layers if batch_norm else 0)
+        )
+        self.output = MemberLinear(members, hidden_units, classes, bias=True, shared_input_layout=False)
+        self._initialise(seeds, init_std)
+
+    @torch.no_grad()
+    def _initialise(self, seeds: Sequence[int], init_std: float) -> None:
+        # one generator per member, drawing its layers in order: member m depends only on seeds[m]
+        affines = [*self.hidden, self.output]
+        for member, seed in enumerate(seeds):
+            generator = torch.Generator().manual_seed(seed)
+            for affine in affines:
+                _, n_in, n_out = affine.weight.shape
+                affine.weight[member] = torch.randn(n_in, n_out, generator=generator) * init_std
+
+    def _pre_activation(self, layer: int, h: Tensor) -> Tensor:
+        z = self.hidden[layer](h)
+        return self.norms[layer](z) if self.batch_norm else z
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (K, B, classes) of input (B, in) shared by every member, or (K, B, in) one batch per member."""
+        self._check_input(x)
+        h = x
+        for layer in range(len(self.hidden)):
+            # in place: neither the affine map's nor BN's backward needs the sigmoid's input
+            h = self._pre_activation(layer, h).sigmoid_()
+        return self.output(h)
+
+    def last_hidden_inputs(self, x: Tensor) -> Tensor:
+        """(K, B, hidden_units): the inputs of the last hidden layer's sigmoids (BN's output for the BN net)."""
+        self._check_input(x)
+        h = x
+        for layer in range(len(self.hidden) - 1):
+            h = self._pre_activation(layer, h).sigmoid()
+        return self._pre_activation(len(self.hidden) - 1, h)
+
+    def member_state_dict(self, member: int) -> dict[str, Tensor]:
+        """The state dict of a one-member model equal to member `member` (contiguous copies)."""
+        if not 0 <= member < self.members:
+            raise IndexError(f"MLP: member must be in 0..{self.members - 1}, got {member}")
+        return {
+            # num_batches_tracked is a scalar shared by all members; everything else has members first
+            name: (value[member : member + 1] if value.dim() else value).clone(memory_format=torch.contiguous_format)
+            for name, value in self.state_dict().items()
+        }
+
+    def _check_input(self, x: Tensor) -> None:
+        shared = x.dim() == 2 and x.shape[1] == self.in_features
+        per_member = x.dim() == 3 and x.shape[0] == self.members and x.shape[2] == self.in_features
+        if not (shared or per_member):
+            raise ValueError(
+                f"MLP: expected input (batch, {self.in_features}) or ({self.members}, batch, {self.in_features}), "
+                f"got shape {tuple(x.shape)}"
+            )
+
+
+def build_model(model_config: ModelConfig, variant: Variant, seeds: Sequence[int], device: torch.device | str) -> MLP:
+    """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") with params.yaml's model section, on `device`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    model = MLP(
+        len(seeds),
+        variant == "bn",
+        hidden_layers=model_config.hidden_layers,
+        hidden_units=model_config.hidden_units,
+        init_std=model_config.init_std,
+        bn_eps=model_config.bn_eps,
+        bn_momentum=model_config.bn_momentum,
+        seeds=seeds,
+    )
+    return model.to(device)
+
+
+def member_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """(K,) mean cross-entropy of each member's logits (K, B, C) against labels (B,) shared or (K, B)."""
+    members, batch, classes = logits.shape
+    per_example = F.cross_entropy(
+        logits.reshape(members * batch, classes), labels.expand(members, batch).reshape(-1), reduction="none"
+    )
+    return per_example.view(members, batch).mean(dim=1)
+
+
+def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, device: torch.device | str) -> MLP:
+    """A one-member MLP, in eval mode, from a file written with torch.save(model.member_state_dict(m)).
+
+    Loads with weights_only=True, so a file holding anything but tensors is refused without running its code;
+    any file that is not a state dict of this variant's keys and shapes raises one UsageError naming it.
+    """
+    model = build_model(model_config, variant, seeds=[0], device="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such model file") from None
+    except Exception as error:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError...)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{path}: not a loadable model state dict ({first_line})") from None
+    _check_state_dict(path, state, model.state_dict(), variant)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _check_state_dict(path: str | Path, state: object, expected: dict[str, Tensor], variant: Variant) -> None:
+    if not isinstance(state, dict):
+        raise UsageError(f"{path}: expected a state dict of a {variant} model, got {type(state).__name__}")
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(str(key) for key in set(state) - set(expected))
+    if missing or unexpected:
+        raise UsageError(
+            f"{path}: not a {variant} model state dict (missing keys: {missing or 'none'}; "
+            f"unexpected keys: {unexpected or 'none'})"
+        )
+    for name, reference in expected.items():
+        value = state[name]
+        if not isinstance(value, Tensor) or value.shape != reference.shape:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise UsageError(f"{path}: {name} should be a tensor of shape {tuple(reference.shape)}, got {got}")
