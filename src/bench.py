@@ -1,0 +1,162 @@
+"""Benchmark: model-steps per second of the engine against the plain loop a typical reproduction writes.
+
+    python -m src.bench                 # both variants, K = 1, 4, 8, 16, on the best device
+    python -m src.bench --steps 200 --device cpu
+
+Everything is measured side by side in one run on the paper's shapes (784 → 3×100 → 10, batch 60), and the
+achieved matrix-multiply FLOP/s is set against the machine's own, measured in the same run on a large GEMM.
+Data are random binary images: throughput does not depend on what the pixels show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from src.config import VARIANTS, ModelConfig
+from src.data import Split
+from src.engine import Schedule, resolve_device, train_members
+from src.models import build_model
+
+BATCH = 60
+WIDTHS = (784, 100, 100, 100, 10)
+LEARNING_RATE = 0.5
+
+
+def matmul_flops_per_step(batch: int = BATCH) -> float:
+    """Matrix-multiply FLOPs of one SGD step of one model: forward, weight gradients, input gradients.
+
+    The first layer needs no input gradient (its input is the data); elementwise work is not counted.
+    """
+    products = [n_in * n_out for n_in, n_out in itertools.pairwise(WIDTHS)]
+    return 2 * batch * (2 * sum(products) + sum(products[1:]))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine_matmul_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 GEMM on `device`: the ceiling the engine is held against."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    for _ in range(3):
+        a @ b
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def plain_model(batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n_in, n_out in itertools.pairwise(WIDTHS[:-1]):
+        layers += [nn.Linear(n_in, n_out, bias=not batch_norm)]
+        layers += [nn.BatchNorm1d(n_out)] if batch_norm else []
+        layers += [nn.Sigmoid()]
+    return nn.Sequential(*layers, nn.Linear(WIDTHS[-2], WIDTHS[-1]))
+
+
+def plain_loop_steps_per_s(data: Split, batch_norm: bool, steps: int, device: torch.device) -> float:
+    """(a) One model at a time: a shuffling DataLoader, nn.Sequential with nn.BatchNorm1d, torch.optim.SGD."""
+    torch.manual_seed(0)
+    model = plain_model(batch_norm).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=BATCH, shuffle=True, drop_last=True)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def run(count: int) -> None:
+        done = 0
+        while done < count:
+            for images, labels in loader:
+                optimizer.zero_grad()
+                loss_fn(model(images), labels).backward()
+                optimizer.step()
+                done += 1
+                if done == count:
+                    return
+
+    run(max(steps // 10, 5))  # warm-up
+    _synchronize(device)
+    started = time.perf_counter()
+    run(steps)
+    _synchronize(device)
+    return steps / (time.perf_counter() - started)
+
+
+def engine_model_steps_per_s(
+    data: Split, probe: Split, variant: str, members: int, shared: bool, steps: int, device: torch.device
+) -> float:
+    """(b) The engine: K members as one computation; `shared`: one data order (tuning), else one per member."""
+    config = ModelConfig(
+        hidden_layers=3, hidden_units=100, init_std=0.1, bn_eps=1e-5, bn_momentum=0.1,
+        population_stats="moving_average", population_batches=2,
+    )  # fmt: skip
+
+    def run(count: int) -> float:
+        model = build_model(config, variant, seeds=list(range(members)), device=device)
+        schedule = Schedule(
+            steps=count, batch_size=BATCH, eval_every=count, momentum=0.0,
+            learning_rates=[LEARNING_RATE] * members, data_seeds=[0] * members if shared else list(range(members)),
+        )  # fmt: skip
+        _synchronize(device)
+        started = time.perf_counter()
+        train_members(model, data, probe, schedule, progress=False)
+        _synchronize(device)
+        return time.perf_counter() - started
+
+    run(max(steps // 10, 5))  # warm-up
+    return members * steps / run(steps)
+
+
+def random_split(examples: int, device: torch.device, seed: int) -> Split:
+    generator = torch.Generator().manual_seed(seed)
+    images = (torch.rand(examples, WIDTHS[0], generator=generator) < 0.2).float()
+    labels = torch.randint(0, WIDTHS[-1], (examples,), generator=generator)
+    return Split(images=images.to(device), labels=labels.to(device))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1000, help="timed steps per configuration (default 1000)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 8, 16], help="K values (default 1 4 8 16)")
+    args = parser.parse_args(argv)
+    if args.steps < 10:
+        parser.error(f"--steps must be >= 10, got {args.steps}")
+    device = resolve_device(args.device)
+    data = random_split(50_000, device, seed=0)
+    probe = random_split(BATCH, device, seed=1)  # the engine's end-of-run evaluation: kept negligible
+
+    peak = machine_matmul_flops(device)
+    flops_per_step = matmul_flops_per_step()
+    print(f"device: {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"machine matmul (2048² float32 GEMM): {peak / 1e9:.1f} GFLOP/s; one model-step = "
+          f"{flops_per_step / 1e6:.2f} MFLOP of matmul\n")  # fmt: skip
+    print("| variant | loop | K | data order | model-steps/s | × plain loop | GFLOP/s | % of matmul |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    for variant in VARIANTS:
+        plain = plain_loop_steps_per_s(data, variant == "bn", args.steps, device)
+        print(f"| {variant} | plain (DataLoader, nn.Sequential, optim.SGD) | 1 | shuffled | {plain:,.0f} | 1.00 | "
+              f"{plain * flops_per_step / 1e9:.1f} | {100 * plain * flops_per_step / peak:.0f} % |")  # fmt: skip
+        for members in args.members:
+            for shared in (False, True) if members > 1 else (False,):
+                rate = engine_model_steps_per_s(data, probe, variant, members, shared, args.steps, device)
+                order = "shared (tuning)" if shared else "own per member (seeds)"
+                gflops = rate * flops_per_step / 1e9
+                print(f"| {variant} | engine | {members} | {order} | {rate:,.0f} | {rate / plain:.2f} | "
+                      f"{gflops:.1f} | {100 * gflops * 1e9 / peak:.0f} % |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
