@@ -70,35 +70,44 @@ def plot_sigmoid_inputs(percentiles: Mapping[str, Percentiles], path: Path, *, s
 
 
 def plot_lr_search(trials: Mapping[str, Sequence[Trial]], best_lr: Mapping[str, float | None], path: Path) -> None:
-    """Validation accuracy against learning rate for every trial; pruned hollow, diverged and failed as crosses."""
+    """Validation accuracy against learning rate for every trial: complete filled, pruned hollow, diverged crossed.
+
+    A trial with no value (failed, or pruned before reporting one) is drawn on the x axis as a triangle.
+    """
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for variant, study in trials.items():
         color = COLORS[variant]
         kinds = {
-            "complete": [t for t in study if t.state == "COMPLETE" and not t.diverged],
-            "pruned": [t for t in study if t.state == "PRUNED" and not t.diverged],
-            "diverged or failed": [t for t in study if t.diverged or t.state == "FAIL"],
+            "complete": (
+                [t for t in study if _has_value(t) and t.state == "COMPLETE"],
+                {"marker": "o", "color": color},
+            ),
+            "pruned": (
+                [t for t in study if _has_value(t) and t.state == "PRUNED"],
+                {"marker": "o", "facecolors": "none", "edgecolors": color},
+            ),
+            "diverged": ([t for t in study if t.diverged], {"marker": "x", "color": color}),
+            "no value": ([t for t in study if not t.diverged and not _has_value(t)], {"marker": "v", "color": color}),
         }
-        styles = {
-            "complete": {"marker": "o", "color": color},
-            "pruned": {"marker": "o", "facecolors": "none", "edgecolors": color},
-            "diverged or failed": {"marker": "x", "color": color},
-        }
-        for kind, chosen in kinds.items():
+        for kind, (chosen, style) in kinds.items():
             if chosen:
-                # a failed trial has no value, a diverged one may have NaN: both drawn on the x axis
-                values = [t.value if t.value is not None and math.isfinite(t.value) else 0.0 for t in chosen]
-                axes.scatter([t.lr for t in chosen], values, label=f"{LABELS[variant]}: {kind}", **styles[kind])
+                values = [t.value if _has_value(t) else 0.0 for t in chosen]
+                axes.scatter([t.lr for t in chosen], values, label=f"{LABELS[variant]}: {kind}", alpha=0.8, **style)
         if best_lr.get(variant) is not None:
             axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6)
     axes.set_xscale("log")
-    axes.set_ylim(-0.02, 1.02)
+    axes.set_ylim(-0.03, 1.02)
     axes.set_xlabel("learning rate (dashed: the tuned one)")
     axes.set_ylabel("validation accuracy")
     axes.set_title("Learning-rate search, every trial of both studies")
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize="small", loc="lower left")
     _save(figure, path)
+
+
+def _has_value(trial: Trial) -> bool:
+    # a diverged trial is drawn as such whatever value it was given
+    return not trial.diverged and trial.value is not None and math.isfinite(trial.value)
 
 
 def plot_confusion(confusions: Mapping[str, np.ndarray], path: Path) -> None:

@@ -63,6 +63,8 @@ def test_the_learning_rate_search_renders_every_kind_of_trial(tmp_path):
         Trial(1, 0.3, 0.95, "PRUNED", False),
         Trial(2, 30.0, float("nan"), "PRUNED", True),
         Trial(3, 3.0, None, "FAIL", False),
+        Trial(4, 1.0, None, "PRUNED", False),
+        Trial(5, 10.0, 0.0, "COMPLETE", True),
     ]
     path = tmp_path / "lr_search.png"
     figures.plot_lr_search({"vanilla": trials, "bn": trials[:2]}, {"vanilla": 0.3, "bn": None}, path)
