@@ -110,7 +110,9 @@ def accuracy_claim(metrics: Mapping, confidence: float) -> Claim:
     finals = f"Final test accuracy BN {_pct(bn['mean'])}{_sd(bn)}, vanilla {_pct(vanilla['mean'])}{_sd(vanilla)}"
     delta = f"difference BN − vanilla {_pp(difference['mean'])}"
     if difference["p_value"] is None:
-        reading = f"{finals}; {delta}. With fewer than two seeds per variant there is no spread to test against."
+        few_seeds = min(metrics["vanilla"]["n_seeds"], metrics["bn"]["n_seeds"]) < 2
+        why = "fewer than two seeds per variant" if few_seeds else "every seed of both variants scored the same"
+        reading = f"{finals}; {delta}. With {why} there is no spread to test against."
         return Claim("BN reaches a higher accuracy", "cannot be tested", reading)
     alpha = 1 - confidence
     reading = (
@@ -309,17 +311,19 @@ def _higher(bn_side: float, vanilla_side: float) -> str:
 
 
 def _verdict(outcomes: Sequence[str]) -> str:
-    if all(outcome == "bn" for outcome in outcomes):
-        return "holds"
-    if all(outcome != "bn" for outcome in outcomes):
-        return "does not hold"
-    return "partly holds"
+    """A tie is no evidence either way; BN must come out ahead somewhere and behind nowhere for the claim to hold."""
+    ahead, behind = "bn" in outcomes, "vanilla" in outcomes
+    if ahead and behind:
+        return "partly holds"
+    return "holds" if ahead else "does not hold"
 
 
 def _ratio_phrase(ratio: float | None) -> str:
     if ratio is None:
         return ""
-    if ratio >= 1:
+    if ratio == 1:
+        return ", the same number of steps"
+    if ratio > 1:
         return f", {ratio:.1f}× fewer steps with BN"
     return f", {1 / ratio:.1f}× more steps with BN"
 

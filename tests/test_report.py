@@ -90,6 +90,14 @@ def test_more_seeds_reaching_a_target_counts_before_the_median():
     assert convergence_claim(metrics, [0.95]).verdict == "holds"
 
 
+def test_a_tie_is_no_evidence_either_way():
+    metrics = _metrics(bn={"steps_to_98": {"median": 9000.0, "n_reached": 5}})  # 95 %: both at 4,000 steps
+    claim = convergence_claim(metrics, TARGETS)
+    assert claim.verdict == "holds"
+    assert "vanilla 4,000 steps (5/5 seeds), the same number of steps" in claim.reading
+    assert convergence_claim(_metrics(), [0.95]).verdict == "does not hold"
+
+
 def test_no_target_reached_cannot_be_tested():
     metrics = _metrics(
         vanilla={"steps_to_95": {"median": None, "n_reached": 0}}, bn={"steps_to_95": {"median": None, "n_reached": 0}}
@@ -127,6 +135,13 @@ def test_one_seed_gives_a_direction_but_no_test():
     claim = accuracy_claim(metrics, confidence=0.95)
     assert claim.verdict == "cannot be tested"
     assert "+1.00 pp" in claim.reading and "fewer than two seeds" in claim.reading
+
+
+def test_seeds_that_all_score_the_same_give_no_test_and_say_why():
+    metrics = _metrics(ci_low=None, ci_high=None, p_value=None)
+    claim = accuracy_claim(metrics, confidence=0.95)
+    assert claim.verdict == "cannot be tested"
+    assert "every seed of both variants scored the same" in claim.reading
 
 
 def test_a_higher_tuned_and_stable_learning_rate_reads_as_holding():
