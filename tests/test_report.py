@@ -125,8 +125,8 @@ def test_the_accuracy_verdict_follows_the_sign_and_welchs_test(difference, verdi
 def test_one_seed_gives_a_direction_but_no_test():
     one_seed = {"std": None, "ci_low": None, "ci_high": None}
     metrics = _metrics(
-        vanilla={"test_accuracy": one_seed},
-        bn={"test_accuracy": one_seed},
+        vanilla={"n_seeds": 1, "test_accuracy": one_seed},
+        bn={"n_seeds": 1, "test_accuracy": one_seed},
         mean=0.01,
         ci_low=None,
         ci_high=None,
