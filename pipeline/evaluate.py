@@ -30,8 +30,9 @@ REPORT = Path("reports/report.md")
 FIGURES = Path("reports/figures")
 # file name -> caption; the report links them relative to itself
 FIGURE_CAPTIONS = {
-    "test_accuracy.png": "Figure 1(a): test accuracy vs training steps",
-    "sigmoid_inputs.png": "Figure 1(b, c): 15/50/85th percentiles of a last-hidden-layer sigmoid's input",
+    "test_accuracy.png": "Figure 1(a): test accuracy vs training steps, mean over seeds, band min–max over seeds",
+    "sigmoid_inputs.png": "Figure 1(b, c): 15/50/85th percentiles of the input to a last-hidden-layer sigmoid "
+    "(the first tracked unit of the first seed)",
     "lr_search.png": "Validation accuracy vs learning rate, every tuning trial",
     "confusion.png": "Test confusion matrices",
 }
