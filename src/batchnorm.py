@@ -133,9 +133,12 @@ class BatchNorm(nn.Module):
         return torch.addcmul(self.bias.unsqueeze(BATCH_DIM), centred, scale)
 
     def _check_shape(self, x: Tensor) -> None:
-        expected = "(batch, features)" if self.members is None else f"({self.members} members, batch, features)"
-        dims = 2 if self.members is None else 3
-        if x.dim() != dims or x.shape[-1] != self.num_features or (dims == 3 and x.shape[0] != self.members):
+        if self.members is None:
+            fits = x.dim() == 2 and x.shape[1] == self.num_features
+        else:
+            fits = x.dim() == 3 and x.shape[0] == self.members and x.shape[2] == self.num_features
+        if not fits:
+            expected = "(batch, features)" if self.members is None else f"({self.members} members, batch, features)"
             raise ValueError(
                 f"BatchNorm: expected input {expected} with {self.num_features} features, got shape {tuple(x.shape)}"
             )

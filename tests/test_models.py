@@ -98,8 +98,13 @@ def test_a_shared_input_equals_the_same_input_given_to_every_member(batch_norm, 
     per_member = MLP(3, batch_norm).double()
     per_member.load_state_dict(shared.state_dict())
     per_member.train(training)
-    x = _images(10, IN)
-    torch.testing.assert_close(shared(x), per_member(x.expand(3, 10, IN)), rtol=1e-12, atol=1e-12)
+    x, labels = _images(10, IN), _labels(10)
+    logits, expected_logits = shared(x), per_member(x.expand(3, 10, IN))
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-12, atol=1e-12)
+    gradients = torch.autograd.grad(member_losses(logits, labels).sum(), list(shared.parameters()))
+    expected = torch.autograd.grad(member_losses(expected_logits, labels).sum(), list(per_member.parameters()))
+    for gradient, reference in zip(gradients, expected, strict=True):
+        torch.testing.assert_close(gradient, reference, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(
         shared.last_hidden_inputs(x), per_member.last_hidden_inputs(x.expand(3, 10, IN)), rtol=1e-12, atol=1e-12
     )
