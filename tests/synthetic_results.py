@@ -1,7 +1,8 @@
 """A tiny, made-up repository state for the evaluate stage: what tune and train would have left behind.
 
 BN's curves are built to converge faster and its sigmoid inputs to stay put, vanilla's to drift, so the
-outcome of every comparison is known in advance. The models are untrained tiny MLPs: their scores are real.
+outcome of the curve, drift and learning-rate comparisons is known in advance. The models are untrained tiny
+MLPs: their scores are real, but not meant to favour either variant.
 """
 
 from __future__ import annotations
