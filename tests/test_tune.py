@@ -1,0 +1,389 @@
+"""Optuna tunes each variant's learning rate on validation accuracy, within an exact budget shared by all workers.
+
+Subprocess tests run `python -m src.tune` in a scratch directory holding a small params.yaml and synthetic
+processed data without a test split (tuning must never read it), so the default storage sqlite:///optuna.db
+lands there too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from pipeline import tune as tune_stage
+from src import tune
+from src.cli import UsageError, report_user_errors
+from src.config import load_params
+from src.engine import Evaluation, TrainResult
+from tests import synthetic
+
+STEPS, EVAL_EVERY = 200, 50
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning threads make a step 10x slower, not faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def workdir(tmp_path, repo_root, mlflow_store, monkeypatch) -> Path:
+    """A scratch repository root: a small params.yaml and data/processed with train and val splits only."""
+    synthetic.write_processed(tmp_path / "data" / "processed", {"train": 600, "val": 200})
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["model"].update(hidden_units=32, population_batches=20)
+    params["train"].update(batch_size=20, device="cpu", tracked_units=4)
+    params["tune"].update(
+        trials=4,
+        trials_per_batch=2,
+        steps=STEPS,
+        eval_every=EVAL_EVERY,
+        lr_min=1.0e-4,  # the seeded draws span rates that cannot learn in STEPS steps and rates that can
+        lr_max=10.0,
+        storage="sqlite:///optuna.db",
+        pruning_warmup_evals=1,
+    )
+    write_params(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_params(directory: Path, params: dict) -> None:
+    (directory / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def edit_params(directory: Path, **tune_values) -> None:
+    params = yaml.safe_load((directory / "params.yaml").read_text())
+    params["tune"].update(tune_values)
+    write_params(directory, params)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL server of our own on 127.0.0.1 for the session; its URL (trust authentication)."""
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: float(path.parts[-3]))
+    if not initdbs:
+        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+    bin_dir = initdbs[-1].parent
+    # postgres refuses to run as root: run it as the postgres user, in a directory it owns
+    # (pytest's tmp_path is private to its owner, so a directory of its own under /tmp)
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="tune-postgres-"))
+    if as_server:
+        shutil.chown(home, "postgres", "postgres")
+    data, port = home / "data", _free_port()
+    subprocess.run(
+        [*as_server, bin_dir / "initdb", "-D", data, "-U", "optuna", "--auth=trust", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={home} -c fsync=off"
+    pg_ctl = [*as_server, bin_dir / "pg_ctl", "-D", data, "-l", home / "server.log", "-w"]
+    subprocess.run([*pg_ctl, "-o", options, "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def tuner(directory: Path, *args: str) -> subprocess.Popen:
+    """`python -m src.tune --variant bn ...` running in `directory` (the repository importable)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.tune", "--variant", "bn", *args],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out
+
+
+def only_study(storage: str) -> optuna.Study:
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def finished_trials(study: optuna.Study) -> dict[int, float]:
+    return {trial.number: trial.value for trial in study.get_trials(states=FINISHED)}
+
+
+def user_error(argv: list[str], capsys, main=tune.main) -> str:
+    """What the command line prints for a user mistake; it must exit with status 2 and one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: main(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# --- the study -----------------------------------------------------------------------------------------------
+
+
+def test_the_stage_picks_a_learning_rate_that_learns_over_one_that_cannot(workdir):
+    edit_params(workdir, trials=4, trials_per_batch=4)
+    tune_stage.main(["--variant", "bn"])
+
+    best = json.loads((workdir / "results/tune/bn/best.json").read_text())
+    with (workdir / "results/tune/bn/trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    values = {float(row["lr"]): float(row["value"]) for row in rows}
+    assert len(values) == 4
+    assert min(values) < 1e-3 < 1e-2 < max(values)
+    assert values[min(values)] < 0.5, "a tiny learning rate cannot learn in the step budget"
+    assert best["best_lr"] == max(values, key=values.get)
+    assert best["best_lr"] > 1e-2
+    assert best["best_value"] == max(values.values()) > 0.9
+
+
+def test_outputs_follow_the_contract(workdir):
+    tune_stage.main(["--variant", "bn"])
+
+    best = json.loads((workdir / "results/tune/bn/best.json").read_text())
+    assert list(best) == [
+        "variant", "study_name", "storage", "best_lr", "best_value",
+        "trials_budget", "n_complete", "n_pruned", "n_failed", "steps",
+    ]  # fmt: skip
+    assert best["variant"] == "bn" and best["storage"] == "sqlite:///optuna.db"
+    assert best["trials_budget"] == 4 and best["n_complete"] + best["n_pruned"] == 4 and best["steps"] == STEPS
+    with (workdir / "results/tune/bn/trials.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == ["number", "lr", "value", "state", "diverged"]
+    assert [int(row["number"]) for row in rows] == [0, 1, 2, 3]
+    assert {row["state"] for row in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert {row["diverged"] for row in rows} <= {"True", "False"}
+    assert all(1e-4 <= float(row["lr"]) <= 10.0 and 0 <= float(row["value"]) <= 1 for row in rows)
+
+
+def test_every_trial_is_a_nested_mlflow_run_and_the_best_is_tagged(workdir):
+    tune_stage.main(["--variant", "bn"])
+
+    best = json.loads((workdir / "results/tune/bn/best.json").read_text())
+    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.data.tags["stage"] == "tune" and parent.data.tags["variant"] == "bn"
+    assert sorted(int(run.data.tags["trial"]) for run in children) == [0, 1, 2, 3]
+    for run in children:
+        assert run.data.tags["state"] in {"COMPLETE", "PRUNED", "diverged"}
+        assert {"lr", "trial"} <= set(run.data.params)
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_accuracy")
+        assert [point.step for point in history][:2] == [0, EVAL_EVERY]
+    (tagged,) = [run for run in children if run.data.tags["best_trial"] == "true"]
+    assert float(tagged.data.params["lr"]) == best["best_lr"]
+
+
+def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
+    """A fake engine: 'good' learning rates climb to 1.0, 'poor' ones stay at 0.1, 'diverges' blows up at 100."""
+
+    def train_batch(learning_rates, on_eval) -> TrainResult:
+        history, stopped = [], [False] * len(learning_rates)
+        accuracy = [0.1] * len(learning_rates)
+        for step in range(0, STEPS + 1, EVAL_EVERY):
+            diverged = [outcomes[lr] == "diverges" and step >= 100 for lr in learning_rates]
+            for member, lr in enumerate(learning_rates):
+                if outcomes[lr] == "good" and not stopped[member]:
+                    accuracy[member] = 0.1 + 0.9 * step / STEPS
+            history += [
+                {"step": step, "member": m, "accuracy": accuracy[m], "loss": 1.0, "diverged": diverged[m]}
+                for m in range(len(learning_rates))
+            ]
+            if step:
+                stop = on_eval(Evaluation(step, list(accuracy), [1.0] * len(accuracy), diverged))
+                stops.append(list(stop))
+                stopped = [was or now for was, now in zip(stopped, stop, strict=True)]
+        return TrainResult(model=None, history=history, diverged=diverged, stopped=stopped)
+
+    return train_batch
+
+
+def _plan(**changes) -> tune.Plan:
+    values = dict(budget=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, heartbeat_s=1)
+    return tune.Plan(**{**values, **changes})
+
+
+SETTINGS = {"variant": "bn", "steps": STEPS, "eval_every": EVAL_EVERY, "pruning_warmup_evals": 1}
+
+
+def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_path):
+    storage = tune.open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_s=1)
+    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    outcomes = {0.5: "good", 0.4: "good", 50.0: "diverges", 1e-4: "poor"}
+    for lr in outcomes:  # the first batch (0.5, 0.4) completes; the second is judged against it
+        study.enqueue_trial({"lr": lr})
+    stops = []
+
+    tune.run_worker(study, storage, _stand_in(outcomes, stops), _plan())
+
+    trials = {trial.params["lr"]: trial for trial in study.get_trials()}
+    assert trials[0.5].state == trials[0.4].state == TrialState.COMPLETE and trials[0.5].value == 1.0
+    assert trials[50.0].state == TrialState.COMPLETE and trials[50.0].value == tune.DIVERGED_VALUE
+    assert trials[50.0].user_attrs == {"diverged": True, "accuracy_at_divergence": 0.1}
+    assert trials[1e-4].state == TrialState.PRUNED and trials[1e-4].user_attrs["diverged"] is False
+    # warmup 1 evaluation: the poor trial is reported at 50, pruned at 100, and stopped from then on
+    assert sorted(trials[1e-4].intermediate_values) == [50, 100]
+    assert stops[-3:] == [[False, True], [False, True], [False, True]]
+    assert study.best_params == {"lr": 0.5}
+
+
+def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_path):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = tune.open_study(tune.open_storage(url), "s", SETTINGS, trials_per_batch=2)
+    other_worker = optuna.load_study(study_name="s", storage=url)
+    theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
+
+    mine = tune.claim_trials(study, budget=3, wanted=2)
+
+    assert [trial.number for trial in theirs] == [0, 1]
+    assert [trial.number for trial in mine] == [2]
+    surplus = study.get_trials(states=(TrialState.FAIL,))
+    assert [(trial.number, trial.user_attrs) for trial in surplus] == [(3, {"surplus": True})]
+
+
+def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
+    storage = tune.open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    tune.open_study(storage, "s", SETTINGS, trials_per_batch=4)  # the budget and batching may change
+    with pytest.raises(UsageError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
+        tune.open_study(storage, "s", {**SETTINGS, "steps": 100}, trials_per_batch=2)
+
+
+def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(workdir):
+    params = load_params()
+    name = tune.default_study_name(tune.study_settings(params, "bn"))
+    more_trials = params.model_copy(update={"tune": params.tune.model_copy(update={"trials": 99})})
+    longer = params.model_copy(update={"tune": params.tune.model_copy(update={"steps": 999})})
+    assert name.startswith("bn-mnist-bn-")
+    assert tune.default_study_name(tune.study_settings(more_trials, "bn")) == name
+    assert tune.default_study_name(tune.study_settings(longer, "bn")) != name
+
+
+# --- resume and concurrent workers ---------------------------------------------------------------------------
+
+
+def test_a_killed_tuner_resumes_without_losing_or_redoing_a_finished_trial(workdir):
+    edit_params(workdir, trials=6, steps=600)
+    storage = "sqlite:///optuna.db"
+    first = tuner(workdir, "--heartbeat", "1")
+    deadline = time.monotonic() + 90
+    while True:  # kill it mid-batch, once some trials are done
+        assert time.monotonic() < deadline and first.poll() is None, "the tuner ended before it could be killed"
+        if optuna.get_all_study_names(storage):
+            trials = only_study(storage).get_trials()
+            if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and any(
+                t.state == TrialState.RUNNING for t in trials
+            ):
+                break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = only_study(storage)
+    done_before = finished_trials(before)
+    interrupted = [t for t in before.get_trials() if t.state == TrialState.RUNNING]
+
+    finish(tuner(workdir, "--heartbeat", "1"))
+
+    after = only_study(storage)
+    done_after = finished_trials(after)
+    assert len(done_after) == 6
+    assert {number: done_after[number] for number in done_before} == done_before
+    retried = {t.system_attrs.get("failed_trial"): t for t in after.get_trials() if "failed_trial" in t.system_attrs}
+    for trial in interrupted:  # failed as stale, and run again with the same learning rate
+        assert after.trials[trial.number].state == TrialState.FAIL
+        assert retried[trial.number].params == trial.params and retried[trial.number].state in FINISHED
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_two_workers_on_one_storage_finish_exactly_the_budget(workdir, database, request):
+    budget = 7  # odd, with batches of 2: the workers' last batches compete for the last slot
+    edit_params(workdir, trials=budget)
+    storage = "sqlite:///optuna.db" if database == "sqlite" else request.getfixturevalue("postgres_url")
+    name = f"two-workers-{database}-{os.getpid()}-{time.monotonic_ns()}"
+    workers = [tuner(workdir, "--storage", storage, "--study-name", name) for _ in range(2)]
+    for worker in workers:
+        finish(worker)
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert len(finished_trials(study)) == budget
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert all(trial.user_attrs == {"surplus": True} for trial in failed), "only surplus claims may fail"
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+
+def test_an_unknown_variant_is_one_line_and_exit_2_from_the_shell(workdir):
+    process = subprocess.run(
+        [sys.executable, "-m", "src.tune", "--variant", "resnet"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    assert process.returncode == 2
+    (line,) = process.stderr.strip().splitlines()
+    assert line.startswith("error: argument --variant: invalid choice: 'resnet' (choose from")
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("not a url", "storage 'not a url' is not a database URL"),
+        ("mongodb://h/db", "storage mongodb://h/db: unsupported database 'mongodb' (use sqlite or postgresql)"),
+        ("postgresql://tuner:s3cret@127.0.0.1:1/db", "storage postgresql://tuner:***@127.0.0.1:1/db: cannot connect"),
+        ("sqlite:////no/such/dir/optuna.db", "storage sqlite:////no/such/dir/optuna.db: cannot connect"),
+    ],
+)
+def test_a_bad_storage_url_is_one_line_naming_it_without_its_password(workdir, capsys, storage, message):
+    line = user_error(["--variant", "bn", "--storage", storage], capsys)
+    assert line.startswith(f"error: {message}")
+    assert "s3cret" not in line
+
+
+def test_a_bad_range_is_one_line(workdir, capsys):
+    assert user_error(["--variant", "bn", "--trials", "0"], capsys) == (
+        "error: argument --trials: must be a positive int, got '0'"
+    )
+    edit_params(workdir, lr_min=1.0, lr_max=0.1)
+    assert user_error(["--variant", "bn"], capsys) == (
+        "error: params.yaml: tune: lr_min must be < lr_max, got lr_min=1.0, lr_max=0.1"
+    )
+    assert user_error(["--variant", "bn"], capsys, main=tune_stage.main).startswith("error: params.yaml: tune:")
