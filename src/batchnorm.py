@@ -25,7 +25,8 @@ class _BatchNormFunction(torch.autograd.Function):
         m = x.shape[BATCH_DIM]
         mean = x.mean(BATCH_DIM, keepdim=True)  # μ_B ← 1/m Σᵢ xᵢ
         centred = x - mean  # xᵢ − μ_B
-        # σ²_B ← 1/m Σᵢ (xᵢ − μ_B)²  (biased). Two passes: torch.var_mean over a non-innermost dim is ~50× slower
+        # σ²_B ← 1/m Σᵢ (xᵢ − μ_B)²  (biased), as a second pass: on the CPU torch.var_mean over a non-innermost
+        # dim is ~20× slower (≈300 µs vs ≈15 µs on an (8, 60, 100) input)
         var = torch.linalg.vecdot(centred, centred, dim=BATCH_DIM).div_(m)
         inv_std = (var + eps).rsqrt_()  # 1/√(σ²_B + ε)
         x_hat = centred.mul_(inv_std.unsqueeze(BATCH_DIM))  # x̂ᵢ ← (xᵢ − μ_B) / √(σ²_B + ε)
@@ -58,7 +59,7 @@ class _BatchNormFunction(torch.autograd.Function):
         # Folded: Σᵢ (xᵢ − μ_B) = 0 kills the second term of ∂ℓ/∂μ_B; writing xᵢ − μ_B = x̂ᵢ √(σ²_B + ε) gives
         #   ∂ℓ/∂σ²_B · 2(xᵢ − μ_B)/m = −1/√(σ²_B + ε) · x̂ᵢ · (Σⱼ ∂ℓ/∂x̂ⱼ x̂ⱼ)/m = −γ/√(σ²_B + ε) · x̂ᵢ · (∂ℓ/∂γ)/m
         #   ∂ℓ/∂μ_B · 1/m           = −1/√(σ²_B + ε) · (Σⱼ ∂ℓ/∂x̂ⱼ)/m    = −γ/√(σ²_B + ε) · (∂ℓ/∂β)/m
-        # so  ∂ℓ/∂xᵢ = γ/√(σ²_B + ε) · (∂ℓ/∂yᵢ − x̂ᵢ · (∂ℓ/∂γ)/m − (∂ℓ/∂β)/m): three passes over the batch, one buffer.
+        # so  ∂ℓ/∂xᵢ = γ/√(σ²_B + ε) · (∂ℓ/∂yᵢ − x̂ᵢ · (∂ℓ/∂γ)/m − (∂ℓ/∂β)/m): three elementwise passes, one new buffer.
         grad_x = torch.addcmul(grad_y, x_hat, grad_gamma.unsqueeze(BATCH_DIM), value=-1 / m)
         grad_x.sub_(grad_beta.unsqueeze(BATCH_DIM), alpha=1 / m)
         grad_x.mul_((gamma * inv_std).unsqueeze(BATCH_DIM))
