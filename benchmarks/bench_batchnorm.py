@@ -1,6 +1,6 @@
 """Micro-benchmark: one BN layer's training step (forward + backward) on the paper's shapes, three ways, side by side.
 
-    python -m benchmarks.bench_batchnorm [--rounds 9] [--seconds 0.3]
+    python -m benchmarks.bench_batchnorm [--rounds 9] [--seconds 0.3] [--threads N]
 
 (a) `src.batchnorm.BatchNorm` in train mode: the custom autograd.Function (paper's backward) + moving averages.
 (b) the same forward math and moving averages written as plain tensor ops, differentiated by autograd.
@@ -9,8 +9,8 @@
     (c) gets its input already in that layout (its best case); (c') loops over K nn.BatchNorm1d(F), one per member.
 Every row returns the gradients of x, γ and β for the same upstream gradient (torch.autograd.grad, nothing
 accumulates). The rows are timed in interleaved rounds (each round times every cell with
-torch.utils.benchmark.Timer.blocked_autorange), so a busy shared machine slows all rows alike; a cell is the median
-over rounds, and ratio = time / time of (a) in the same column.
+torch.utils.benchmark.Timer.blocked_autorange), so a busy shared machine slows all rows alike; a cell is the best
+round's median (the least disturbed estimate), and ratio = time / time of (a) in the same column.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 
 import torch
 from torch import nn
@@ -81,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     parser.add_argument("--seconds", type=float, default=0.3, help="minimum time per cell per round (default 0.3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     steps = {(label, members): training_step(*case) for members in MEMBERS for label, case in cases(members).items()}
     samples: dict[tuple[str, int], list[float]] = {cell: [] for cell in steps}
@@ -92,12 +94,12 @@ def main(argv: list[str] | None = None) -> None:
             )
     results: dict[str, dict[int, float]] = {}
     for (label, members), times in samples.items():
-        results.setdefault(label, {})[members] = statistics.median(times)
+        results.setdefault(label, {})[members] = min(times)
 
     print(
         f"BN layer, forward + backward, batch {BATCH} × {FEATURES} features; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"load average {os.getloadavg()[0]:.1f}, median of {args.rounds} interleaved rounds"
+        f"load average {os.getloadavg()[0]:.1f}, best of {args.rounds} interleaved rounds"
     )
     header = "| implementation | " + " | ".join(f"K={k}: µs | K={k}: ratio" for k in MEMBERS) + " |"
     print(header)
