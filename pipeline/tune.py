@@ -7,7 +7,7 @@ from pathlib import Path
 from src.atomic import write_csv, write_json
 from src.cli import report_user_errors
 from src.config import VARIANTS, load_params
-from src.tune import TRIAL_COLUMNS, OneLineParser, summary, trial_rows, tune_variant
+from src.tune import TRIAL_COLUMNS, OneLineParser, describe, summary, trial_rows, tune_variant
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,11 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     best = summary(study, variant=variant, storage_url=params.tune.storage, budget=params.tune.trials)
     write_json(out / "best.json", best)
     write_csv(out / "trials.csv", trial_rows(study), TRIAL_COLUMNS)
-    print(
-        f"tune@{variant}: study {best['study_name']}: best lr={best['best_lr']:.4g} "
-        f"(validation accuracy {best['best_value']:.4f}); {best['n_complete']} complete, "
-        f"{best['n_pruned']} pruned, {best['n_failed']} failed of a budget of {best['trials_budget']}"
-    )
+    print(describe(best))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -58,6 +61,9 @@ GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves 
 MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
 SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before "database is locked"
 CONNECT_TIMEOUT_S = 10  # an unreachable database server fails fast instead of hanging
+SCHEMA_ATTEMPTS = 3
+POLL_S = 1  # how often a waiting worker looks whether the trials it waits for have ended
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (a user attr)
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]
 TrainBatch = Callable[[Sequence[float], OnEval], TrainResult]
@@ -93,20 +99,40 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
         connect_args = {"timeout": SQLITE_TIMEOUT_S}
     else:
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
+    probe = None
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": connect_args},
-            heartbeat_interval=heartbeat_s,
-            grace_period=GRACE_HEARTBEATS * heartbeat_s,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError) as error:
-        cause = getattr(error, "orig", None) or error.__cause__ or error
-        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise UsageError(f"storage {shown}: cannot connect ({redact(reason)})") from None
-    except RuntimeError as error:  # Optuna's schema check: the storage was made by another Optuna version
-        raise UsageError(f"storage {shown}: {str(error).splitlines()[0]}") from None
+        probe = sqlalchemy.create_engine(url, connect_args=connect_args)
+        probe.connect().close()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+        raise UsageError(f"storage {shown}: cannot connect ({_reason(error)})") from None
+    finally:
+        if probe is not None:
+            probe.dispose()
+    attempts_left = SCHEMA_ATTEMPTS
+    while True:
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=heartbeat_s,
+                grace_period=GRACE_HEARTBEATS * heartbeat_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            # workers that start together on an empty database race to create Optuna's tables: one loses
+            attempts_left -= 1
+            if not attempts_left:
+                raise UsageError(f"storage {shown}: cannot create Optuna's tables ({_reason(error)})") from None
+            time.sleep(random.uniform(0.5, 1.5))
+        except RuntimeError as error:  # Optuna's schema check: the storage was made by another Optuna version
+            raise UsageError(f"storage {shown}: {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of what the database driver said, without any password."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return redact(lines[0]) if lines else type(cause).__name__
 
 
 def file_sha256(path: Path) -> str:
@@ -155,10 +181,10 @@ def open_study(storage: RDBStorage, name: str, settings: dict, trials_per_batch:
             n_startup_trials=trials_per_batch, n_warmup_steps=(evals_protected + 1) * settings["eval_every"]
         ),
     )
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        study.set_user_attr("settings", settings)
-    elif stored != settings:
+    if "settings" not in study.user_attrs:
+        study.set_user_attr("settings", settings)  # a worker starting at the same time may write first: re-read
+    stored = study.user_attrs["settings"]
+    if stored != settings:
         changed = ", ".join(
             f"{key}: {stored.get(key)} -> {settings.get(key)}"
             for key in settings
@@ -186,6 +212,7 @@ def claim_trials(study: optuna.Study, budget: int, wanted: int) -> list[Trial]:
     kept = []
     for trial in asked:
         if sum(number <= trial.number for number in live) <= budget:
+            trial.set_user_attr("worker", WORKER)
             kept.append(trial)
         else:
             trial.set_user_attr("surplus", True)
@@ -286,7 +313,7 @@ def run_worker(
                         file=sys.stderr,
                     )
                 waiting = True
-                time.sleep(plan.heartbeat_s)
+                time.sleep(min(plan.heartbeat_s, POLL_S))
                 continue
             waiting = False
             claimed = claim_trials(study, plan.budget, min(plan.trials_per_batch, free))
@@ -404,10 +431,6 @@ def engine_objective(params: Params, variant: str, device: torch.device, data_di
 # --- tracking and results ------------------------------------------------------------------------------------
 
 
-def trial_state(trial: FrozenTrial) -> str:
-    return "diverged" if trial.user_attrs.get("diverged") else trial.state.name
-
-
 def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
     """One nested MLflow run per told trial: its learning rate, validation curve and final state."""
     for trial, history in told:
@@ -418,7 +441,7 @@ def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
                 "variant": variant,
                 "study_name": study_name,
                 "trial": str(trial.number),
-                "state": trial_state(trial),
+                "state": "diverged" if trial.user_attrs["diverged"] else trial.state.name,
                 "device": device,
                 "best_trial": "false",  # until tag_best_run says otherwise
             },
@@ -458,6 +481,15 @@ def summary(study: optuna.Study, *, variant: str, storage_url: str, budget: int)
         "n_failed": count(ran, (TrialState.FAIL,)),
         "steps": study.user_attrs["settings"]["steps"],
     }
+
+
+def describe(best: dict) -> str:
+    """One line for the terminal: the study, its best learning rate, and how its trials ended."""
+    return (
+        f"tune@{best['variant']}: study {best['study_name']}: best lr={best['best_lr']:.4g} "
+        f"(validation accuracy {best['best_value']:.4f}); {best['n_complete']} complete, "
+        f"{best['n_pruned']} pruned, {best['n_failed']} failed; budget {best['trials_budget']}"
+    )
 
 
 TRIAL_COLUMNS = ("number", "lr", "value", "state", "diverged")
@@ -542,23 +574,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage, e.g. postgresql://user@host/db")
     parser.add_argument("--study-name", help="default: bn-mnist-<variant>-<digest of the study's settings>")
     parser.add_argument("--steps", type=_positive(int), help="training steps per trial")
-    parser.add_argument("--timeout", type=_positive(float), help="stop asking for trials after this many seconds")
+    parser.add_argument("--timeout", type=_positive(float), help="ask for no new batch after this many seconds")
     parser.add_argument(
         "--heartbeat", type=_positive(int), default=HEARTBEAT_S, help="seconds between a worker's heartbeats"
     )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
+    params = load_params()
     overrides = {"trials": args.trials, "storage": args.storage, "steps": args.steps, "timeout_s": args.timeout}
     tune_config = params.tune.model_copy(update={key: value for key, value in overrides.items() if value is not None})
     params = params.model_copy(update={"tune": tune_config})
     study = tune_variant(params, args.variant, study_name=args.study_name, heartbeat_s=args.heartbeat)
-    best = summary(study, variant=args.variant, storage_url=params.tune.storage, budget=params.tune.trials)
-    print(json.dumps(best))
+    print(describe(summary(study, variant=args.variant, storage_url=params.tune.storage, budget=params.tune.trials)))
 
 
 if __name__ == "__main__":

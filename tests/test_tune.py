@@ -256,7 +256,7 @@ def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_p
     trials = {trial.params["lr"]: trial for trial in study.get_trials()}
     assert trials[0.5].state == trials[0.4].state == TrialState.COMPLETE and trials[0.5].value == 1.0
     assert trials[50.0].state == TrialState.COMPLETE and trials[50.0].value == tune.DIVERGED_VALUE
-    assert trials[50.0].user_attrs == {"diverged": True, "accuracy_at_divergence": 0.1}
+    assert trials[50.0].user_attrs["diverged"] is True and trials[50.0].user_attrs["accuracy_at_divergence"] == 0.1
     assert trials[1e-4].state == TrialState.PRUNED and trials[1e-4].user_attrs["diverged"] is False
     # warmup 1 evaluation: the poor trial is reported at 50, pruned at 100, and stopped from then on
     assert sorted(trials[1e-4].intermediate_values) == [50, 100]
@@ -333,18 +333,19 @@ def test_a_killed_tuner_resumes_without_losing_or_redoing_a_finished_trial(workd
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_two_workers_on_one_storage_finish_exactly_the_budget(workdir, database, request):
-    budget = 7  # odd, with batches of 2: the workers' last batches compete for the last slot
-    edit_params(workdir, trials=budget)
+    budget = 9  # odd, with batches of 2: the workers' last batches compete for the last slot
+    edit_params(workdir, trials=budget, steps=600)
     storage = "sqlite:///optuna.db" if database == "sqlite" else request.getfixturevalue("postgres_url")
     name = f"two-workers-{database}-{os.getpid()}-{time.monotonic_ns()}"
-    workers = [tuner(workdir, "--storage", storage, "--study-name", name) for _ in range(2)]
+    workers = [tuner(workdir, "--storage", storage, "--study-name", name, "--heartbeat", "1") for _ in range(2)]
     for worker in workers:
         finish(worker)
 
     study = optuna.load_study(study_name=name, storage=storage)
     assert len(finished_trials(study)) == budget
+    assert len({trial.user_attrs["worker"] for trial in study.get_trials(states=FINISHED)}) == 2
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert all(trial.user_attrs == {"surplus": True} for trial in failed), "only surplus claims may fail"
+    assert all(trial.user_attrs.get("surplus") for trial in failed), "only surplus claims may fail"
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
 
 
