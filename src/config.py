@@ -134,27 +134,49 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError("\n".join(_describe(issue, source) for issue in error.errors())) from None
+        # one line however many problems: the stages print it as their single `error: ...` line
+        raise ConfigError(f"{source}: " + "; ".join(_describe_all(error.errors()))) from None
 
 
-def _describe(issue: dict, source: str) -> str:
+def _describe_all(issues: list[dict]) -> list[str]:
+    """One description per mistake: a misspelt key is named once, not again as the key that is then missing."""
+    suggested = {
+        (*issue["loc"][:-1], _suggestion(issue["loc"])) for issue in issues if issue["type"] == "extra_forbidden"
+    }
+    return [
+        _describe(issue) for issue in issues if not (issue["type"] == "missing" and tuple(issue["loc"]) in suggested)
+    ]
+
+
+def _describe(issue: dict) -> str:
     key = ".".join(str(part) for part in issue["loc"])
     if issue["type"] == "extra_forbidden":
-        section = _section_at(issue["loc"][:-1])
-        known = sorted(section.model_fields) if section else []
-        close = difflib.get_close_matches(str(issue["loc"][-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-        return f"{source}: unknown key '{key}' ({hint})"
+        suggestion = _suggestion(issue["loc"])
+        hint = f"did you mean '{suggestion}'?" if suggestion else f"known keys: {', '.join(_known_keys(issue['loc']))}"
+        return f"unknown key '{key}' ({hint})"
     if issue["type"] == "missing":
-        return f"{source}: missing key '{key}'"
+        return f"missing key '{key}'"
+    where = f"{key}: " if key else ""  # an empty key: the file as a whole (empty, or not a mapping)
     message = issue["msg"].removeprefix("Value error, ")
     if issue["type"] == "value_error":  # our own validators already name the value
-        return f"{source}: {key}: {message}" if key else f"{source}: {message}"
+        return f"{where}{message}"
     got = issue.get("input")
     hint = ""
     if isinstance(got, str) and _looks_numeric(got):
         hint = " (YAML 1.1 reads a number like 1e-5 as text: write 1.0e-5)"
-    return f"{source}: {key}: {message}, got {got!r}{hint}"
+    return f"{where}{message}, got {got!r}{hint}"
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys allowed beside the last one of `loc`."""
+    section = _section_at(loc[:-1])
+    return sorted(section.model_fields) if section else []
+
+
+def _suggestion(loc: tuple) -> str | None:
+    """The allowed key closest to the unknown last key of `loc`, if one is close."""
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
+    return close[0] if close else None
 
 
 def _section_at(loc: tuple) -> type[BaseModel] | None:
