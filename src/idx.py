@@ -38,6 +38,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         return parse_idx(decompressed(path.read_bytes()))
     except FileNotFoundError:
         raise IdxError(f"{path}: no such file") from None
+    except OSError as error:  # a directory in its place, no permission, a failing disk
+        raise IdxError(f"{path}: cannot read ({error.strerror or error})") from None
     except IdxError as error:
         raise IdxError(f"{path}: {error}") from None
 
