@@ -158,13 +158,21 @@ def stability_claim(metrics: Mapping, example: ExampleUnit) -> Claim:
     reading = (
         f"From step {shown.reference_step} (~{DRIFT_REFERENCE_FRACTION:.0%} of training) to step {shown.final_step}, "
         f"averaged over every tracked last-hidden-layer unit and seed, the median of the sigmoid input moved by "
-        f"{bn['median_shift_abs']:.3g} with BN ({bn['median_shift_relative']:.0%} of its 15–85 spread) and "
-        f"{vanilla['median_shift_abs']:.3g} without ({vanilla['median_shift_relative']:.0%}); the 15–85 spread "
-        f"changed by {bn['spread_change_relative']:.0%} with BN and {vanilla['spread_change_relative']:.0%} without. "
+        f"{_num(bn['median_shift_abs'])} with BN ({_num(bn['median_shift_relative'], '.0%')} of its 15–85 spread) "
+        f"and {_num(vanilla['median_shift_abs'])} without ({_num(vanilla['median_shift_relative'], '.0%')}); "
+        f"the 15–85 spread changed by {_num(bn['spread_change_relative'], '.0%')} with BN and "
+        f"{_num(vanilla['spread_change_relative'], '.0%')} without. "
         f"The unit in Figure 1 (b, c) (seed {example.seed}, unit {example.unit}): "
         + "; ".join(_unit_phrase(variant, example) for variant in ("vanilla", "bn"))
         + "."
     )
+    relative = ("median_shift_relative", "spread_change_relative")
+    if any(drift[key] is None for drift in (vanilla, bn) for key in relative):
+        # every tracked input of the variant non-finite (its seeds diverged) or constant: no drift to compare
+        reading += (
+            " A variant has no finite drift (diverged seeds, or inputs that never vary), so there is none to compare."
+        )
+        return Claim("BN keeps the sigmoid-input distribution stable", "cannot be tested", reading)
     comparisons = [
         _higher(vanilla["median_shift_relative"], bn["median_shift_relative"]),
         _higher(vanilla["spread_change_relative"], bn["spread_change_relative"]),
