@@ -48,16 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     train = load_split(PROCESSED, "train", device, params.data.binarize)
     results = {variant: load_variant(Path("."), variant, params.model, test, train) for variant in VARIANTS}
     metrics = build_metrics(results, params.evaluate.accuracy_targets, params.evaluate.confidence)
-
-    write_json(METRICS, metrics)
-    for quantity in ("accuracy", "loss"):
-        steps, columns = mean_curves(results, quantity)
-        rows = ({"step": int(step), **{v: _csv_number(columns[v][i]) for v in columns}} for i, step in enumerate(steps))
-        write_csv(PLOTS / f"{quantity}.csv", rows, ["step", *columns])
-
+    curves = {quantity: mean_curves(results, quantity) for quantity in ("accuracy", "loss")}
     example = example_unit(results)
-    with atomic_directory(FIGURES) as staging:
-        draw_figures(results, metrics, example, staging)
     report = render_report(
         metrics,
         results,
@@ -67,6 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         figures={caption: f"{FIGURES.relative_to(REPORT.parent)}/{name}" for name, caption in FIGURE_CAPTIONS.items()},
         example=example,
     )
+
+    # outputs are written only once everything that can fail has been computed (the figures into a staging
+    # directory): a crash leaves the previous outputs whole, not new metrics beside an old report
+    with atomic_directory(FIGURES) as staging:
+        draw_figures(results, metrics, example, staging)
+    write_json(METRICS, metrics)
+    for quantity, (steps, columns) in curves.items():
+        rows = ({"step": int(step), **{v: _csv_number(columns[v][i]) for v in columns}} for i, step in enumerate(steps))
+        write_csv(PLOTS / f"{quantity}.csv", rows, ["step", *columns])
     write_text(REPORT, report)
 
     log_comparison_run(
