@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -22,9 +23,18 @@ PROCESSED = Path("data/processed")
 
 def tuned_learning_rate(params: Params, variant: str, best_file: Path) -> tuple[float, str]:
     """The tuning stage's best learning rate when it has run, else params.yaml's fallback."""
-    if best_file.exists():
-        return float(json.loads(best_file.read_text())["best_lr"]), "tune"
-    return getattr(params.train.fallback_lr, variant), "params"
+    if not best_file.exists():
+        return getattr(params.train.fallback_lr, variant), "params"
+    rerun = f"re-run `dvc repro tune@{variant}` to rewrite it"
+    try:
+        best = json.loads(best_file.read_text())
+    except ValueError as error:
+        raise UsageError(f"{best_file}: not valid JSON ({error}); {rerun}") from None
+    learning_rate = best.get("best_lr") if isinstance(best, dict) else None
+    is_number = isinstance(learning_rate, int | float) and not isinstance(learning_rate, bool)
+    if not (is_number and 0 < learning_rate < math.inf):
+        raise UsageError(f"{best_file}: best_lr must be a positive number, got {learning_rate!r}; {rerun}")
+    return float(learning_rate), "tune"
 
 
 def main(argv: list[str] | None = None) -> None:
