@@ -104,7 +104,7 @@ def read_split_arrays(processed_dir: Path, name: str) -> Arrays:
             images, labels = archive["images"], archive["labels"]
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file (run `dvc repro preprocess` first)") from None
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # EOFError: an empty file
         raise UsageError(f"{path}: not a split archive with arrays 'images' and 'labels' ({error})") from None
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != PIXELS:
         raise UsageError(f"{path}: images are {images.dtype} {images.shape}, expected uint8 (N, {PIXELS})")
