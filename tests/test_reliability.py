@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import psutil  # a dependency of dvc's
 import pytest
 import torch
 import yaml
@@ -104,34 +106,46 @@ def write_params(directory: Path, edit: Callable[[dict], None] = lambda raw: Non
 # --- params.yaml: every entry point refuses a bad one before doing anything ---------------------------------
 
 
-def _rename(section: str, old: str, new: str) -> Callable[[dict], None]:
+def _rename(key: str, new_name: str) -> Callable[[dict], None]:
+    """An edit of params.yaml: the dotted `key` renamed to `new_name` in its section."""
+
     def edit(raw: dict) -> None:
-        raw[section][new] = raw[section].pop(old)
+        *sections, name = key.split(".")
+        section = _walk(raw, sections)
+        section[new_name] = section.pop(name)
 
     return edit
 
 
-def _set(section: str, key: str, value: object) -> Callable[[dict], None]:
+def _set(key: str, value: object) -> Callable[[dict], None]:
+    """An edit of params.yaml: the dotted `key` set to `value`."""
+
     def edit(raw: dict) -> None:
-        target = raw[section]
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
+        *sections, name = key.split(".")
+        _walk(raw, sections)[name] = value
 
     return edit
+
+
+def _walk(raw: dict, sections: list[str]) -> dict:
+    for section in sections:
+        raw = raw[section]
+    return raw
 
 
 # fault -> (how params.yaml is broken, the line the user sees, after "error: params.yaml: ")
 BAD_PARAMS = {
-    "typo'd key": (_rename("train", "steps", "step"), "unknown key 'train.step' (did you mean 'steps'?)"),
-    "wrong type": (_set("train", "batch_size", "60"), "train.batch_size: Input should be a valid integer, got '60'"),
-    "YAML 1.1 float": (_set("model", "bn_eps", "1e-5"), "model.bn_eps: Input should be a valid number, got '1e-5'"),
-    "negative lr": (_set("train", "fallback_lr.bn", -0.5), "train.fallback_lr.bn: Input should be greater than 0"),
-    "negative lr range": (_set("tune", "lr_min", -1.0), "tune.lr_min: Input should be greater than 0, got -1.0"),
-    "batch of 1 with BN": (_set("train", "batch_size", 1), "train.batch_size: must be >= 2: BN's mini-batch variance"),
-    "zero steps": (_set("train", "steps", 0), "train.steps: Input should be greater than 0, got 0"),
-    "zero tuning steps": (_set("tune", "steps", 0), "tune.steps: Input should be greater than 0, got 0"),
+    "typo'd key": (_rename("train.steps", "step"), "unknown key 'train.step' (did you mean 'steps'?)"),
+    "wrong type": (_set("train.batch_size", "60"), "train.batch_size: Input should be a valid integer, got '60'"),
+    "YAML 1.1 float": (_set("model.bn_eps", "1e-5"), "model.bn_eps: Input should be a valid number, got '1e-5' (YAML"),
+    "negative lr": (
+        _set("train.fallback_lr.bn", -0.5),
+        "train.fallback_lr.bn: Input should be greater than 0, got -0.5",
+    ),
+    "negative lr range": (_set("tune.lr_min", -1.0), "tune.lr_min: Input should be greater than 0, got -1.0"),
+    "batch of 1 with BN": (_set("train.batch_size", 1), "train.batch_size: must be >= 2: BN's mini-batch variance"),
+    "zero steps": (_set("train.steps", 0), "train.steps: Input should be greater than 0, got 0"),
+    "zero tuning steps": (_set("tune.steps", 0), "tune.steps: Input should be greater than 0, got 0"),
 }
 
 # module -> its arguments; in-process, main(argv) is what `python -m module argv` runs
@@ -156,8 +170,9 @@ def complete_project(tmp_path_factory, repo_root) -> Path:
 
 @pytest.mark.parametrize("fault", BAD_PARAMS)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_a_bad_params_file_stops_every_entry_point_with_one_line(complete_project, mlflow_store, monkeypatch, capsys,
-                                                                 fault, entry_point):  # fmt: skip
+def test_a_bad_params_file_stops_every_entry_point_with_one_line(
+    complete_project, mlflow_store, monkeypatch, capsys, fault, entry_point
+):
     edit, expected = BAD_PARAMS[fault]
     write_params(complete_project, edit)
     before = contents(complete_project)
@@ -248,7 +263,7 @@ def test_a_damaged_raw_file_is_named_and_the_processed_data_are_untouched(tmp_pa
         _unreadable(raw / name)
     else:
         (raw / name).write_bytes(damage((raw / name).read_bytes()))
-    write_params(tmp_path, _set("data", "val_size", 20))
+    write_params(tmp_path, _set("data.val_size", 20))
     synthetic.write_processed(tmp_path / "data" / "processed")  # the previous run's output
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "data_summary.json").write_text('{"previous": "run"}\n')
@@ -291,8 +306,6 @@ def captive_portal() -> Iterator[str]:
 
 def dead_url() -> str:
     """A URL on a port nobody listens on: the connection is refused at once."""
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
@@ -437,6 +450,32 @@ def test_a_damaged_tuning_result_stops_the_train_stage_with_one_line(train_proje
     assert not (train_project / "models").exists() and not (train_project / "results" / "train").exists()
 
 
+def _poisoned_npz(path: Path) -> None:
+    """A .npy of a pickled object under the split's name: np.load would run its code if it allowed pickles."""
+    with path.open("wb") as handle:
+        np.save(handle, np.array([_RunsCodeWhenUnpickled(path.parent / "code-ran")], dtype=object), allow_pickle=True)
+
+
+DAMAGED_SPLITS = {
+    "empty": lambda path: path.write_bytes(b""),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:1000]),
+    "pickled object": _poisoned_npz,
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_SPLITS)
+def test_a_damaged_processed_split_stops_the_train_stage_with_one_line(train_project, capsys, damage):
+    DAMAGED_SPLITS[damage](train_project / "data" / "processed" / "train.npz")
+
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: train_stage.main(["--variant", "bn"]))
+
+    line = assert_one_line_error(exit_info.value.code, capsys.readouterr().err)
+    assert line.startswith("error: data/processed/train.npz: not a split archive with arrays 'images' and 'labels'")
+    assert not (train_project / "data" / "processed" / "code-ran").exists()
+    assert not (train_project / "models").exists() and not (train_project / "results").exists()
+
+
 @pytest.fixture
 def results_tree(tmp_path, repo_root, mlflow_store, monkeypatch) -> Path:
     """What tune and train leave for evaluate (tests/synthetic_results.py, a tiny net); the working directory."""
@@ -535,17 +574,35 @@ def test_a_model_file_that_is_not_a_state_dict_stops_evaluate_without_running_it
 # --- DVC: two `dvc repro` at once ----------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
-def test_two_dvc_repro_at_once_one_runs_the_other_stops_at_the_lock(tmp_path, repo_root, real_mnist):
+@pytest.fixture
+def dvc_clone(tmp_path, repo_root, real_mnist) -> tuple[Path, dict[str, str]]:
+    """The committed repository cloned (what a new user gets), and the environment to run dvc in it."""
     clone = tmp_path / "repo"
     subprocess.run(["git", "clone", "--quiet", str(repo_root), str(clone)], check=True)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # dvc's `python` is this one
-    env = stage_env(PATH=path, MNIST_MIRROR=str(real_mnist))
-    command = [sys.executable, "-m", "dvc", "repro", "preprocess"]
+    return clone, stage_env(PATH=path, MNIST_MIRROR=str(real_mnist))
 
+
+def dvc(*args: str, clone: Path, env: dict[str, str], **options) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dvc", *args]
+    return subprocess.Popen(
+        command, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options
+    )
+
+
+def assert_preprocess_up_to_date(clone: Path, env: dict[str, str]) -> None:
+    status = dvc("status", "preprocess", clone=clone, env=env)
+    out = status.communicate(timeout=120)[0]
+    assert status.returncode == 0 and "Data and pipelines are up to date." in out, out
+    sizes = {name: len(read_split_arrays(clone / "data" / "processed", name)[1]) for name in ("train", "val", "test")}
+    assert sizes == {"train": 50_000, "val": 10_000, "test": 10_000}
+
+
+@pytest.mark.e2e
+def test_two_dvc_repro_at_once_one_runs_the_other_stops_at_the_lock(dvc_clone):
+    clone, env = dvc_clone
     started = time.monotonic()
-    both = [subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for _ in range(2)]  # fmt: skip
+    both = [dvc("repro", "preprocess", clone=clone, env=env) for _ in range(2)]
     ended, outputs = {}, {}
     while len(ended) < 2:
         for index, process in enumerate(both):
@@ -558,9 +615,34 @@ def test_two_dvc_repro_at_once_one_runs_the_other_stops_at_the_lock(tmp_path, re
     assert both[loser].returncode != 0
     # the repository's lock, or, if the first has released it to run a stage's command, that stage's outputs' lock
     assert re.search(r"Unable to acquire lock|'.*' is busy, it is being blocked by", outputs[loser]), outputs[loser]
-    assert "Running stage" not in outputs[loser]
     assert ended[loser] < ended[winner], "the second one gives up while the first still runs, it does not wait"
-    status = subprocess.run([*command[:3], "status", "preprocess"], cwd=clone, env=env, capture_output=True, text=True)
-    assert status.returncode == 0 and "Data and pipelines are up to date." in status.stdout, status.stdout
-    sizes = {name: len(read_split_arrays(clone / "data" / "processed", name)[1]) for name in ("train", "val", "test")}
-    assert sizes == {"train": 50_000, "val": 10_000, "test": 10_000}
+    assert_preprocess_up_to_date(clone, env)
+
+
+@pytest.mark.e2e
+def test_a_dvc_repro_killed_mid_stage_is_completed_by_the_next_one(dvc_clone):
+    clone, env = dvc_clone
+    # its own process group, so that kill -9 takes the stage's process with it, as closing a terminal would
+    first = dvc("repro", "preprocess", clone=clone, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any("pipeline.preprocess" in " ".join(child.cmdline()) for child in _children(first.pid)):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "dvc did not start the preprocess stage within 120 s"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+    assert not (clone / "data" / "processed").exists(), "dvc removed the stage's outputs before running it"
+
+    again = dvc("repro", "preprocess", clone=clone, env=env)
+    out = again.communicate(timeout=300)[0]
+
+    assert again.returncode == 0, out
+    assert "Stage 'download' didn't change, skipping" in out and "Running stage 'preprocess'" in out, out
+    assert_preprocess_up_to_date(clone, env)
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
