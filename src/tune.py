@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import mlflow
@@ -41,7 +42,7 @@ import optuna
 import sqlalchemy
 import torch
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
@@ -70,9 +71,7 @@ TrainBatch = Callable[[Sequence[float], OnEval], TrainResult]
 
 # We drive heartbeats ourselves (Study.optimize would, but ask/tell is what lets trials train together).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-warnings.filterwarnings(
-    "ignore", category=ExperimentalWarning, message=".*(heartbeat_interval|fail_stale_trials|RetryHeartbeatStaleTrial)"
-)
+warnings.filterwarnings("ignore", category=ExperimentalWarning, message=".*(heartbeat_interval|fail_stale_trials)")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -116,7 +115,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
                 engine_kwargs={"connect_args": connect_args},
                 heartbeat_interval=heartbeat_s,
                 grace_period=GRACE_HEARTBEATS * heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+                heartbeat_stale_trial_callback=requeue,
             )
         except sqlalchemy.exc.SQLAlchemyError as error:
             # workers that start together on an empty database race to create Optuna's tables: one loses
@@ -201,44 +200,74 @@ def count(trials: Sequence[FrozenTrial], states: Sequence[TrialState]) -> int:
     return sum(trial.state in states for trial in trials)
 
 
-def claim_trials(study: optuna.Study, budget: int, wanted: int) -> list[Trial]:
+def claim_trials(study: optuna.Study, storage: RDBStorage, budget: int, wanted: int) -> list[Trial]:
     """Ask `wanted` trials and keep those within the budget; the surplus of a race with other workers fails.
 
     Trial numbers are assigned under a lock on the study row, so once ours exist every lower-numbered trial
     is visible: a trial is kept when at most `budget` non-failed trials are numbered up to it.
+    A kept trial gets a heartbeat, then the user attr `worker`; see fail_orphaned_trials for why in this order.
     """
     asked = [study.ask() for _ in range(wanted)]
+    for trial in asked:
+        storage.record_heartbeat(trial._trial_id)  # the id Optuna's own heartbeat thread uses
     live = [trial.number for trial in study.get_trials(deepcopy=False) if trial.state != TrialState.FAIL]
     kept = []
     for trial in asked:
-        if sum(number <= trial.number for number in live) <= budget:
-            trial.set_user_attr("worker", WORKER)
-            kept.append(trial)
-        else:
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
+        try:
+            if sum(number <= trial.number for number in live) <= budget:
+                trial.set_user_attr("worker", WORKER)
+                kept.append(trial)
+            else:
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # failed as an orphan by a worker whose clock runs far ahead of ours
     return kept
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial's learning rate again (at most MAX_RETRIES times), as Optuna's
+    RetryHeartbeatStaleTrialCallback does but without its user attrs: a queued trial has no `worker` yet."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if not trial.params or len(history) > MAX_RETRIES:
+        return  # a trial that never drew its learning rate leaves its slot to a fresh one
+    waiting = optuna.trial.create_trial(
+        state=TrialState.WAITING,
+        params=trial.params,
+        distributions=trial.distributions,
+        system_attrs={"failed_trial": history[0], "retry_history": history},
+    )
+    study.add_trial(waiting)
+
+
+def fail_orphaned_trials(study: optuna.Study, grace_s: float) -> None:
+    """Fail and requeue RUNNING trials unclaimed (no `worker`) `grace_s` after they were asked: their worker died
+    before their first heartbeat, and Optuna only fails trials whose heartbeat stopped, not ones without any."""
+    cutoff = datetime.now() - timedelta(seconds=grace_s)  # datetime_start: the asking host's clock
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in trial.user_attrs and trial.datetime_start < cutoff:
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                continue  # another worker failed it first
+            requeue(study, trial)
 
 
 @contextmanager
 def heartbeats(storage: RDBStorage, trials: Sequence[Trial], interval_s: float) -> Iterator[None]:
-    """Record the trials' heartbeats now and every `interval_s` until the block ends.
+    """Record the trials' heartbeats every `interval_s` until the block ends (claim_trials records the first).
 
-    A thread rather than the engine's on_eval: an evaluation can be further apart than the grace period.
+    A thread rather than the engine's on_eval: evaluations can be further apart than the grace period.
     """
-
-    def beat() -> None:
-        for trial in trials:
-            try:
-                storage.record_heartbeat(trial._trial_id)  # Optuna's own heartbeat thread uses the same id
-            except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-                print(f"warning: heartbeat of trial {trial.number} not recorded: {error}", file=sys.stderr)
 
     def keep_beating() -> None:
         while not stop.wait(interval_s):
-            beat()
+            for trial in trials:
+                try:
+                    storage.record_heartbeat(trial._trial_id)
+                except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+                    print(f"warning: heartbeat of trial {trial.number} not recorded: {error}", file=sys.stderr)
 
-    beat()  # a trial with no heartbeat at all is never considered stale
     stop = threading.Event()
     thread = threading.Thread(target=keep_beating, daemon=True)
     thread.start()
@@ -299,6 +328,7 @@ def run_worker(
     with tqdm(total=plan.budget, desc=study.study_name, unit="trial", disable=not sys.stderr.isatty()) as bar:
         while deadline is None or time.monotonic() < deadline:
             fail_stale_trials(study)
+            fail_orphaned_trials(study, GRACE_HEARTBEATS * plan.heartbeat_s)
             trials = study.get_trials(deepcopy=False)
             finished, running = count(trials, FINISHED), count(trials, (TrialState.RUNNING,))
             _show_progress(bar, study, finished, trials)
@@ -316,7 +346,7 @@ def run_worker(
                 time.sleep(min(plan.heartbeat_s, POLL_S))
                 continue
             waiting = False
-            claimed = claim_trials(study, plan.budget, min(plan.trials_per_batch, free))
+            claimed = claim_trials(study, storage, plan.budget, min(plan.trials_per_batch, free))
             if claimed:
                 study.sampler = sampler_for_batch(plan.seed, claimed[0].number, plan.trials_per_batch)
                 told = run_batch(study, storage, claimed, train_batch, plan)

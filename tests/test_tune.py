@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,15 @@ def finished_trials(study: optuna.Study) -> dict[int, float]:
     return {trial.number: trial.value for trial in study.get_trials(states=FINISHED)}
 
 
+def trial_states(database: Path) -> dict[str, int]:
+    """How many trials are in each state, read without creating or locking anything the tuner writes."""
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            return dict(connection.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall())
+    except sqlite3.OperationalError:  # not created yet
+        return {}
+
+
 def user_error(argv: list[str], capsys, main=tune.main) -> str:
     """What the command line prints for a user mistake; it must exit with status 2 and one line."""
     with pytest.raises(SystemExit) as exit_info:
@@ -266,16 +276,35 @@ def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_p
 
 def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
-    study = tune.open_study(tune.open_storage(url), "s", SETTINGS, trials_per_batch=2)
+    storage = tune.open_storage(url)
+    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
     other_worker = optuna.load_study(study_name="s", storage=url)
     theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
 
-    mine = tune.claim_trials(study, budget=3, wanted=2)
+    mine = tune.claim_trials(study, storage, budget=3, wanted=2)
 
     assert [trial.number for trial in theirs] == [0, 1]
     assert [trial.number for trial in mine] == [2]
     surplus = study.get_trials(states=(TrialState.FAIL,))
     assert [(trial.number, trial.user_attrs) for trial in surplus] == [(3, {"surplus": True})]
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requeued(tmp_path):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    storage = tune.open_storage(url)
+    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    orphan = optuna.load_study(study_name="s", storage=url).ask()  # asked, then its worker was killed
+    orphan.suggest_float("lr", 1e-4, 1.0, log=True)
+    (claimed,) = tune.claim_trials(study, storage, budget=4, wanted=1)
+
+    tune.fail_orphaned_trials(study, grace_s=60)
+    assert study.trials[orphan.number].state == TrialState.RUNNING, "still within its grace period"
+    tune.fail_orphaned_trials(study, grace_s=0)
+
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    assert study.trials[claimed.number].state == TrialState.RUNNING
+    (queued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.params == orphan.params and queued.system_attrs["failed_trial"] == orphan.number
 
 
 def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
@@ -300,18 +329,16 @@ def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budge
 
 
 def test_a_killed_tuner_resumes_without_losing_or_redoing_a_finished_trial(workdir):
-    edit_params(workdir, trials=6, steps=600)
+    edit_params(workdir, trials=6, steps=1000)  # a batch long enough to be caught running
     storage = "sqlite:///optuna.db"
     first = tuner(workdir, "--heartbeat", "1")
     deadline = time.monotonic() + 90
-    while True:  # kill it mid-batch, once some trials are done
-        assert time.monotonic() < deadline and first.poll() is None, "the tuner ended before it could be killed"
-        if optuna.get_all_study_names(storage):
-            trials = only_study(storage).get_trials()
-            if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and any(
-                t.state == TrialState.RUNNING for t in trials
-            ):
+    while True:  # kill it mid-batch, once some trials are done and others have drawn their learning rates
+        if trial_states(workdir / "optuna.db").get("COMPLETE", 0) >= 2:
+            running = only_study(storage).get_trials(states=(TrialState.RUNNING,))
+            if any("lr" in trial.params for trial in running):
                 break
+        assert time.monotonic() < deadline and first.poll() is None, "the tuner ended before it could be killed"
         time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -326,9 +353,11 @@ def test_a_killed_tuner_resumes_without_losing_or_redoing_a_finished_trial(workd
     assert len(done_after) == 6
     assert {number: done_after[number] for number in done_before} == done_before
     retried = {t.system_attrs.get("failed_trial"): t for t in after.get_trials() if "failed_trial" in t.system_attrs}
-    for trial in interrupted:  # failed as stale, and run again with the same learning rate
+    for trial in interrupted:  # failed as stale, and run again with the same learning rate if it had drawn one
         assert after.trials[trial.number].state == TrialState.FAIL
-        assert retried[trial.number].params == trial.params and retried[trial.number].state in FINISHED
+        if trial.params:
+            assert retried[trial.number].params == trial.params and retried[trial.number].state in FINISHED
+    assert any(trial.params for trial in interrupted)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
