@@ -7,14 +7,18 @@ workers on several machines). A worker asks a batch of trials, trains them toget
 - Objective: validation accuracy after `tune.steps` steps (the test split is never read). A trial whose loss
   turns NaN or infinite scores 0.0, below any trial that trained, so it is never the best and TPE steers away;
   it is COMPLETE with user attrs diverged=True and accuracy_at_divergence.
+- Pruning: after `tune.pruning_warmup_evals` evaluations, a trial below the median of the completed trials at
+  the same step is PRUNED and stops updating (the engine freezes it); its value is its last reported accuracy.
 - Budget: the study is done when `trials` trials are finished (COMPLETE or PRUNED). A worker asks only for the
   slots neither finished nor running. When workers ask at once, a trial whose rank (the non-failed trials
   numbered up to it) exceeds the budget is failed before it trains, so together they finish exactly the budget.
-- Resume: finished trials are kept. A trial whose worker died (no heartbeat for GRACE_HEARTBEATS heartbeats)
-  is failed and re-queued with its learning rate. A worker whose free slots are all held by running trials
-  waits for them instead of leaving, so a dead worker's trials are always picked up.
-- A study only ever holds trials run under the same settings (`study_settings`); the default study name
-  carries their digest, so changing a setting starts a new study and changing only the budget extends one.
+- Resume: finished trials are kept. A trial whose worker died (no heartbeat for GRACE_HEARTBEATS heartbeats,
+  or none at all that long after it was asked) is failed and re-queued with its learning rate. A worker whose
+  free slots are all held by running trials waits for them instead of leaving, so a dead worker's trials are
+  always picked up.
+- A study only ever holds trials run under the same settings (`study_settings`: params, data and training
+  code); the default study name carries their digest, so changing any of them starts a new study, while
+  changing only the budget (`dvc exp run -S tune.trials=32`) extends the existing one.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
-from src import tracking
+from src import batchnorm, data, engine, models, tracking
 from src.cli import UsageError, report_user_errors
 from src.config import VARIANTS, Params, TuneConfig, load_params
 from src.data import load_split
@@ -65,6 +69,8 @@ CONNECT_TIMEOUT_S = 10  # an unreachable database server fails fast instead of h
 SCHEMA_ATTEMPTS = 3
 POLL_S = 1  # how often a waiting worker looks whether the trials it waits for have ended
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (a user attr)
+
+TRAINING_CODE = (data, batchnorm, models, engine)  # what decides a trial's validation accuracy
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]
 TrainBatch = Callable[[Sequence[float], OnEval], TrainResult]
@@ -157,6 +163,8 @@ def study_settings(params: Params, variant: str, data_dir: Path = PROCESSED) -> 
         "binarize": params.data.binarize,
         "model": params.model.model_dump(),
         "data_sha256": {split: file_sha256(Path(data_dir) / f"{split}.npz") for split in ("train", "val")},
+        # a fixed bug in the training code must not be resumed into a study of the buggy code's trials
+        "code_sha256": {module.__name__: file_sha256(Path(module.__file__)) for module in TRAINING_CODE},
     }
 
 
