@@ -8,6 +8,7 @@ view matters (stderr, exit status, a process that dies); in-process where only t
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import json
@@ -514,6 +515,33 @@ def test_a_diverging_learning_rate_is_survived_marked_and_reported(results_tree)
     report = (results_tree / "reports" / "report.md").read_text()
     assert "| diverged seeds | 0/3 | 3/3 |" in report
     assert "**BN keeps the sigmoid-input distribution stable: cannot be tested.**" in report
+
+
+def _small_study(raw: dict) -> None:
+    _small_training()(raw)
+    raw["model"]["hidden_units"] = 32
+    raw["train"]["batch_size"] = 20
+    raw["tune"].update(trials=2, trials_per_batch=2, steps=200, eval_every=50, lr_min=0.01, lr_max=1.0e38)
+
+
+def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train_project):
+    write_params(train_project, _small_study)
+    params = load_params()
+    settings = tune.study_settings(params, "bn")
+    storage = tune.open_storage(params.tune.storage)
+    study = tune.open_study(storage, tune.default_study_name(settings), settings, trials_per_batch=2)
+    study.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
+    study.enqueue_trial({"lr": 1.0})  # ... beside a good one
+
+    tune_stage.main(["--variant", "bn"])
+
+    with (train_project / "results" / "tune" / "bn" / "trials.csv").open() as handle:
+        trials = {float(row["lr"]): row for row in csv.DictReader(handle)}
+    diverged, healthy = trials[1.0e38], trials[1.0]
+    assert (diverged["state"], diverged["diverged"], float(diverged["value"])) == ("COMPLETE", "True", 0.0)
+    assert (healthy["state"], healthy["diverged"]) == ("COMPLETE", "False") and float(healthy["value"]) > 0.9
+    best = json.loads((train_project / "results" / "tune" / "bn" / "best.json").read_text())
+    assert best["best_lr"] == 1.0 and best["n_complete"] == 2 and best["n_failed"] == 0
 
 
 def test_a_crash_while_evaluating_leaves_the_previous_outputs_whole(results_tree, monkeypatch):
