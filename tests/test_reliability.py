@@ -540,6 +540,8 @@ def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train
     diverged, healthy = trials[1.0e38], trials[1.0]
     assert (diverged["state"], diverged["diverged"], float(diverged["value"])) == ("COMPLETE", "True", 0.0)
     assert (healthy["state"], healthy["diverged"]) == ("COMPLETE", "False") and float(healthy["value"]) > 0.9
+    alone = tune.engine_objective(params, "bn", torch.device("cpu"))([1.0], lambda evaluation: None)
+    assert float(healthy["value"]) == pytest.approx(alone.history[-1]["accuracy"], abs=0.01)  # 2 of 200 examples
     best = json.loads((train_project / "results" / "tune" / "bn" / "best.json").read_text())
     assert best["best_lr"] == 1.0 and best["n_complete"] == 2 and best["n_failed"] == 0
 
