@@ -95,6 +95,16 @@ def contents(root: Path, *tops: str) -> dict[str, str]:
     }
 
 
+class _RunsCodeWhenUnpickled:
+    """What a poisoned file holds: unpickling it calls Path.touch(marker), proof that its code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
 def write_params(directory: Path, edit: Callable[[dict], None] = lambda raw: None) -> Path:
     """The repository's params.yaml, changed by `edit`, written into `directory`."""
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
@@ -563,16 +573,6 @@ def test_a_crash_while_evaluating_leaves_the_previous_outputs_whole(results_tree
 
 
 # --- model files: anything but a state dict is refused without running it ------------------------------------
-
-
-class _RunsCodeWhenUnpickled:
-    """What a poisoned model file holds: unpickling it calls Path.touch(marker)."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
 
 
 @pytest.mark.parametrize("kind", ["malicious pickle", "whole pickled module"])
