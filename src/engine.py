@@ -182,8 +182,9 @@ def train_members(
         step = 0
         for index, next_eval in enumerate(eval_steps[1:], start=1):
             for indices in order.batches(next_eval - step):
-                logits = model(train.images[indices])
-                losses = member_losses(logits, train.labels[indices])
+                images, labels = _gather(train, indices)
+                logits = model(images)
+                losses = member_losses(logits, labels)
                 finite &= torch.isfinite(losses)
                 active &= finite
                 gradients = torch.autograd.grad(losses.sum(), parameters)
@@ -213,6 +214,13 @@ def train_members(
     )
 
 
+def _gather(split: Split, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mini-batch at `indices`, (batch,) or (members, batch); index_select is ~3× faster than x[indices]."""
+    flat = indices.reshape(-1)
+    images = split.images.index_select(0, flat).view(*indices.shape, split.images.shape[-1])
+    return images, split.labels.index_select(0, flat).view(indices.shape)
+
+
 def _sgd_step(parameters, gradients, velocities, learning_rates, momentum, member_shapes) -> None:
     with torch.no_grad():
         for position, (parameter, gradient) in enumerate(zip(parameters, gradients, strict=True)):
@@ -228,7 +236,7 @@ def _population_pass(model: MLP, train: Split, schedule: Schedule, batches: int)
     order = BatchOrder(len(train.labels), schedule.batch_size, schedule.data_seeds, train.images.device)
     with population_statistics(model):
         for indices in order.batches(batches):
-            model(train.images[indices])
+            model(_gather(train, indices)[0])
 
 
 def _collect(model, eval_steps, accuracy_log, loss_log, finite_log, percentile_log, stopped, started) -> TrainResult:
