@@ -32,6 +32,7 @@ from src import tune
 from src.cli import UsageError, report_user_errors
 from src.config import load_params
 from src.engine import Evaluation, TrainResult
+from src.study import claim_trials, default_study_name, fail_orphaned_trials, open_storage, open_study, study_settings
 from tests import synthetic
 
 STEPS, EVAL_EVERY = 200, 50
@@ -254,8 +255,8 @@ SETTINGS = {"variant": "bn", "steps": STEPS, "eval_every": EVAL_EVERY, "pruning_
 
 
 def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_path):
-    storage = tune.open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_s=1)
-    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_s=1)
+    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
     outcomes = {0.5: "good", 0.4: "good", 50.0: "diverges", 1e-4: "poor"}
     for lr in outcomes:  # the first batch (0.5, 0.4) completes; the second is judged against it
         study.enqueue_trial({"lr": lr})
@@ -276,12 +277,12 @@ def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_p
 
 def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
-    storage = tune.open_storage(url)
-    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    storage = open_storage(url)
+    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
     other_worker = optuna.load_study(study_name="s", storage=url)
     theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
 
-    mine = tune.claim_trials(study, storage, budget=3, wanted=2)
+    mine = claim_trials(study, storage, budget=3, wanted=2)
 
     assert [trial.number for trial in theirs] == [0, 1]
     assert [trial.number for trial in mine] == [2]
@@ -291,15 +292,15 @@ def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_pa
 
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requeued(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
-    storage = tune.open_storage(url)
-    study = tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    storage = open_storage(url)
+    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
     orphan = optuna.load_study(study_name="s", storage=url).ask()  # asked, then its worker was killed
     orphan.suggest_float("lr", 1e-4, 1.0, log=True)
-    (claimed,) = tune.claim_trials(study, storage, budget=4, wanted=1)
+    (claimed,) = claim_trials(study, storage, budget=4, wanted=1)
 
-    tune.fail_orphaned_trials(study, grace_s=60)
+    fail_orphaned_trials(study, grace_s=60)
     assert study.trials[orphan.number].state == TrialState.RUNNING, "still within its grace period"
-    tune.fail_orphaned_trials(study, grace_s=0)
+    fail_orphaned_trials(study, grace_s=0)
 
     assert study.trials[orphan.number].state == TrialState.FAIL
     assert study.trials[claimed.number].state == TrialState.RUNNING
@@ -308,21 +309,21 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requ
 
 
 def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
-    storage = tune.open_storage(f"sqlite:///{tmp_path}/optuna.db")
-    tune.open_study(storage, "s", SETTINGS, trials_per_batch=2)
-    tune.open_study(storage, "s", SETTINGS, trials_per_batch=4)  # the budget and batching may change
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    open_study(storage, "s", SETTINGS, trials_per_batch=4)  # the budget and batching may change
     with pytest.raises(UsageError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
-        tune.open_study(storage, "s", {**SETTINGS, "steps": 100}, trials_per_batch=2)
+        open_study(storage, "s", {**SETTINGS, "steps": 100}, trials_per_batch=2)
 
 
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(workdir):
     params = load_params()
-    name = tune.default_study_name(tune.study_settings(params, "bn"))
+    name = default_study_name(study_settings(params, "bn"))
     more_trials = params.model_copy(update={"tune": params.tune.model_copy(update={"trials": 99})})
     longer = params.model_copy(update={"tune": params.tune.model_copy(update={"steps": 999})})
     assert name.startswith("bn-mnist-bn-")
-    assert tune.default_study_name(tune.study_settings(more_trials, "bn")) == name
-    assert tune.default_study_name(tune.study_settings(longer, "bn")) != name
+    assert default_study_name(study_settings(more_trials, "bn")) == name
+    assert default_study_name(study_settings(longer, "bn")) != name
 
 
 # --- resume and concurrent workers ---------------------------------------------------------------------------
