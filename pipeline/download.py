@@ -5,17 +5,16 @@ Sources are tried in order: $MNIST_MIRROR (a directory or URL) when set, then pa
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from src.cli import report_user_errors
+from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
 from src.data import RAW_DIR
 from src.download import download_mnist, mirror_list
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    OneLineParser(description=__doc__).parse_args(argv)
     params = load_params()
     sources = mirror_list(params.data.mirrors, os.environ.get("MNIST_MIRROR"))
     origins = download_mnist(RAW_DIR, sources, params.data.timeout_s)

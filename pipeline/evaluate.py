@@ -6,7 +6,6 @@ the repository root under `dvc repro`), and logs the comparison to MLflow as one
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ import torch
 
 from src import figures, tracking
 from src.atomic import atomic_directory, write_csv, write_json, write_text
-from src.cli import report_user_errors
+from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import load_split
 from src.evaluate import build_metrics, load_variant, mean_curves
@@ -39,7 +38,7 @@ FIGURE_CAPTIONS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    OneLineParser(description=__doc__).parse_args(argv)
     params = load_params()
     started = time.perf_counter()
     # the models are tiny: the CPU scores them in seconds and gives the same numbers on every machine

@@ -6,11 +6,10 @@ The validation split (data.val_size, stratified, seeded by data.split_seed) is c
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from src.atomic import write_json
-from src.cli import report_user_errors
+from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
 from src.data import PROCESSED_DIR, RAW_DIR, make_splits, summarize, write_splits
 
@@ -18,7 +17,7 @@ SUMMARY_PATH = Path("results/data_summary.json")
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    OneLineParser(description=__doc__).parse_args(argv)
     params = load_params()
     splits = make_splits(RAW_DIR, params.data.val_size, params.data.split_seed)
     write_splits(PROCESSED_DIR, splits)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -12,7 +11,7 @@ import torch
 
 from src import tracking
 from src.atomic import atomic_directory, write_csv, write_json
-from src.cli import UsageError, report_user_errors
+from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import load_split, read_split_arrays
 from src.engine import Schedule, TrainResult, resolve_device, train_members
@@ -38,7 +37,7 @@ def tuned_learning_rate(params: Params, variant: str, best_file: Path) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(description=__doc__)
     parser.add_argument("--variant", required=True, choices=VARIANTS)
     variant = parser.parse_args(argv).variant
     params = load_params()

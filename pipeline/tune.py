@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.atomic import write_csv, write_json
-from src.cli import report_user_errors
+from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.tune import TRIAL_COLUMNS, OneLineParser, describe, summary, trial_rows, tune_variant
+from src.tune import TRIAL_COLUMNS, describe, summary, trial_rows, tune_variant
 
 
 def main(argv: list[str] | None = None) -> None:

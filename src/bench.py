@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, ModelConfig
 from src.data import Split
 from src.engine import Schedule, resolve_device, train_members
@@ -126,7 +127,7 @@ def random_split(examples: int, device: torch.device, seed: int) -> Split:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1000, help="timed steps per configuration (default 1000)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 8, 16], help="K values (default 1 4 8 16)")
@@ -159,4 +160,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -19,3 +20,10 @@ def report_user_errors(main: Callable[[], None]) -> None:
     except (ConfigError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose mistakes are one UsageError line (exit 2 via report_user_errors), not usage + error."""
+
+    def error(self, message: str):
+        raise UsageError(message)

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
 from src import tracking
-from src.cli import UsageError, report_user_errors
+from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, Params, TuneConfig, load_params
 from src.data import PROCESSED_DIR, load_split
 from src.engine import Evaluation, Schedule, TrainResult, resolve_device, train_members
@@ -358,13 +358,6 @@ def tune_variant(
         if count(study.get_trials(deepcopy=False), (TrialState.COMPLETE,)):
             tag_best_run(experiment_id, study.study_name, study.best_trial.number)
     return study
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose mistakes are one UsageError line (exit 2 via report_user_errors), not usage + error."""
-
-    def error(self, message: str):
-        raise UsageError(message)
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
