@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import mlflow
 import torch
 
 from src import figures, tracking
@@ -99,17 +98,12 @@ def draw_figures(results: Mapping, metrics: Mapping, example: ExampleUnit, direc
 
 
 def log_comparison_run(params: Params, metrics: Mapping, artifacts: Iterable[Path], seconds: float) -> None:
-    """One MLflow run for the comparison: every number of metrics.json, the report and the figures.
-
-    src/tracking.py opens the run; logging a parent run's own metrics and files is done here with MLflow directly.
-    """
+    """One MLflow run for the comparison: every number of metrics.json, the report and the figures."""
     tracking.configure(params.tracking.experiment)
     logged_params = {"data": {"binarize": params.data.binarize}, "model": params.model.model_dump(),
                      "evaluate": params.evaluate.model_dump()}  # fmt: skip
     with tracking.stage_run("evaluate", tags={"stage": "evaluate"}, params=logged_params):
-        mlflow.log_metrics({**_numeric_leaves(metrics), "evaluate_wall_time_s": seconds})
-        for path in artifacts:
-            mlflow.log_artifact(str(path), artifact_path=str(path.parent))
+        tracking.log_results({**_numeric_leaves(metrics), "evaluate_wall_time_s": seconds}, artifacts)
 
 
 def _config_lines(params: Params) -> dict[str, str]:

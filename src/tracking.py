@@ -101,6 +101,22 @@ def log_member_run(
     return run_id
 
 
+def log_results(metrics: Mapping[str, float], artifacts: Iterable[Path]) -> None:
+    """Log `metrics` and the files `artifacts` on the active stage run, each file under its own directory."""
+    mlflow.log_metrics(dict(metrics))
+    for path in artifacts:
+        mlflow.log_artifact(str(path), artifact_path=str(path.parent))
+
+
+def set_run_tags(experiment_id: str, where: Mapping[str, str], tags: Mapping[str, str]) -> None:
+    """Set `tags` on every run of the experiment whose tags include all of `where`."""
+    client = MlflowClient()
+    matching = " and ".join(f"tags.{key} = '{value}'" for key, value in where.items())
+    for run in client.search_runs([experiment_id], matching):
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
+
+
 def _log_metric_history(run_id: str, metrics: Mapping[str, Sequence[tuple[int, float]]]) -> None:
     timestamp = int(time.time() * 1000)
     entries = [

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import optuna
 import torch
@@ -268,12 +267,9 @@ def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
 
 def tag_best_run(experiment_id: str, study_name: str, best_number: int) -> None:
     """best_trial=true on the best trial's run (whichever worker logged it), false on a former best."""
-    client = mlflow.MlflowClient()
-    study_runs = f"tags.stage = 'tune' and tags.study_name = '{study_name}'"
-    for run in client.search_runs([experiment_id], f"{study_runs} and tags.best_trial = 'true'"):
-        client.set_tag(run.info.run_id, "best_trial", "false")
-    for run in client.search_runs([experiment_id], f"{study_runs} and tags.trial = '{best_number}'"):
-        client.set_tag(run.info.run_id, "best_trial", "true")
+    study_runs = {"stage": "tune", "study_name": study_name}
+    tracking.set_run_tags(experiment_id, {**study_runs, "best_trial": "true"}, {"best_trial": "false"})
+    tracking.set_run_tags(experiment_id, {**study_runs, "trial": str(best_number)}, {"best_trial": "true"})
 
 
 def summary(study: optuna.Study, *, variant: str, storage_url: str, budget: int) -> dict:
