@@ -27,6 +27,8 @@ from src.models import load_member
 
 # Figure 1 (b, c) compares the sigmoid-input distribution after the first tenth of training with the end.
 DRIFT_REFERENCE_FRACTION = 0.1
+# a learning rate trained well when its trial reached this share of the study's best validation accuracy
+USABLE_FRACTION = 0.9
 _SCORING_BATCH = 10_000  # bounds memory when scoring the 50,000 training images
 
 
@@ -332,13 +334,19 @@ def sigmoid_drift_metrics(sigmoid_inputs: Mapping[tuple[int, int], Percentiles])
 
 
 def lr_search_metrics(trials: Sequence[Trial], tuning: Mapping) -> dict:
-    """The tuned learning rate and where the study saw training stay stable or diverge."""
-    stable = [trial.lr for trial in trials if trial.state != "FAIL" and not trial.diverged]
+    """The tuned learning rate, the largest rate that trained well and the smallest that diverged.
+
+    A rate "trained well" when its trial did not diverge and reached USABLE_FRACTION of the study's best
+    validation accuracy: a rate so large that the sigmoids saturate scores at chance without ever turning NaN.
+    """
+    scored = [trial.value for trial in trials if trial.value is not None and not trial.diverged]
+    threshold = USABLE_FRACTION * max(scored) if scored else math.inf
+    usable = [trial.lr for trial in trials if not trial.diverged and (trial.value or 0.0) >= threshold]
     diverged = [trial.lr for trial in trials if trial.diverged]
     return {
         "best_lr": tuning.get("best_lr"),
         "best_value": tuning.get("best_value"),
-        "max_stable_lr": max(stable) if stable else None,
+        "max_usable_lr": max(usable) if usable else None,
         "min_diverged_lr": min(diverged) if diverged else None,
         "n_trials": len(trials),
         "n_diverged": len(diverged),

@@ -15,7 +15,7 @@ from importlib import metadata
 import numpy as np
 
 from src import stats
-from src.evaluate import DRIFT_REFERENCE_FRACTION, VariantResults, target_key
+from src.evaluate import DRIFT_REFERENCE_FRACTION, USABLE_FRACTION, VariantResults, target_key
 
 NAMES = {"vanilla": "vanilla", "bn": "BN"}
 PACKAGES = ("torch", "numpy", "scipy", "matplotlib", "mlflow", "optuna", "dvc")
@@ -138,16 +138,17 @@ def learning_rate_claim(metrics: Mapping) -> Claim:
     factor = bn["best_lr"] / vanilla["best_lr"]
     reading = (
         f"Tuned learning rate (same search, same budget) BN {bn['best_lr']:.3g}, vanilla {vanilla['best_lr']:.3g} "
-        f"({factor:.2g}× vanilla's). Largest rate tried that did not diverge: BN {_lr(bn['max_stable_lr'])}, "
-        f"vanilla {_lr(vanilla['max_stable_lr'])}; smallest that diverged: BN {_lr(bn['min_diverged_lr'])}, "
+        f"({factor:.2g}× vanilla's). Largest rate that trained well (no divergence, ≥ {USABLE_FRACTION:.0%} of the "
+        f"study's best validation accuracy): BN {_lr(bn['max_usable_lr'])}, "
+        f"vanilla {_lr(vanilla['max_usable_lr'])}; smallest that diverged: BN {_lr(bn['min_diverged_lr'])}, "
         f"vanilla {_lr(vanilla['min_diverged_lr'])} ({bn['n_diverged']}/{bn['n_trials']} and "
         f"{vanilla['n_diverged']}/{vanilla['n_trials']} trials diverged)."
     )
     for variant, search in (("vanilla", vanilla), ("bn", bn)):
         reading += _edge_phrase(NAMES[variant], search)
     comparisons = [_higher(bn["best_lr"], vanilla["best_lr"])]
-    if bn["max_stable_lr"] is not None and vanilla["max_stable_lr"] is not None:
-        comparisons.append(_higher(bn["max_stable_lr"], vanilla["max_stable_lr"]))
+    if bn["max_usable_lr"] is not None and vanilla["max_usable_lr"] is not None:
+        comparisons.append(_higher(bn["max_usable_lr"], vanilla["max_usable_lr"]))
     return Claim("BN allows a higher learning rate", _verdict(comparisons), reading)
 
 
@@ -304,13 +305,13 @@ def _unit_phrase(variant: str, example: ExampleUnit) -> str:
 
 
 def _edge_phrase(name: str, search: Mapping) -> str:
-    """Say so when a tuned rate is the largest stable one tried: the search, not training, bounded it."""
-    if search["max_stable_lr"] is None or search["best_lr"] < search["max_stable_lr"]:
+    """Say so when a tuned rate is the largest usable one tried: the search, not training, bounded it."""
+    if search["max_usable_lr"] is None or search["best_lr"] < search["max_usable_lr"]:
         return ""
     name = name[0].upper() + name[1:]
     if search["min_diverged_lr"] is None:
         return f" {name}'s tuned rate is the largest rate tried: its usable range may extend beyond the search."
-    return f" {name}'s tuned rate is its largest stable rate tried, just below one that diverged."
+    return f" {name}'s tuned rate is its largest usable rate tried, just below one that diverged."
 
 
 def _higher(bn_side: float, vanilla_side: float) -> str:

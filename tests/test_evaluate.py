@@ -91,7 +91,7 @@ def test_the_metrics_have_a_fixed_schema_of_plain_numbers(metrics):
             "reference_step", "median_shift_abs", "median_shift_relative", "spread_change_relative"
         }  # fmt: skip
         assert set(section["lr_search"]) == {
-            "best_lr", "best_value", "max_stable_lr", "min_diverged_lr", "n_trials", "n_diverged"
+            "best_lr", "best_value", "max_usable_lr", "min_diverged_lr", "n_trials", "n_diverged"
         }  # fmt: skip
         assert isinstance(section["n_seeds"], int) and isinstance(section["steps_to_95"]["n_reached"], int)
     assert set(metrics["comparison"]) == {"steps_ratio_90", "steps_ratio_95", "steps_ratio_99", "accuracy_difference"}
@@ -114,9 +114,9 @@ def test_the_metrics_follow_the_known_synthetic_outcome(metrics, results):
         synthetic_results.LEARNING_RATES["bn"],
     )
     assert vanilla["lr_search"] | {"best_value": None} == {
-        "best_lr": 0.5, "best_value": None, "max_stable_lr": 0.5, "min_diverged_lr": 5.0, "n_trials": 6, "n_diverged": 3
+        "best_lr": 0.5, "best_value": None, "max_usable_lr": 0.5, "min_diverged_lr": 5.0, "n_trials": 6, "n_diverged": 3
     }  # fmt: skip
-    assert (bn["lr_search"]["max_stable_lr"], bn["lr_search"]["min_diverged_lr"]) == (20.0, 50.0)
+    assert (bn["lr_search"]["max_usable_lr"], bn["lr_search"]["min_diverged_lr"]) == (20.0, 50.0)
     # the final numbers are the saved models' own scores
     test_accuracies = [scores.accuracy for scores in results["bn"].test.values()]
     assert bn["test_accuracy"]["mean"] == pytest.approx(np.mean(test_accuracies))

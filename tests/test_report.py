@@ -34,7 +34,7 @@ def _variant(**overrides) -> dict:
             "spread_change_relative": 0.1,
         },
         "lr_search": {
-            "best_lr": 1.0, "best_value": 0.97, "max_stable_lr": 3.0, "min_diverged_lr": 10.0, "n_trials": 16,
+            "best_lr": 1.0, "best_value": 0.97, "max_usable_lr": 3.0, "min_diverged_lr": 10.0, "n_trials": 16,
             "n_diverged": 4,
         },
     }  # fmt: skip
@@ -145,7 +145,7 @@ def test_seeds_that_all_score_the_same_give_no_test_and_say_why():
 
 
 def test_a_higher_tuned_and_stable_learning_rate_reads_as_holding():
-    metrics = _metrics(bn={"lr_search": {"best_lr": 8.0, "max_stable_lr": 30.0, "min_diverged_lr": None}})
+    metrics = _metrics(bn={"lr_search": {"best_lr": 8.0, "max_usable_lr": 30.0, "min_diverged_lr": None}})
     claim = learning_rate_claim(metrics)
     assert claim.verdict == "holds"
     assert "BN 8, vanilla 1 (8× vanilla's)" in claim.reading
@@ -153,16 +153,16 @@ def test_a_higher_tuned_and_stable_learning_rate_reads_as_holding():
 
 
 def test_a_lower_tuned_learning_rate_reads_as_not_holding():
-    metrics = _metrics(bn={"lr_search": {"best_lr": 0.5, "max_stable_lr": 2.0}})
+    metrics = _metrics(bn={"lr_search": {"best_lr": 0.5, "max_usable_lr": 2.0}})
     assert learning_rate_claim(metrics).verdict == "does not hold"
 
 
-def test_a_tuned_rate_at_the_top_of_the_stable_range_is_flagged():
-    at_top = {"lr_search": {"best_lr": 30.0, "max_stable_lr": 30.0, "min_diverged_lr": None}}
-    at_edge = {"lr_search": {"best_lr": 3.0, "max_stable_lr": 3.0}}
+def test_a_tuned_rate_at_the_top_of_the_usable_range_is_flagged():
+    at_top = {"lr_search": {"best_lr": 30.0, "max_usable_lr": 30.0, "min_diverged_lr": None}}
+    at_edge = {"lr_search": {"best_lr": 3.0, "max_usable_lr": 3.0}}
     reading = learning_rate_claim(_metrics(vanilla=at_edge, bn=at_top)).reading
     assert "BN's tuned rate is the largest rate tried: its usable range may extend beyond the search." in reading
-    assert "Vanilla's tuned rate is its largest stable rate tried, just below one that diverged." in reading
+    assert "Vanilla's tuned rate is its largest usable rate tried, just below one that diverged." in reading
 
 
 def _example(vanilla_shift: float, bn_shift: float) -> ExampleUnit:
