@@ -37,7 +37,7 @@ from pipeline import evaluate as evaluate_stage
 from pipeline import preprocess as preprocess_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src import tune
+from src import study, tune
 from src.cli import report_user_errors
 from src.config import load_params
 from src.data import read_split_arrays
@@ -47,6 +47,15 @@ from tests import synthetic, synthetic_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_FILES = list(MNIST_SHA256)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread for in-process training: on a shared 2-core machine a second one only spins."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # --- running a stage -----------------------------------------------------------------------------------------
@@ -537,17 +546,17 @@ def _small_study(raw: dict) -> None:
 def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train_project):
     write_params(train_project, _small_study)
     params = load_params()
-    settings = tune.study_settings(params, "bn")
-    storage = tune.open_storage(params.tune.storage)
-    study = tune.open_study(storage, tune.default_study_name(settings), settings, trials_per_batch=2)
-    study.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
-    study.enqueue_trial({"lr": 1.0})  # ... beside a good one
+    settings = study.study_settings(params, "bn")
+    storage = study.open_storage(params.tune.storage)
+    tuning = study.open_study(storage, study.default_study_name(settings), settings, trials_per_batch=2)
+    tuning.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
+    tuning.enqueue_trial({"lr": 1.0})  # ... beside a good one
 
     tune_stage.main(["--variant", "bn"])
 
     with (train_project / "results" / "tune" / "bn" / "trials.csv").open() as handle:
-        trials = {float(row["lr"]): row for row in csv.DictReader(handle)}
-    diverged, healthy = trials[1.0e38], trials[1.0]
+        rows = {float(row["lr"]): row for row in csv.DictReader(handle)}
+    diverged, healthy = rows[1.0e38], rows[1.0]
     assert (diverged["state"], diverged["diverged"], float(diverged["value"])) == ("COMPLETE", "True", 0.0)
     assert (healthy["state"], healthy["diverged"]) == ("COMPLETE", "False") and float(healthy["value"]) > 0.9
     alone = tune.engine_objective(params, "bn", torch.device("cpu"))([1.0], lambda evaluation: None)
@@ -655,7 +664,7 @@ def test_a_dvc_repro_killed_mid_stage_is_completed_by_the_next_one(dvc_clone):
     # its own process group, so that kill -9 takes the stage's process with it, as closing a terminal would
     first = dvc("repro", "preprocess", clone=clone, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not any("pipeline.preprocess" in " ".join(child.cmdline()) for child in _children(first.pid)):
+    while not _runs(first.pid, "pipeline.preprocess"):
         assert first.poll() is None, first.communicate()[0]
         assert time.monotonic() < deadline, "dvc did not start the preprocess stage within 120 s"
         time.sleep(0.05)
@@ -671,8 +680,16 @@ def test_a_dvc_repro_killed_mid_stage_is_completed_by_the_next_one(dvc_clone):
     assert_preprocess_up_to_date(clone, env)
 
 
-def _children(pid: int) -> list[psutil.Process]:
+def _runs(pid: int, module: str) -> bool:
+    """Whether a descendant of process `pid` runs `module` (`python -m module`, maybe through a shell)."""
     try:
-        return psutil.Process(pid).children(recursive=True)
+        descendants = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        return []
+        return False
+    for process in descendants:
+        try:
+            if module in " ".join(process.cmdline()):
+                return True
+        except psutil.Error:  # it ended since it was listed
+            continue
+    return False
