@@ -208,6 +208,22 @@ def test_a_bad_params_file_stops_every_entry_point_with_one_line(
     assert not mlflow.MlflowClient(mlflow_store).search_experiments(filter_string="name = 'bn-mnist'")
 
 
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_a_bad_argument_is_one_line_too(complete_project, monkeypatch, capsys, entry_point):
+    main, argv = ENTRY_POINTS[entry_point]
+    bad = ["--variant", "resnet"] if argv else ["--verbose"]
+    write_params(complete_project)
+    before = contents(complete_project)
+    monkeypatch.chdir(complete_project)
+
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: main(bad))
+
+    line = assert_one_line_error(exit_info.value.code, capsys.readouterr().err)
+    assert line.startswith("error: argument --variant: invalid choice: 'resnet'" if argv else "error: unrecognized")
+    assert contents(complete_project) == before
+
+
 def test_from_the_shell_each_entry_point_prints_only_that_line(tmp_path, mlflow_store):
     """The same, as separate processes: nothing else reaches stderr (no warning, no usage text, no traceback)."""
     faults = list(BAD_PARAMS.values())
