@@ -45,3 +45,14 @@ def mlflow_store(_migrated_mlflow_store, tmp_path, monkeypatch) -> str:
     uri = f"sqlite:///{store}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for in-process training: on a shared 2-core machine a second one only spins."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

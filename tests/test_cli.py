@@ -8,24 +8,8 @@ import sys
 
 import pytest
 
-from pipeline import download as download_stage
-from pipeline import evaluate as evaluate_stage
-from pipeline import preprocess as preprocess_stage
-from pipeline import train as train_stage
-from pipeline import tune as tune_stage
-from src import bench, tune
 from src.cli import OneLineParser, UsageError, report_user_errors
-
-# module -> (its main, arguments it accepts); in-process, main(argv) is what `python -m module argv` runs
-ENTRY_POINTS = {
-    "pipeline.download": (download_stage.main, []),
-    "pipeline.preprocess": (preprocess_stage.main, []),
-    "pipeline.tune": (tune_stage.main, ["--variant", "bn"]),
-    "src.tune": (tune.main, ["--variant", "bn"]),
-    "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
-    "pipeline.evaluate": (evaluate_stage.main, []),
-    "src.bench": (bench.main, []),
-}
+from tests.entry_points import ENTRY_POINTS
 
 
 def test_a_parser_mistake_is_a_usage_error_not_an_exit():

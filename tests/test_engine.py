@@ -50,26 +50,11 @@ def _accuracy_by_member(result, step):
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])
 def test_the_same_seed_and_config_give_identical_metrics(model_config, train_split, test_split, variant):
     schedule = _schedule([0.5, 2.0], data_seeds=[3, 4])
-    first = _train(
-        model_config,
-        variant,
-        [3, 4],
-        schedule,
-        train_split,
-        test_split,
-        probe_images=test_split.images,
-        tracked_units=2,
-    )
-    second = _train(
-        model_config,
-        variant,
-        [3, 4],
-        schedule,
-        train_split,
-        test_split,
-        probe_images=test_split.images,
-        tracked_units=2,
-    )
+    first, second = (
+        _train(model_config, variant, [3, 4], schedule, train_split, test_split,
+               probe_images=test_split.images, tracked_units=2)
+        for _ in range(2)
+    )  # fmt: skip
     assert first.history == second.history
     assert first.sigmoid_inputs == second.sigmoid_inputs
     assert {name: p.tolist() for name, p in first.model.state_dict().items()} == {

@@ -32,9 +32,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import download as download_stage
 from pipeline import evaluate as evaluate_stage
-from pipeline import preprocess as preprocess_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
 from src import study, tune
@@ -44,18 +42,12 @@ from src.data import read_split_arrays
 from src.download import MNIST_SHA256
 from src.models import load_member
 from tests import synthetic, synthetic_results
+from tests.entry_points import PARAMS_READERS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_FILES = list(MNIST_SHA256)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread for in-process training: on a shared 2-core machine a second one only spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- running a stage -----------------------------------------------------------------------------------------
@@ -168,16 +160,6 @@ BAD_PARAMS = {
     "zero tuning steps": (_set("tune.steps", 0), "tune.steps: Input should be greater than 0, got 0"),
 }
 
-# module -> its arguments; in-process, main(argv) is what `python -m module argv` runs
-ENTRY_POINTS = {
-    "pipeline.download": (download_stage.main, []),
-    "pipeline.preprocess": (preprocess_stage.main, []),
-    "pipeline.tune": (tune_stage.main, ["--variant", "bn"]),
-    "src.tune": (tune.main, ["--variant", "bn"]),
-    "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
-    "pipeline.evaluate": (evaluate_stage.main, []),
-}
-
 
 @pytest.fixture(scope="module")
 def complete_project(tmp_path_factory, repo_root) -> Path:
@@ -189,7 +171,7 @@ def complete_project(tmp_path_factory, repo_root) -> Path:
 
 
 @pytest.mark.parametrize("fault", BAD_PARAMS)
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("entry_point", PARAMS_READERS)
 def test_a_bad_params_file_stops_every_entry_point_with_one_line(
     complete_project, mlflow_store, monkeypatch, capsys, fault, entry_point
 ):
@@ -197,7 +179,7 @@ def test_a_bad_params_file_stops_every_entry_point_with_one_line(
     write_params(complete_project, edit)
     before = contents(complete_project)
     monkeypatch.chdir(complete_project)
-    main, argv = ENTRY_POINTS[entry_point]
+    main, argv = PARAMS_READERS[entry_point]
 
     with pytest.raises(SystemExit) as exit_info:
         report_user_errors(lambda: main(argv))
@@ -208,9 +190,9 @@ def test_a_bad_params_file_stops_every_entry_point_with_one_line(
     assert not mlflow.MlflowClient(mlflow_store).search_experiments(filter_string="name = 'bn-mnist'")
 
 
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("entry_point", PARAMS_READERS)
 def test_a_bad_argument_is_one_line_too(complete_project, monkeypatch, capsys, entry_point):
-    main, argv = ENTRY_POINTS[entry_point]
+    main, argv = PARAMS_READERS[entry_point]
     bad = ["--variant", "resnet"] if argv else ["--verbose"]
     write_params(complete_project)
     before = contents(complete_project)
@@ -228,7 +210,7 @@ def test_from_the_shell_each_entry_point_prints_only_that_line(tmp_path, mlflow_
     """The same, as separate processes: nothing else reaches stderr (no warning, no usage text, no traceback)."""
     faults = list(BAD_PARAMS.values())
     workers = []
-    for index, (module, (_, argv)) in enumerate(ENTRY_POINTS.items()):
+    for index, (module, (_, argv)) in enumerate(PARAMS_READERS.items()):
         edit, expected = faults[index % len(faults)]  # each entry point gets another fault
         project = tmp_path / module
         write_params(project, edit)

@@ -23,7 +23,6 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -35,20 +34,13 @@ from src.engine import Evaluation, TrainResult
 from src.study import claim_trials, default_study_name, fail_orphaned_trials, open_storage, open_study, study_settings
 from tests import synthetic
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 STEPS, EVAL_EVERY = 200, 50
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning threads make a step 10x slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
