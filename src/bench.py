@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.cli import OneLineParser, report_user_errors
+from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, ModelConfig
 from src.data import Split
 from src.engine import Schedule, resolve_device, train_members
@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.steps < 10:
         parser.error(f"--steps must be >= 10, got {args.steps}")
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error).replace("train.device", "--device")) from None
     data = random_split(50_000, device, seed=0)
     probe = random_split(BATCH, device, seed=1)  # the engine's end-of-run evaluation: kept negligible
 

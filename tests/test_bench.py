@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from src import bench
+from src.cli import report_user_errors
 
 
 def test_matmul_flops_of_one_step_follow_the_layer_shapes():
@@ -28,3 +31,13 @@ def test_a_short_run_prints_a_row_per_configuration(capsys):
     for row in rows:
         ratio, share = row.split("|")[6].strip(), row.split("|")[8].strip()
         assert float(ratio) > 0 and share.endswith("%")
+
+
+def test_an_unavailable_device_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("torch.backends.mps.is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: bench.main(["--device", "cuda"]))
+    assert exit_info.value.code == 2
+    expected = "error: --device: 'cuda' is not available on this machine (usable here: auto, cpu)\n"
+    assert capsys.readouterr().err == expected
