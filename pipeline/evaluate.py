@@ -17,11 +17,10 @@ from src import figures, tracking
 from src.atomic import atomic_directory, write_csv, write_json, write_text
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
-from src.data import load_split
+from src.data import PROCESSED_DIR, load_split
 from src.evaluate import build_metrics, load_variant, mean_curves
 from src.report import ExampleUnit, example_unit, render_report
 
-PROCESSED = Path("data/processed")
 METRICS = Path("results/metrics.json")
 PLOTS = Path("results/plots")
 REPORT = Path("reports/report.md")
@@ -42,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     # the models are tiny: the CPU scores them in seconds and gives the same numbers on every machine
     device = torch.device("cpu")
-    test = load_split(PROCESSED, "test", device, params.data.binarize)
-    train = load_split(PROCESSED, "train", device, params.data.binarize)
+    test = load_split(PROCESSED_DIR, "test", device, params.data.binarize)
+    train = load_split(PROCESSED_DIR, "train", device, params.data.binarize)
     results = {variant: load_variant(Path("."), variant, params.model, test, train) for variant in VARIANTS}
     metrics = build_metrics(results, params.evaluate.accuracy_targets, params.evaluate.confidence)
     curves = {quantity: mean_curves(results, quantity) for quantity in ("accuracy", "loss")}

@@ -13,11 +13,9 @@ from src import tracking
 from src.atomic import atomic_directory, write_csv, write_json
 from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, Params, load_params
-from src.data import load_split, read_split_arrays
+from src.data import PROCESSED_DIR, load_split, read_split_arrays
 from src.engine import Schedule, TrainResult, resolve_device, train_members
 from src.models import build_model
-
-PROCESSED = Path("data/processed")
 
 
 def tuned_learning_rate(params: Params, variant: str, best_file: Path) -> tuple[float, str]:
@@ -48,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     learning_rate, lr_source = tuned_learning_rate(params, variant, Path(f"results/tune/{variant}/best.json"))
     seeds = params.train.seed_list
 
-    train = load_split(PROCESSED, "train", device, params.data.binarize)
-    test = load_split(PROCESSED, "test", device, params.data.binarize)
+    train = load_split(PROCESSED_DIR, "train", device, params.data.binarize)
+    test = load_split(PROCESSED_DIR, "test", device, params.data.binarize)
     model = build_model(params.model, variant, seeds, device)
     schedule = Schedule(
         steps=params.train.steps,
@@ -120,8 +118,8 @@ def write_outputs(variant, seeds, result: TrainResult, learning_rate, lr_source,
 
 
 def log_seed_runs(variant, seeds, result: TrainResult, learning_rate, params: Params, device) -> None:
-    images, labels = read_split_arrays(PROCESSED, "train")
-    dataset = tracking.numpy_dataset(images, labels, name="mnist-train", source=PROCESSED / "train.npz")
+    images, labels = read_split_arrays(PROCESSED_DIR, "train")
+    dataset = tracking.numpy_dataset(images, labels, name="mnist-train", source=PROCESSED_DIR / "train.npz")
     for member, seed in enumerate(seeds):
         rows = [row for row in result.history if row["member"] == member]
         metrics = {

@@ -32,10 +32,6 @@ class Schedule:
     data_seeds: Sequence[int]  # one per member; all equal: one shared data order (common random numbers)
 
     @property
-    def shared_order(self) -> bool:
-        return len(set(self.data_seeds)) == 1
-
-    @property
     def eval_steps(self) -> list[int]:
         """Step 0 (the initial network), every eval_every steps, and the last step."""
         return sorted({*range(0, self.steps, self.eval_every), self.steps})
