@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from src.affine import weight_descent
 from src.batchnorm import population_statistics
 from src.data import Split
 from src.models import MLP, member_losses
@@ -148,13 +149,9 @@ def train_members(
         raise ValueError(f"the schedule needs one learning rate and one data seed per member ({members})")
     device = train.images.device
     started = time.perf_counter()
-    parameters = list(model.parameters())
     learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=train.images.dtype)
     active = torch.ones(members, dtype=torch.bool, device=device)  # not diverged and not stopped
     finite = torch.ones(members, dtype=torch.bool, device=device)
-    velocities = [torch.zeros_like(p) for p in parameters] if schedule.momentum else None
-    # per-parameter views that broadcast a (K,) vector over the member's slice of that parameter
-    member_shapes = [(members,) + (1,) * (p.dim() - 1) for p in parameters]
 
     eval_steps = schedule.eval_steps
     accuracy_log = torch.empty(len(eval_steps), members, device=device)
@@ -174,7 +171,14 @@ def train_members(
     stopped = [False] * members
     model.train()
     record(0)
-    with tqdm(total=schedule.steps, desc="training", unit="step", disable=not show, leave=False) as bar:
+    with (
+        weight_descent(model, schedule.momentum) as descent,
+        tqdm(total=schedule.steps, desc="training", unit="step", disable=not show, leave=False) as bar,
+    ):
+        # the affine weights are stepped inside the backward pass; the small rest (biases, BN's γ, β) here
+        others = [p for p in model.parameters() if all(p is not weight for weight in descent.weights)]
+        velocities = [torch.zeros_like(p) for p in others] if schedule.momentum else None
+        member_shapes = [(members,) + (1,) * (p.dim() - 1) for p in others]  # broadcast a (K,) vector over p
         step = 0
         for index, next_eval in enumerate(eval_steps[1:], start=1):
             for indices in order.batches(next_eval - step):
@@ -183,8 +187,11 @@ def train_members(
                 losses = member_losses(logits, labels)
                 finite &= torch.isfinite(losses)
                 active &= finite
-                gradients = torch.autograd.grad(losses.sum(), parameters)
-                _sgd_step(parameters, gradients, velocities, learning_rates * active, schedule.momentum, member_shapes)
+                descent.step_sizes = learning_rates * active
+                losses.sum().backward()
+                gradients = [p.grad for p in others]
+                model.zero_grad(set_to_none=True)
+                _sgd_step(others, gradients, velocities, descent.step_sizes, schedule.momentum, member_shapes)
             bar.update(next_eval - step)
             step = next_eval
             record(index)

@@ -14,38 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.affine import MemberLinear
 from src.batchnorm import BatchNorm
 from src.cli import UsageError
 from src.config import VARIANTS, ModelConfig, Variant
-
-
-class MemberLinear(nn.Module):
-    """K affine maps u ↦ u W_k (+ b_k): weight (K, in, out), bias (K, 1, out).
-
-    Input (K, B, in), one batch per member, goes through a batched matmul. Input (B, in) shared by every member
-    goes through one GEMM with all members' weights side by side, (in, K·out): with `shared_input_layout` the
-    weight is stored as (in, K, out) and seen as (K, in, out), so that matrix is a view, not a copy.
-    """
-
-    def __init__(self, members: int, in_features: int, out_features: int, *, bias: bool, shared_input_layout: bool):
-        super().__init__()
-        if shared_input_layout:
-            weight = torch.zeros(in_features, members, out_features).permute(1, 0, 2)
-        else:
-            weight = torch.zeros(members, in_features, out_features)
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(torch.zeros(members, 1, out_features)) if bias else None
-
-    def forward(self, u: Tensor) -> Tensor:
-        if u.dim() == 3:
-            return torch.bmm(u, self.weight) if self.bias is None else torch.baddbmm(self.bias, u, self.weight)
-        members, in_features, out_features = self.weight.shape
-        side_by_side = self.weight.transpose(0, 1).reshape(in_features, members * out_features)
-        if self.bias is None:
-            z = torch.mm(u, side_by_side)
-        else:
-            z = torch.addmm(self.bias.view(1, members * out_features), u, side_by_side)
-        return z.view(u.shape[0], members, out_features).transpose(0, 1)
 
 
 class MLP(nn.Module):
@@ -74,15 +46,14 @@ class MLP(nn.Module):
         self.in_features = in_features
         widths = [in_features] + [hidden_units] * hidden_layers
         self.hidden = nn.ModuleList(
-            MemberLinear(members, n_in, n_out, bias=not batch_norm, shared_input_layout=index == 0)
-            for index, (n_in, n_out) in enumerate(itertools.pairwise(widths))
+            MemberLinear(members, n_in, n_out, bias=not batch_norm) for n_in, n_out in itertools.pairwise(widths)
         )
         # BN's β takes the role of the dropped bias (Section 3.2)
         self.norms = nn.ModuleList(
             BatchNorm(hidden_units, eps=bn_eps, momentum=bn_momentum, members=members)
             for _ in range(hidden_layers if batch_norm else 0)
         )
-        self.output = MemberLinear(members, hidden_units, classes, bias=True, shared_input_layout=False)
+        self.output = MemberLinear(members, hidden_units, classes, bias=True)
         self._initialise(seeds, init_std)
 
     @torch.no_grad()
@@ -92,8 +63,9 @@ class MLP(nn.Module):
         for member, seed in enumerate(seeds):
             generator = torch.Generator().manual_seed(seed)
             for affine in affines:
-                _, n_in, n_out = affine.weight.shape
-                affine.weight[member] = torch.randn(n_in, n_out, generator=generator) * init_std
+                _, n_out, n_in = affine.weight.shape
+                # drawn (in, out), stored transposed: a seed's network does not depend on the storage layout
+                affine.weight[member] = torch.randn(n_in, n_out, generator=generator).t() * init_std
 
     def _pre_activation(self, layer: int, h: Tensor) -> Tensor:
         z = self.hidden[layer](h)

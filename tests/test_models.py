@@ -70,7 +70,7 @@ def test_the_bn_net_trades_each_hidden_bias_for_gamma_and_beta():
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_every_parameter_carries_the_members_dimension_first(batch_norm):
     one, five = MLP(1, batch_norm), MLP(5, batch_norm)
-    assert five.hidden[0].weight.shape == (5, IN, HIDDEN) and five.output.bias.shape == (5, 1, CLASSES)
+    assert five.hidden[0].weight.shape == (5, HIDDEN, IN) and five.output.bias.shape == (5, 1, CLASSES)
     for (name, p1), (_, p5) in zip(one.named_parameters(), five.named_parameters(), strict=True):
         assert p5.shape == (5, *p1.shape[1:]), name
     assert sum(p.numel() for p in five.parameters()) == 5 * sum(p.numel() for p in one.parameters())
@@ -86,9 +86,9 @@ def test_weights_are_small_gaussians_and_biases_zero():
 def test_the_shared_first_layer_multiplies_one_matrix_holding_every_member_side_by_side():
     model = MLP(4, batch_norm=True).double()  # the layout survives a dtype (or device) change
     weight = model.hidden[0].weight
-    side_by_side = weight.transpose(0, 1).reshape(IN, 4 * HIDDEN)
-    assert side_by_side.data_ptr() == weight.data_ptr()  # a view: no copy per forward
-    torch.testing.assert_close(side_by_side[:, 2 * HIDDEN : 3 * HIDDEN], weight[2], rtol=0, atol=0)
+    side_by_side = weight.view(4 * HIDDEN, IN)  # raises unless the layout makes this a view: no copy per forward
+    assert side_by_side.data_ptr() == weight.data_ptr()
+    torch.testing.assert_close(side_by_side[2 * HIDDEN : 3 * HIDDEN], weight[2], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
@@ -208,7 +208,7 @@ def test_a_file_that_is_not_this_variants_state_dict_is_refused(tmp_path, model_
 
     narrow = tmp_path / "narrow.pt"
     torch.save(MLP(1, batch_norm=False, hidden_units=50).state_dict(), narrow)
-    with pytest.raises(UsageError, match=rf"{narrow}: hidden.0.weight should be a tensor of shape \(1, 784, 100\)"):
+    with pytest.raises(UsageError, match=rf"{narrow}: hidden.0.weight should be a tensor of shape \(1, 100, 784\)"):
         load_member(narrow, model_config, "vanilla", "cpu")
 
     not_a_dict = tmp_path / "list.pt"
