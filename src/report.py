@@ -246,7 +246,7 @@ def _results_table(
         + " | ".join(_pct(_last_history_accuracy(results[v])) for v in variants)
         + " |",
         row(f"{level} CI", lambda m: _interval(m["test_accuracy"]["ci_low"], m["test_accuracy"]["ci_high"], _pct)),
-        row("test loss", lambda m: _num(m["test_loss_mean"])),
+        row("test loss", lambda m: _num(m["test_loss_mean"], ".3f")),
         row("train accuracy", lambda m: _pct(m["train_accuracy_mean"])),
         row("train − test accuracy gap", lambda m: _pp(m["train_test_gap"])),
         row("mean test accuracy over training (AUC)", lambda m: _pct(m["accuracy_auc"])),
