@@ -1,8 +1,9 @@
 """The training engine: K members (seeds, or tuning trials) trained at once as one vectorised computation.
 
 The data sit on the device as tensors and mini-batches are drawn by index; every member has its own
-learning rate; evaluation results stay on the device until an evaluation is reported, so the step loop
-never waits for the host. Tracking and tuning wrap this module from outside: it knows nothing of them.
+learning rate; the affine weights are stepped inside the backward pass (`src.affine.weight_descent`), the few
+other parameters after it; evaluation results stay on the device until an evaluation is reported, so the step
+loop never waits for the host. Tracking and tuning wrap this module from outside: it knows nothing of them.
 """
 
 from __future__ import annotations
