@@ -56,9 +56,6 @@ class WeightDescent:
         grad_z = grad_z.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
         u = u if u_is_data else u.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
         shared = u.dim() == 2
-        # per-member factors broadcast over ∂ℓ/∂z: (K, B, out), or (B, K·out) seen as (B, K, out) when shared
-        member_view = (1, members, 1) if shared else (members, 1, 1)
-        step_sizes = self.step_sizes.to(grad_z.dtype).view(member_view)
 
         def accumulate(target: Tensor, gradient_factor: Tensor, beta: float, alpha: float) -> None:
             # target ← beta·target + alpha·(gradient_factor)ᵀ u: one GEMM, in place
@@ -68,7 +65,9 @@ class WeightDescent:
                 target.baddbmm_(gradient_factor.mT, u, beta=beta, alpha=alpha)
 
         if self._velocities is None:
-            (grad_z.view(-1, members, out_features) if shared else grad_z).mul_(step_sizes)  # η_k ∂ℓ/∂z, in place
+            # η_k ∂ℓ/∂z in place; ∂ℓ/∂z is (K, B, out), or (B, K·out) seen as (B, K, out) when the input is shared
+            per_member = grad_z.view(-1, members, out_features) if shared else grad_z
+            per_member.mul_(self.step_sizes.to(grad_z.dtype).view((1, members, 1) if shared else (members, 1, 1)))
             accumulate(weight, grad_z, beta=1.0, alpha=-1.0)
         else:
             velocity = self._velocities[id(weight)]

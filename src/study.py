@@ -37,7 +37,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from src import batchnorm, data, engine, models
+from src import affine, batchnorm, data, engine, models
 from src.cli import UsageError
 from src.config import Params
 
@@ -51,7 +51,7 @@ CONNECT_TIMEOUT_S = 10  # an unreachable database server fails fast instead of h
 SCHEMA_ATTEMPTS = 3
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (a user attr)
 
-TRAINING_CODE = (data, batchnorm, models, engine)  # what decides a trial's validation accuracy
+TRAINING_CODE = (data, batchnorm, affine, models, engine)  # what decides a trial's validation accuracy
 
 # We drive heartbeats ourselves (Study.optimize would, but ask/tell is what lets trials train together).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
