@@ -24,7 +24,7 @@ def test_the_plain_baseline_is_the_papers_network():
 
 
 def test_a_short_run_prints_a_row_per_configuration(capsys):
-    bench.main(["--steps", "10", "--members", "1", "2", "--device", "cpu"])
+    bench.main(["--steps", "10", "--rounds", "1", "--members", "1", "2", "--device", "cpu"])
     rows = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\| (vanilla|bn) \|", line)]
     # per variant: the plain loop, K=1, and K=2 with its own and a shared data order
     assert len(rows) == 2 * 4
@@ -41,3 +41,37 @@ def test_an_unavailable_device_is_one_clear_line(monkeypatch, capsys):
     assert exit_info.value.code == 2
     expected = "error: --device: 'cuda' is not available on this machine (usable here: auto, cpu)\n"
     assert capsys.readouterr().err == expected
+
+
+def test_each_configuration_keeps_its_best_interleaved_round(monkeypatch, capsys):
+    calls = []
+
+    def measure(configuration, *_):
+        calls.append(configuration)
+        slow_round = len(calls) > 6  # two variants × (plain, K=2 own order, K=2 shared): the second round is slow
+        base = 1000.0 if configuration[1] == bench.PLAIN else 3000.0
+        return base / 10 if slow_round else base
+
+    monkeypatch.setattr(bench, "_measure", measure)
+    monkeypatch.setattr(bench, "machine_matmul_flops", lambda device: 100e9)
+    bench.main(["--rounds", "2", "--members", "2", "--device", "cpu"])
+    # rounds interleave: every configuration once, then every configuration again
+    assert calls[:6] == calls[6:] and len(calls) == 12
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if re.match(r"\| (vanilla|bn) \|", line)]
+    assert [row[5].strip() for row in rows] == ["1,000", "3,000", "3,000"] * 2
+    assert {row[6].strip() for row in rows if "engine" in row[2]} == {"3.00"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be >= 1, got 0"),
+        (["--members", "8", "0"], "--members must all be >= 1, got 8 0"),
+        (["--steps", "5"], "--steps must be >= 10, got 5"),
+    ],
+)
+def test_bad_arguments_are_one_clear_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: bench.main(argv))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(message)
