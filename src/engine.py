@@ -189,10 +189,9 @@ def train_members(
                 finite &= torch.isfinite(losses)
                 active &= finite
                 descent.step_sizes = learning_rates * active
-                losses.sum().backward()
-                gradients = [p.grad for p in others]
                 model.zero_grad(set_to_none=True)
-                _sgd_step(others, gradients, velocities, descent.step_sizes, schedule.momentum, member_shapes)
+                losses.sum().backward()
+                _sgd_step(others, velocities, descent.step_sizes, schedule.momentum, member_shapes)
             bar.update(next_eval - step)
             step = next_eval
             record(index)
@@ -225,11 +224,11 @@ def _gather(split: Split, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return images, split.labels.index_select(0, flat).view(indices.shape)
 
 
-def _sgd_step(parameters, gradients, velocities, learning_rates, momentum, member_shapes) -> None:
+def _sgd_step(parameters, velocities, learning_rates, momentum, member_shapes) -> None:
     with torch.no_grad():
-        for position, (parameter, gradient) in enumerate(zip(parameters, gradients, strict=True)):
+        for position, parameter in enumerate(parameters):
             # a frozen member has learning rate 0; its gradient may be NaN, and 0 × NaN is still NaN
-            gradient = gradient.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            gradient = parameter.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             if velocities is not None:
                 gradient = velocities[position].mul_(momentum).add_(gradient)
             parameter.addcmul_(gradient, learning_rates.view(member_shapes[position]), value=-1.0)

@@ -95,6 +95,17 @@ def test_a_diverging_member_is_frozen_and_does_not_disturb_the_others(model_conf
     assert any(row["diverged"] for row in together.history if row["member"] == 1)
 
 
+@pytest.mark.parametrize("variant", ["vanilla", "bn"])
+def test_gradients_left_on_the_model_before_training_change_nothing(model_config, train_split, test_split, variant):
+    schedule = _schedule([0.5, 2.0], steps=50)
+    clean = _train(model_config, variant, [1, 2], schedule, train_split, test_split)
+    model = build_model(model_config, variant, [1, 2], torch.device("cpu"))
+    for parameter in model.parameters():
+        parameter.grad = torch.full_like(parameter, 1e3)  # e.g. from a backward pass the caller ran before
+    stale = train_members(model, train_split, test_split, schedule, progress=False)
+    assert stale.history == clean.history
+
+
 def test_on_eval_can_stop_members(model_config, train_split, test_split):
     evaluations = []
 
