@@ -5,10 +5,11 @@ weight is one contiguous block and all K side by side, (K·out, in), are a view:
 share the input, one batched matmul when each member has its own batch.
 
 Why the fused update: the first layer's weight gradient (K × 100 × 784 floats, 2.5 MB at K = 8) is the largest
-tensor of a training step. Autograd would write it, the optimizer would read it back (and scrub it of NaN), and the
-fresh 2.5 MB buffer lands in cold memory every step. Inside `weight_descent(...)` the backward pass instead applies
-W ← W − η ∂ℓ/∂W as the very GEMM that would compute ∂ℓ/∂W = gᵀu, accumulating into W in place (beta = 1), so the
-gradient never exists. Biases and BN's γ, β are small and keep the ordinary path.
+tensor of a training step. Inside a step, autograd's GEMM writing it ran at about half the speed of the same GEMM on
+its own (torch.profiler; the cause was not pinned down), and the optimizer then read it back twice (NaN scrub, step).
+Inside `weight_descent(...)` the backward pass instead applies W ← W − η ∂ℓ/∂W as the very GEMM that would compute
+∂ℓ/∂W = gᵀu, accumulating into W in place (beta = 1), so the gradient never exists. Biases and BN's γ, β are small
+and keep the ordinary path.
 """
 
 from __future__ import annotations
