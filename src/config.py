@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -39,7 +40,6 @@ class ModelConfig(_Section):
     init_std: PositiveFloat
     bn_eps: PositiveFloat
     bn_momentum: Annotated[float, Field(gt=0, le=1)]
-    population_stats: Literal["moving_average", "full_pass"]
     population_batches: Annotated[int, Field(ge=2)]
 
 
@@ -54,6 +54,8 @@ class TrainConfig(_Section):
     seeds: PositiveInt
     momentum: Annotated[float, Field(ge=0, lt=1)]
     eval_every: PositiveInt
+    evals_per_decade: Annotated[int, Field(ge=0)]
+    checkpoint_every: PositiveInt
     device: Literal["auto", "cpu", "cuda", "mps"]
     tracked_units: PositiveInt
     percentile_examples: Annotated[int, Field(ge=10, le=10_000)]
@@ -77,6 +79,7 @@ class TuneConfig(_Section):
     trials_per_batch: PositiveInt
     steps: PositiveInt
     eval_every: PositiveInt
+    evals_per_decade: Annotated[int, Field(ge=0)]
     lr_min: PositiveFloat
     lr_max: PositiveFloat
     seed: Annotated[int, Field(ge=0)]
@@ -91,13 +94,47 @@ class TuneConfig(_Section):
         return self
 
 
+class SweepConfig(_Section):
+    lr_min: PositiveFloat
+    lr_max: PositiveFloat
+    lrs_per_decade: PositiveInt
+    init_stds: Annotated[list[PositiveFloat], Field(min_length=1)]
+    seeds: PositiveInt
+    steps: PositiveInt
+    eval_every: PositiveInt
+    evals_per_decade: Annotated[int, Field(ge=0)]
+    checkpoint_every: PositiveInt
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> SweepConfig:
+        if self.lr_min > self.lr_max:
+            raise ValueError(f"lr_min must be <= lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
+        return self
+
+    @property
+    def learning_rates(self) -> list[float]:
+        """lr_min, then `lrs_per_decade` geometric steps per decade up to lr_max (both ends included)."""
+        points = round(self.lrs_per_decade * math.log10(self.lr_max / self.lr_min))
+        return [self.lr_min * 10 ** (i / self.lrs_per_decade) for i in range(points + 1)]
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
 
 
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
 class EvaluateConfig(_Section):
-    accuracy_targets: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
-    confidence: Annotated[float, Field(gt=0, lt=1)]
+    accuracy_targets: Annotated[list[Fraction], Field(min_length=1)]
+    convergence_target: Fraction
+    usable_accuracy: Fraction
+    figure1_lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
+    confidence: Fraction
 
 
 class Params(_Section):
@@ -105,6 +142,7 @@ class Params(_Section):
     model: ModelConfig
     train: TrainConfig
     tune: TuneConfig
+    sweep: SweepConfig
     tracking: TrackingConfig
     evaluate: EvaluateConfig
 
@@ -114,6 +152,20 @@ class Params(_Section):
             raise ValueError(
                 f"train.tracked_units must be <= model.hidden_units ({self.model.hidden_units}), "
                 f"got {self.train.tracked_units}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _figure1_lrs_are_swept(self) -> Params:
+        grid = self.sweep.learning_rates
+        off_grid = [lr for lr in self.evaluate.figure1_lrs if not any(math.isclose(lr, g, rel_tol=1e-6) for g in grid)]
+        if off_grid:
+            swept = ", ".join(f"{lr:.4g}" for lr in grid)
+            raise ValueError(f"evaluate.figure1_lrs must be swept learning rates ({swept}), got {off_grid}")
+        if self.model.init_std not in self.sweep.init_stds:
+            raise ValueError(
+                f"sweep.init_stds must include model.init_std ({self.model.init_std}), the init the claims compare at, "
+                f"got {self.sweep.init_stds}"
             )
         return self
 

@@ -1,42 +1,83 @@
-"""The training engine: K members (seeds, or tuning trials) trained at once as one vectorised computation.
+"""The training engine: K members (seeds, learning rates, inits) trained at once as one vectorised computation.
 
-The data sit on the device as tensors and mini-batches are drawn by index; every member has its own
-learning rate; the affine weights are stepped inside the backward pass (`src.affine.weight_descent`), the few
-other parameters after it; evaluation results stay on the device until an evaluation is reported, so the step
-loop never waits for the host. Tracking and tuning wrap this module from outside: it knows nothing of them.
+The data sit on the device as tensors and mini-batches are drawn by index; every member has its own learning rate;
+the affine weights are stepped inside the backward pass (`src.affine.WeightDescent`), the few other parameters after
+it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits for the host.
+A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one continues bit for bit.
+Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
-from src.affine import weight_descent
+from src.affine import WeightDescent
 from src.batchnorm import population_statistics
+from src.config import Params
 from src.data import Split
-from src.models import MLP, member_losses
+from src.models import MLP, member_labels, member_losses
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
+EVAL_CHUNK = 2_500  # examples per evaluation forward pass: bounds memory when many members evaluate at once
+
+
+def eval_schedule(steps: int, every: int, per_decade: int = 0) -> tuple[int, ...]:
+    """Step 0, every `every` steps, `per_decade` log-spaced steps (so early training is resolved), and the last.
+
+    The log-spaced steps are rounded to two significant digits (…, 1800, 2000, 2200, 2500, …), so they fall on
+    the linear ones where they nearly meet.
+    """
+    exponents = range(math.floor(per_decade * math.log10(steps)) + 1) if per_decade else ()
+    log_spaced = {round(float(f"{10 ** (i / per_decade):.2g}")) for i in exponents}
+    return tuple(sorted({*range(0, steps, every), *(step for step in log_spaced if step < steps), steps}))
 
 
 @dataclass(frozen=True)
 class Schedule:
     steps: int
     batch_size: int
-    eval_every: int
+    eval_steps: tuple[int, ...]  # must include 0 and `steps`
     momentum: float
-    learning_rates: Sequence[float]  # one per member
-    data_seeds: Sequence[int]  # one per member; all equal: one shared data order (common random numbers)
+    learning_rates: tuple[float, ...]  # one per member
+    # One shuffled data order per group of members: G seeds for K members, G dividing K; member k follows
+    # data_seeds[k // (K / G)]. One seed: every member sees the same batches (one GEMM for all of them).
+    data_seeds: tuple[int, ...]
+    population_batches: int = 500  # Algorithm 2: the training mini-batches BN's inference statistics average over
 
-    @property
-    def eval_steps(self) -> list[int]:
-        """Step 0 (the initial network), every eval_every steps, and the last step."""
-        return sorted({*range(0, self.steps, self.eval_every), self.steps})
+
+def schedule_for(
+    params: Params, stage: Literal["train", "sweep", "tune"], learning_rates: Sequence[float], data_seeds: Sequence[int]
+) -> Schedule:
+    """The schedule of a stage's training run: its section's steps and evaluations, the batch size and momentum
+    every stage shares (params.train), BN's population pass (params.model)."""
+    section = getattr(params, stage)
+    return Schedule(
+        steps=section.steps,
+        batch_size=params.train.batch_size,
+        eval_steps=eval_schedule(section.steps, section.eval_every, section.evals_per_decade),
+        momentum=params.train.momentum,
+        learning_rates=tuple(learning_rates),
+        data_seeds=tuple(data_seeds),
+        population_batches=params.model.population_batches,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: Split
+    evaluation: Split  # scored at every evaluation step (the test split in training, validation in tuning)
+    probe_images: Tensor | None = None  # where the last hidden layer's sigmoid inputs are recorded (Figure 1 b, c)
+    tracked_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,14 +90,19 @@ class Evaluation:
     diverged: list[bool]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
-    model: MLP
-    history: list[dict] = field(default_factory=list)  # {step, member, accuracy, loss, diverged}
-    sigmoid_inputs: list[dict] = field(default_factory=list)  # {step, member, unit, p15, p50, p85}
-    diverged: list[bool] = field(default_factory=list)
-    stopped: list[bool] = field(default_factory=list)
-    wall_time_s: float = 0.0
+    """Every evaluation of every member. The curves use BN's moving averages at every point (the statistics a
+    network has while it trains); `final` scores the trained network under Algorithm 2's population statistics."""
+
+    eval_steps: tuple[int, ...]
+    accuracy: np.ndarray  # (evals, K)
+    loss: np.ndarray  # (evals, K)
+    diverged: np.ndarray  # (evals, K): diverged at or before that evaluation
+    percentiles: np.ndarray | None  # (evals, len(PERCENTILES), K, tracked units)
+    final: Evaluation | None  # None while training goes on
+    stopped: list[bool]
+    wall_time_s: float
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,47 +121,73 @@ def resolve_device(name: str) -> torch.device:
 
 
 class BatchOrder:
-    """Mini-batch indices, one epoch at a time: one shuffled order shared by all members, or one per member."""
+    """Mini-batch indices (G, batch), one epoch at a time: one seeded shuffle per data seed."""
 
     def __init__(self, examples: int, batch_size: int, data_seeds: Sequence[int], device: torch.device):
         if examples < batch_size:
             raise ValueError(f"the training split has {examples} examples, fewer than one batch of {batch_size}")
-        self.shared = len(set(data_seeds)) == 1
-        self._generators = [
-            torch.Generator().manual_seed(seed) for seed in (data_seeds[:1] if self.shared else data_seeds)
-        ]
+        self._generators = [torch.Generator().manual_seed(seed) for seed in data_seeds]
         self._examples, self._batch_size, self._device = examples, batch_size, device
         self._batches_per_epoch = examples // batch_size  # the remainder of an epoch is dropped
+        self._epoch: Tensor | None = None  # (batches, G, batch)
+        self._position = 0
 
-    def _epoch(self) -> torch.Tensor:
+    def next(self) -> Tensor:
+        if self._epoch is None or self._position == len(self._epoch):
+            self._epoch, self._position = self._shuffle(), 0
+        self._position += 1
+        return self._epoch[self._position - 1]
+
+    def _shuffle(self) -> Tensor:
         usable = self._batches_per_epoch * self._batch_size
         orders = torch.stack([torch.randperm(self._examples, generator=g)[:usable] for g in self._generators])
-        # (members, batches, batch) -> (batches, members, batch): one slice per step
+        # (G, batches, batch) -> (batches, G, batch): one slice per step
         orders = orders.view(len(self._generators), self._batches_per_epoch, self._batch_size).transpose(0, 1)
-        return (orders[:, 0] if self.shared else orders).contiguous().to(self._device)
+        return orders.contiguous().to(self._device)
 
-    def batches(self, count: int) -> Iterator[torch.Tensor]:
-        """`count` index tensors: (batch,) when shared, else (members, batch)."""
-        while count > 0:
-            epoch = self._epoch()
-            yield from epoch[: min(count, len(epoch))]
-            count -= len(epoch)
+    def state_dict(self) -> dict:
+        return {
+            "generators": [generator.get_state() for generator in self._generators],
+            "epoch": None if self._epoch is None else self._epoch.cpu(),
+            "position": self._position,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["generators"]) != len(self._generators):
+            raise ValueError(
+                f"a batch order of {len(state['generators'])} data seeds, expected {len(self._generators)}"
+            )
+        for generator, generator_state in zip(self._generators, state["generators"], strict=True):
+            generator.set_state(generator_state)
+        self._epoch = None if state["epoch"] is None else state["epoch"].to(self._device)
+        self._position = state["position"]
+
+
+def gather(split: Split, indices: Tensor) -> tuple[Tensor, Tensor]:
+    """The mini-batch at `indices` (G, batch); index_select is ~3× faster than x[indices]."""
+    flat = indices.reshape(-1)
+    images = split.images.index_select(0, flat).view(*indices.shape, split.images.shape[-1])
+    return images, split.labels.index_select(0, flat).view(indices.shape)
 
 
 @torch.no_grad()
-def evaluate(model: MLP, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors."""
+def evaluate(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
+    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
     was_training = model.training
     model.eval()
-    logits = model(split.images)
-    loss = member_losses(logits, split.labels)
-    accuracy = (logits.argmax(dim=-1) == split.labels).float().mean(dim=-1)
+    correct = torch.zeros(model.members, device=split.labels.device)
+    loss_sum = torch.zeros(model.members, device=split.labels.device)
+    for start in range(0, len(split.labels), EVAL_CHUNK):
+        images, labels = split.images[start : start + EVAL_CHUNK], split.labels[start : start + EVAL_CHUNK]
+        logits = model(images)
+        loss_sum += member_losses(logits, labels) * len(labels)
+        correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
     model.train(was_training)
-    return accuracy, loss
+    return correct / len(split.labels), loss_sum / len(split.labels)
 
 
 @torch.no_grad()
-def sigmoid_input_percentiles(model: MLP, probe_images: torch.Tensor, units: int) -> torch.Tensor:
+def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int) -> Tensor:
     """(len(PERCENTILES), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids."""
     was_training = model.training
     model.eval()
@@ -125,155 +197,213 @@ def sigmoid_input_percentiles(model: MLP, probe_images: torch.Tensor, units: int
     return torch.quantile(inputs, levels, dim=1)
 
 
-def train_members(
-    model: MLP,
-    train: Split,
-    evaluation: Split,
-    schedule: Schedule,
-    *,
-    probe_images: torch.Tensor | None = None,
-    tracked_units: int = 0,
-    on_eval: Callable[[Evaluation], Sequence[bool] | None] | None = None,
-    progress: bool | None = None,
-    population_stats: str = "moving_average",
-    population_batches: int = 500,
-) -> TrainResult:
-    """Train every member of `model` by plain SGD (optionally with momentum) on its own learning rate.
+OnEval = Callable[[Evaluation], Sequence[bool] | None]
 
-    A member whose loss turns NaN or infinite is marked diverged and frozen at its last finite weights;
-    `on_eval` may return a mask of members to stop (pruned trials), which are frozen the same way.
-    With population_stats="full_pass", BN's inference statistics are recomputed after training per
-    Algorithm 2 and the last evaluation is redone with them; the curves before it use the moving averages.
+
+class Trainer:
+    """Trains every member of `model` by plain SGD (optionally with momentum) on its own learning rate.
+
+    A member whose loss turns NaN or infinite is marked diverged and frozen at its last finite weights; `on_eval`
+    may return a mask of members to stop (pruned trials), which are frozen the same way. After the last step BN's
+    inference statistics are set by Algorithm 2 and the model is left in eval mode.
     """
-    members = model.members
-    if len(schedule.learning_rates) != members or len(schedule.data_seeds) != members:
-        raise ValueError(f"the schedule needs one learning rate and one data seed per member ({members})")
-    device = train.images.device
-    started = time.perf_counter()
-    learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=train.images.dtype)
-    active = torch.ones(members, dtype=torch.bool, device=device)  # not diverged and not stopped
-    finite = torch.ones(members, dtype=torch.bool, device=device)
 
-    eval_steps = schedule.eval_steps
-    accuracy_log = torch.empty(len(eval_steps), members, device=device)
-    loss_log = torch.empty(len(eval_steps), members, device=device)
-    finite_log = torch.empty(len(eval_steps), members, dtype=torch.bool, device=device)
-    track = probe_images is not None and tracked_units > 0
-    percentile_log = torch.empty(len(eval_steps), len(PERCENTILES), members, max(tracked_units, 1), device=device)
-
-    def record(index: int) -> None:
-        accuracy_log[index], loss_log[index] = evaluate(model, evaluation)
-        finite_log[index] = finite
-        if track:
-            percentile_log[index] = sigmoid_input_percentiles(model, probe_images, tracked_units)
-
-    order = BatchOrder(len(train.labels), schedule.batch_size, schedule.data_seeds, device)
-    show = sys.stderr.isatty() if progress is None else progress
-    stopped = [False] * members
-    model.train()
-    record(0)
-    with (
-        weight_descent(model, schedule.momentum) as descent,
-        tqdm(total=schedule.steps, desc="training", unit="step", disable=not show, leave=False) as bar,
-    ):
+    def __init__(self, model: MLP, data: TrainingData, schedule: Schedule):
+        members = model.members
+        if len(schedule.learning_rates) != members or members % len(schedule.data_seeds):
+            raise ValueError(
+                f"the schedule needs one learning rate per member ({members}) and a number of data seeds that "
+                f"divides it, got {len(schedule.learning_rates)} and {len(schedule.data_seeds)}"
+            )
+        if schedule.eval_steps[0] != 0 or schedule.eval_steps[-1] != schedule.steps:
+            raise ValueError(f"eval_steps must run from 0 to {schedule.steps}, got {schedule.eval_steps}")
+        self.model, self.data, self.schedule = model, data, schedule
+        device = data.train.images.device
+        self.step = 0
+        self._evaluations = 0  # how many of schedule.eval_steps are recorded
+        self._elapsed_s = 0.0
+        self._learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
+        self._finite = torch.ones(members, dtype=torch.bool, device=device)
+        self._stopped = torch.zeros(members, dtype=torch.bool, device=device)
+        evals, units = len(schedule.eval_steps), max(data.tracked_units, 1)
+        self._accuracy = torch.full((evals, members), math.nan, device=device)
+        self._loss = torch.full((evals, members), math.nan, device=device)
+        self._diverged = torch.zeros(evals, members, dtype=torch.bool, device=device)
+        self._percentiles = torch.full((evals, len(PERCENTILES), members, units), math.nan, device=device)
+        self._order = BatchOrder(len(data.train.labels), schedule.batch_size, schedule.data_seeds, device)
+        self._descent = WeightDescent(model, schedule.momentum)
         # the affine weights are stepped inside the backward pass; the small rest (biases, BN's γ, β) here
-        others = [p for p in model.parameters() if all(p is not weight for weight in descent.weights)]
-        velocities = [torch.zeros_like(p) for p in others] if schedule.momentum else None
-        member_shapes = [(members,) + (1,) * (p.dim() - 1) for p in others]  # broadcast a (K,) vector over p
-        step = 0
-        for index, next_eval in enumerate(eval_steps[1:], start=1):
-            for indices in order.batches(next_eval - step):
-                images, labels = _gather(train, indices)
-                logits = model(images)
-                losses = member_losses(logits, labels)
-                finite &= torch.isfinite(losses)
-                active &= finite
-                descent.step_sizes = learning_rates * active
-                model.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                _sgd_step(others, velocities, descent.step_sizes, schedule.momentum, member_shapes)
-            bar.update(next_eval - step)
-            step = next_eval
-            record(index)
-            if on_eval is not None or show:
-                report = Evaluation(
-                    step=step,
-                    accuracy=accuracy_log[index].tolist(),
-                    loss=loss_log[index].tolist(),
-                    diverged=(~finite_log[index]).tolist(),
+        self._others = [p for p in model.parameters() if all(p is not weight for weight in self._descent.weights)]
+        self._velocities = [torch.zeros_like(p) for p in self._others] if schedule.momentum else []
+
+    @property
+    def _tracking(self) -> bool:
+        return self.data.probe_images is not None and self.data.tracked_units > 0
+
+    def run(
+        self,
+        on_eval: OnEval | None = None,
+        on_checkpoint: Callable[[Trainer], None] | None = None,
+        checkpoint_every: int | None = None,
+        progress: bool | None = None,
+    ) -> TrainResult:
+        """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps."""
+        started = time.perf_counter()
+        show = sys.stderr.isatty() if progress is None else progress
+        self.model.train()
+        if self._evaluations == 0:
+            self._record()
+        with (
+            self._descent.attached(),
+            tqdm(total=self.schedule.steps, initial=self.step, desc="training", unit="step", disable=not show) as bar,
+        ):
+            while self.step < self.schedule.steps:
+                next_eval = self.schedule.eval_steps[self._evaluations]
+                stop = (
+                    next_eval if not checkpoint_every else min(next_eval, _next_multiple(self.step, checkpoint_every))
                 )
-                bar.set_postfix(best_accuracy=f"{max(report.accuracy):.4f}")
-                stop = on_eval(report) if on_eval is not None else None
-                if stop is not None:
-                    stopped = [was or now for was, now in zip(stopped, stop, strict=True)]
-                    active &= ~torch.tensor(stopped, device=device)
+                self._train_until(stop)
+                bar.update(stop - bar.n)
+                if self.step == next_eval:
+                    self._record()
+                    if on_eval is not None or show:
+                        self._report(bar, on_eval)
+                due = checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.schedule.steps
+                if on_checkpoint is not None and due:
+                    # the time spent checkpointing is the caller's to report, not training time
+                    self._elapsed_s += time.perf_counter() - started
+                    on_checkpoint(self)
+                    started = time.perf_counter()
+        final = self._finish()
+        self._elapsed_s += time.perf_counter() - started
+        return self._result(final)
 
-    if population_stats == "full_pass" and model.batch_norm:
-        _population_pass(model, train, schedule, population_batches)
-        record(len(eval_steps) - 1)
+    def _train_until(self, stop: int) -> None:
+        model, train = self.model, self.data.train
+        while self.step < stop:
+            images, labels = gather(train, self._order.next())
+            losses = member_losses(model(images), labels)
+            self._finite &= torch.isfinite(losses)
+            self._descent.step_sizes = self._learning_rates * (self._finite & ~self._stopped)
+            model.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            self._step_others()
+            self.step += 1
 
-    return _collect(
-        model, eval_steps, accuracy_log, loss_log, finite_log, percentile_log if track else None, stopped, started
-    )
-
-
-def _gather(split: Split, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mini-batch at `indices`, (batch,) or (members, batch); index_select is ~3× faster than x[indices]."""
-    flat = indices.reshape(-1)
-    images = split.images.index_select(0, flat).view(*indices.shape, split.images.shape[-1])
-    return images, split.labels.index_select(0, flat).view(indices.shape)
-
-
-def _sgd_step(parameters, velocities, learning_rates, momentum, member_shapes) -> None:
-    with torch.no_grad():
-        for position, parameter in enumerate(parameters):
+    @torch.no_grad()
+    def _step_others(self) -> None:
+        members = self.model.members
+        for position, parameter in enumerate(self._others):
             # a frozen member has learning rate 0; its gradient may be NaN, and 0 × NaN is still NaN
             gradient = parameter.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-            if velocities is not None:
-                gradient = velocities[position].mul_(momentum).add_(gradient)
-            parameter.addcmul_(gradient, learning_rates.view(member_shapes[position]), value=-1.0)
+            if self._velocities:
+                gradient = self._velocities[position].mul_(self.schedule.momentum).add_(gradient)
+            step_sizes = self._descent.step_sizes.view((members,) + (1,) * (parameter.dim() - 1))
+            parameter.addcmul_(gradient, step_sizes, value=-1.0)
 
+    def _record(self) -> None:
+        index = self._evaluations
+        self._accuracy[index], self._loss[index] = evaluate(self.model, self.data.evaluation)
+        self._diverged[index] = ~self._finite
+        if self._tracking:
+            self._percentiles[index] = sigmoid_input_percentiles(
+                self.model, self.data.probe_images, self.data.tracked_units
+            )
+        self._evaluations += 1
 
-def _population_pass(model: MLP, train: Split, schedule: Schedule, batches: int) -> None:
-    """Algorithm 2: inference statistics from `batches` training mini-batches of the trained network."""
-    order = BatchOrder(len(train.labels), schedule.batch_size, schedule.data_seeds, train.images.device)
-    with population_statistics(model):
-        for indices in order.batches(batches):
-            model(_gather(train, indices)[0])
+    def _report(self, bar: tqdm, on_eval: OnEval | None) -> None:
+        index = self._evaluations - 1
+        evaluation = Evaluation(
+            step=self.step,
+            accuracy=self._accuracy[index].tolist(),
+            loss=self._loss[index].tolist(),
+            diverged=self._diverged[index].tolist(),
+        )
+        bar.set_postfix(best_accuracy=f"{max(evaluation.accuracy):.4f}")
+        stop = on_eval(evaluation) if on_eval is not None else None
+        if stop is not None:
+            self._stopped |= torch.tensor(list(stop), dtype=torch.bool, device=self._stopped.device)
 
+    def _finish(self) -> Evaluation:
+        """Algorithm 2 for BN, then the final evaluation under it (for the vanilla net: the last evaluation)."""
+        if self.model.batch_norm:
+            train = self.data.train
+            order = BatchOrder(len(train.labels), self.schedule.batch_size, self.schedule.data_seeds, self._device)
+            with population_statistics(self.model):
+                for _ in range(self.schedule.population_batches):
+                    self.model(gather(train, order.next())[0])
+            accuracy, loss = evaluate(self.model, self.data.evaluation)
+        else:
+            accuracy, loss = self._accuracy[-1], self._loss[-1]
+        self.model.eval()
+        return Evaluation(
+            step=self.schedule.steps,
+            accuracy=accuracy.tolist(),
+            loss=loss.tolist(),
+            diverged=(~self._finite).tolist(),
+        )
 
-def _collect(model, eval_steps, accuracy_log, loss_log, finite_log, percentile_log, stopped, started) -> TrainResult:
-    accuracy, loss, finite = accuracy_log.tolist(), loss_log.tolist(), finite_log.tolist()
-    history = [
-        {
-            "step": step,
-            "member": member,
-            "accuracy": accuracy[i][member],
-            "loss": loss[i][member],
-            "diverged": not finite[i][member],
+    @property
+    def _device(self) -> torch.device:
+        return self.data.train.images.device
+
+    def recorded(self) -> TrainResult:
+        """The evaluations recorded so far (no final one yet): what a checkpoint hands to the tracker."""
+        return self._result(final=None)
+
+    def _result(self, final: Evaluation | None) -> TrainResult:
+        done = self._evaluations
+        return TrainResult(
+            eval_steps=self.schedule.eval_steps[:done],
+            accuracy=self._accuracy[:done].cpu().numpy(),
+            loss=self._loss[:done].cpu().numpy(),
+            diverged=self._diverged[:done].cpu().numpy(),
+            percentiles=self._percentiles[:done].cpu().numpy() if self._tracking else None,
+            final=final,
+            stopped=self._stopped.tolist(),
+            wall_time_s=self._elapsed_s,
+        )
+
+    def state_dict(self) -> dict:
+        """Everything that decides the rest of the run, on the CPU: restoring it continues bit for bit."""
+        tensors = {
+            "learning_rates": self._learning_rates,
+            "finite": self._finite,
+            "stopped": self._stopped,
+            "accuracy": self._accuracy,
+            "loss": self._loss,
+            "diverged": self._diverged,
+            "percentiles": self._percentiles,
         }
-        for i, step in enumerate(eval_steps)
-        for member in range(model.members)
-    ]
-    sigmoid_inputs = []
-    if percentile_log is not None:
-        values = percentile_log.tolist()  # (evals, percentiles, members, units)
-        sigmoid_inputs = [
-            {
-                "step": step,
-                "member": member,
-                "unit": unit,
-                **{f"p{round(q * 100)}": values[i][j][member][unit] for j, q in enumerate(PERCENTILES)},
-            }
-            for i, step in enumerate(eval_steps)
-            for member in range(model.members)
-            for unit in range(percentile_log.shape[-1])
-        ]
-    return TrainResult(
-        model=model,
-        history=history,
-        sigmoid_inputs=sigmoid_inputs,
-        diverged=[not ok for ok in finite[-1]],
-        stopped=stopped,
-        wall_time_s=time.perf_counter() - started,
-    )
+        return {
+            "step": self.step,
+            "evaluations": self._evaluations,
+            "elapsed_s": self._elapsed_s,
+            "model": {name: value.cpu() for name, value in self.model.state_dict().items()},
+            "velocities": [v.cpu() for v in (*self._descent.velocities, *self._velocities)],
+            "order": self._order.state_dict(),
+            **{name: value.cpu() for name, value in tensors.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict` of a trainer with the same model shape and schedule; a misfit raises ValueError."""
+        for name in ("learning_rates", "finite", "stopped", "accuracy", "loss", "diverged", "percentiles"):
+            current = getattr(self, f"_{name}")
+            if state[name].shape != current.shape or state[name].dtype != current.dtype:
+                raise ValueError(f"{name}: {tuple(state[name].shape)}, expected {tuple(current.shape)}")
+            current.copy_(state[name])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise ValueError(str(error).splitlines()[0]) from None
+        velocities = [*self._descent.velocities, *self._velocities]
+        if [v.shape for v in velocities] != [v.shape for v in state["velocities"]]:
+            raise ValueError("the optimizer state does not fit this model")
+        for velocity, saved in zip(velocities, state["velocities"], strict=True):
+            velocity.copy_(saved)
+        self._order.load_state_dict(state["order"])
+        self.step, self._evaluations, self._elapsed_s = state["step"], state["evaluations"], state["elapsed_s"]
+
+
+def _next_multiple(step: int, every: int) -> int:
+    return (step // every + 1) * every

@@ -6,12 +6,9 @@ Final numbers come from scoring the saved models; the curves come from the train
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from src import results as result_files
 from src import stats
+from src.claims import DRIFT_REFERENCE_FRACTION, Claim, TrainedSeeds
 from src.cli import UsageError
 from src.config import ModelConfig, Variant
 from src.data import Split
 from src.models import load_member
+from src.results import parse_flag, parse_number, parsing, read_csv, read_json
 
-# Figure 1 (b, c) compares the sigmoid-input distribution after the first tenth of training with the end.
-DRIFT_REFERENCE_FRACTION = 0.1
-# a learning rate trained well when its trial reached this share of the study's best validation accuracy
-USABLE_FRACTION = 0.9
 _SCORING_BATCH = 10_000  # bounds memory when scoring the 50,000 training images
 
 
@@ -54,7 +50,7 @@ class Percentiles:
 
 
 @dataclass(frozen=True)
-class Trial:
+class TuningTrial:
     number: int
     lr: float
     value: float | None  # validation accuracy (the last reported one for a pruned trial); None if it failed
@@ -83,7 +79,7 @@ class VariantResults:
     variant: Variant
     curves: Curves
     sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
-    trials: list[Trial]
+    trials: list[TuningTrial]
     tuning: dict  # results/tune/{variant}/best.json
     training: dict  # results/train/{variant}/summary.json
     test: dict[int, Scores]  # seed -> scores on the test split
@@ -149,8 +145,8 @@ def score(model: torch.nn.Module, split: Split) -> Scores:
 
 def read_history(path: Path) -> Curves:
     """results/train/{variant}/history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
-    rows = read_csv(path, ["step", "seed", "test_accuracy", "test_loss", "diverged"])
-    with _parsing(path):
+    rows = read_csv(path, ["step", "seed", *result_files.HISTORY])
+    with parsing(path):
         return _curves(rows)
 
 
@@ -163,15 +159,15 @@ def _curves(rows: list[dict[str, str]]) -> Curves:
     diverged = np.zeros(len(seeds), dtype=bool)
     for row in rows:
         i, j = line[int(row["seed"])], column[int(row["step"])]
-        accuracy[i, j], loss[i, j] = _number(row["test_accuracy"]), _number(row["test_loss"])
-        diverged[i] |= _flag(row["diverged"])
+        accuracy[i, j], loss[i, j] = parse_number(row["test_accuracy"]), parse_number(row["test_loss"])
+        diverged[i] |= parse_flag(row["diverged"])
     return Curves(steps=np.array(steps), seeds=seeds, accuracy=accuracy, loss=loss, diverged=diverged)
 
 
 def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
     """results/train/{variant}/sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
-    rows = read_csv(path, ["step", "seed", "unit", "p15", "p50", "p85"])
-    with _parsing(path):
+    rows = read_csv(path, ["step", "seed", *result_files.SIGMOID_INPUTS])
+    with parsing(path):
         return _percentiles(rows)
 
 
@@ -183,70 +179,26 @@ def _percentiles(rows: list[dict[str, str]]) -> dict[tuple[int, int], Percentile
     for key, unit_rows in sorted(grouped.items()):
         unit_rows.sort(key=lambda row: int(row["step"]))
         curves[key] = Percentiles(
-            *(np.array([_number(row[name]) for row in unit_rows]) for name in ("step", "p15", "p50", "p85"))
+            *(np.array([parse_number(row[name]) for row in unit_rows]) for name in ("step", "p15", "p50", "p85"))
         )
     return curves
 
 
-def read_trials(path: Path) -> list[Trial]:
+def read_trials(path: Path) -> list[TuningTrial]:
     """results/tune/{variant}/trials.csv (number,lr,value,state,diverged), in trial order."""
     rows = read_csv(path, ["number", "lr", "value", "state", "diverged"])
-    with _parsing(path):
+    with parsing(path):
         trials = [
-            Trial(
+            TuningTrial(
                 number=int(row["number"]),
                 lr=float(row["lr"]),
                 value=float(row["value"]) if row["value"].strip() else None,
                 state=row["state"].strip().upper(),
-                diverged=_flag(row["diverged"]),
+                diverged=parse_flag(row["diverged"]),
             )
             for row in rows
         ]
     return sorted(trials, key=lambda trial: trial.number)
-
-
-@contextmanager
-def _parsing(path: Path) -> Iterator[None]:
-    """A malformed value in an input file is one UsageError naming the file, not a bare ValueError."""
-    try:
-        yield
-    except ValueError as error:
-        raise UsageError(f"{path}: malformed value ({error})") from None
-
-
-def read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """The rows of a CSV that must have at least `columns`; a missing file or column is one UsageError."""
-    try:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (run the stage that writes it first: `dvc repro`)") from None
-    missing = [name for name in columns if name not in header]
-    if missing:
-        raise UsageError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
-    if not rows:
-        raise UsageError(f"{path}: no rows")
-    return rows
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (run the stage that writes it first: `dvc repro`)") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path}: not valid JSON: {error}") from None
-
-
-def _number(text: str) -> float:
-    # a diverged model's loss may be recorded as nan or inf, or left empty
-    return float(text) if text.strip() else math.nan
-
-
-def _flag(text: str) -> bool:
-    return text.strip().lower() in {"1", "true", "yes"}
 
 
 def target_key(target: float) -> str:
@@ -254,14 +206,46 @@ def target_key(target: float) -> str:
     return f"{target * 100:g}"
 
 
-def build_metrics(results: Mapping[Variant, VariantResults], targets: Sequence[float], confidence: float) -> dict:
-    """results/metrics.json: one section per variant and a `comparison` section (BN against vanilla)."""
-    metrics: dict = {variant: variant_metrics(result, targets, confidence) for variant, result in results.items()}
-    metrics["comparison"] = comparison_metrics(results["vanilla"], results["bn"], targets, confidence)
-    return _finite_or_none(metrics)
+def trained_seeds(result: VariantResults) -> TrainedSeeds:
+    """The per-seed numbers the claims pair across the variants."""
+    seeds = result.curves.seeds
+    drift = [
+        np.mean([drift.relative_drift for (seed_of, _), drift in unit_drifts(result).items() if seed_of == seed])
+        for seed in seeds
+    ]
+    return TrainedSeeds(
+        seeds=seeds,
+        steps=result.curves.steps,
+        accuracy=result.curves.accuracy,
+        final_accuracy=np.array([result.test[seed].accuracy for seed in seeds]),
+        drift=np.array(drift),
+    )
+
+
+def unit_drifts(result: VariantResults) -> dict[tuple[int, int], stats.PercentileDrift]:
+    """(seed, unit) -> how that sigmoid's input distribution moved from 10 % of training to the end."""
+    return {
+        key: stats.percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, DRIFT_REFERENCE_FRACTION)
+        for key, curve in result.sigmoid_inputs.items()
+    }
+
+
+def build_metrics(
+    results: Mapping[Variant, VariantResults],
+    claims: Sequence[Claim],
+    robustness: Mapping[str, object],
+    targets: Sequence[float],
+    confidence: float,
+) -> dict:
+    """results/metrics.json: the claims, one section per variant (train@), the sweep's horizon check and map."""
+    metrics: dict = {"claims": {claim.key: claim.as_metrics() for claim in claims}}
+    metrics |= {variant: variant_metrics(result, targets, confidence) for variant, result in results.items()}
+    metrics |= robustness
+    return finite_or_none(metrics)
 
 
 def variant_metrics(result: VariantResults, targets: Sequence[float], confidence: float) -> dict:
+    """train@ of one variant at its tuned rate: final numbers (BN under both inference rules), speed, drift."""
     seeds = sorted(result.test)
     test_accuracy = stats.summarize([result.test[seed].accuracy for seed in seeds], confidence)
     train_accuracy = float(np.mean([result.train[seed].accuracy for seed in seeds]))
@@ -270,12 +254,15 @@ def variant_metrics(result: VariantResults, targets: Sequence[float], confidence
         "lr": result.training.get("lr", result.tuning.get("best_lr")),
         "n_seeds": len(seeds),
         "n_diverged": int(curves.diverged.sum()),
+        # the saved models: BN under Algorithm 2's population statistics
         "test_accuracy": {
             "mean": test_accuracy.mean,
             "std": test_accuracy.std,
             "ci_low": test_accuracy.ci_low,
             "ci_high": test_accuracy.ci_high,
         },
+        # the history's last evaluation: BN under the moving averages it trained with
+        "test_accuracy_moving_average": _mean(curves.accuracy[:, -1].tolist()),
         "test_loss_mean": _mean([result.test[seed].loss for seed in seeds]),
         "train_accuracy_mean": train_accuracy,
         "train_loss_mean": _mean([result.train[seed].loss for seed in seeds]),
@@ -287,70 +274,24 @@ def variant_metrics(result: VariantResults, targets: Sequence[float], confidence
     for target in targets:
         reached = steps_to(curves, target)
         metrics[f"steps_to_{target_key(target)}"] = {"median": reached.median, "n_reached": reached.n_reached}
-    metrics["sigmoid_input"] = sigmoid_drift_metrics(result.sigmoid_inputs)
-    metrics["lr_search"] = lr_search_metrics(result.trials, result.tuning)
+    drifts = list(unit_drifts(result).values())
+    metrics["sigmoid_input_drift"] = {
+        "reference_step": drifts[0].reference_step,
+        "relative": _mean([drift.relative_drift for drift in drifts]),
+        "median_shift_abs": _mean([abs(drift.median_shift) for drift in drifts]),
+    }
+    metrics["lr_search"] = {
+        "best_lr": result.tuning.get("best_lr"),
+        "best_value": result.tuning.get("best_value"),
+        "n_trials": len(result.trials),
+        "n_diverged": sum(trial.diverged for trial in result.trials),
+    }
     return metrics
-
-
-def comparison_metrics(
-    vanilla: VariantResults, bn: VariantResults, targets: Sequence[float], confidence: float
-) -> dict:
-    """BN against vanilla: steps ratio per target, final test accuracy difference (BN − vanilla), Welch's test."""
-    comparison: dict = {
-        f"steps_ratio_{target_key(target)}": stats.steps_ratio(
-            steps_to(vanilla.curves, target), steps_to(bn.curves, target)
-        )
-        for target in targets
-    }
-    difference = stats.welch_difference(
-        [score.accuracy for score in bn.test.values()], [score.accuracy for score in vanilla.test.values()], confidence
-    )
-    comparison["accuracy_difference"] = {
-        "mean": difference.difference,
-        "ci_low": difference.ci_low,
-        "ci_high": difference.ci_high,
-        "p_value": difference.p_value,
-    }
-    return comparison
 
 
 def steps_to(curves: Curves, target: float) -> stats.StepsToTarget:
     # an evaluation a seed does not have (NaN) never counts as reaching the target
     return stats.steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
-
-
-def sigmoid_drift_metrics(sigmoid_inputs: Mapping[tuple[int, int], Percentiles]) -> dict:
-    """How far the last hidden layer's sigmoid inputs moved, averaged over every tracked unit of every seed."""
-    drifts = [
-        stats.percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, DRIFT_REFERENCE_FRACTION)
-        for curve in sigmoid_inputs.values()
-    ]
-    return {
-        "reference_step": drifts[0].reference_step,
-        "median_shift_abs": _mean([abs(drift.median_shift) for drift in drifts]),
-        "median_shift_relative": _mean([drift.relative_median_shift for drift in drifts]),
-        "spread_change_relative": _mean([drift.relative_spread_change for drift in drifts]),
-    }
-
-
-def lr_search_metrics(trials: Sequence[Trial], tuning: Mapping) -> dict:
-    """The tuned learning rate, the largest rate that trained well and the smallest that diverged.
-
-    A rate "trained well" when its trial did not diverge and reached USABLE_FRACTION of the study's best
-    validation accuracy: a rate so large that the sigmoids saturate scores at chance without ever turning NaN.
-    """
-    scored = [trial.value for trial in trials if trial.value is not None and not trial.diverged]
-    threshold = USABLE_FRACTION * max(scored) if scored else math.inf
-    usable = [trial.lr for trial in trials if not trial.diverged and (trial.value or 0.0) >= threshold]
-    diverged = [trial.lr for trial in trials if trial.diverged]
-    return {
-        "best_lr": tuning.get("best_lr"),
-        "best_value": tuning.get("best_value"),
-        "max_usable_lr": max(usable) if usable else None,
-        "min_diverged_lr": min(diverged) if diverged else None,
-        "n_trials": len(trials),
-        "n_diverged": len(diverged),
-    }
 
 
 def mean_curves(results: Mapping[Variant, VariantResults], quantity: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -368,10 +309,10 @@ def mean_curves(results: Mapping[Variant, VariantResults], quantity: str) -> tup
     return steps, columns
 
 
-def _finite_or_none(tree):
+def finite_or_none(tree):
     """The same nested dict of plain Python numbers, NaN and infinities as None: JSON has no spelling for them."""
     if isinstance(tree, dict):
-        return {key: _finite_or_none(value) for key, value in tree.items()}
+        return {key: finite_or_none(value) for key, value in tree.items()}
     if isinstance(tree, np.generic):
         tree = tree.item()
     if isinstance(tree, float) and not math.isfinite(tree):

@@ -1,148 +1,374 @@
-"""The report's figures: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices.
+"""The report's figures: the paper's Figure 1, the learning-rate search, the confusion matrices and the robustness map.
 
-Every function takes plain results, draws one PNG with matplotlib's Agg backend (no display needed) and
-writes it atomically.
+Every function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no
+pyplot state); `save` writes one to a PNG atomically.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import LogNorm
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap, LogNorm, Normalize, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from src.atomic import atomic_path
-
-if TYPE_CHECKING:
-    from src.evaluate import Curves, Percentiles, Trial
 
 LABELS = {"vanilla": "without BN", "bn": "with BN"}
 COLORS = {"vanilla": "tab:blue", "bn": "tab:red"}
 DPI = 150
-matplotlib.use("Agg")  # files only: no display, whatever the machine has
 # Figure 1(a) in the paper starts its y axis at 0.7 so the end of training is readable; lower only if needed.
 ACCURACY_AXIS_FLOOR = 0.7
+# The learning-rate search's zoom shows the trials this close to the best value: where the choice is made.
+ZOOM_WIDTH = 0.02
+TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
+PERCENTILE_STYLES = {"15th": ":", "50th": "-", "85th": "--"}  # the rows of a (3, evals) percentile array, in order
+NEUTRAL = "0.8"  # the colour of a cell with no value
+TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
+    "complete": ("complete", {"marker": "o"}),
+    "pruned": ("pruned (value when pruned)", {"marker": "o", "markerfacecolor": "none"}),
+    "diverged": ("diverged (drawn at 0)", {"marker": "x"}),
+    "no value": ("no value: failed, or pruned before reporting (drawn at 0)", {"marker": "v"}),
+}
 
 
-def plot_test_accuracy(curves: Mapping[str, Curves], path: Path) -> None:
-    """Figure 1(a): test accuracy vs steps, the mean over seeds with the min–max range over seeds as a band."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    lowest = ACCURACY_AXIS_FLOOR
-    for variant, curve in curves.items():
-        mean, low, high = _mean_and_range(curve.accuracy)
-        axes.plot(curve.steps, mean, color=COLORS[variant], label=f"{LABELS[variant]} (mean of {len(curve.seeds)})")
-        axes.fill_between(curve.steps, low, high, color=COLORS[variant], alpha=0.2, linewidth=0)
-        after_start = curve.steps >= 0.1 * curve.steps[-1]
-        lowest = min(lowest, float(np.nanmin(low[after_start], initial=lowest)))
-    axes.set_ylim(max(0.0, lowest - 0.02), 1.005)  # a curve at 100 % stays visible above the frame
-    axes.set_xlabel("training step")
+@dataclass(frozen=True)
+class TrialPoint:
+    """One trial of a learning-rate study; a pruned trial's value is its last reported accuracy, not a final one."""
+
+    lr: float
+    value: float | None
+    state: str
+    diverged: bool
+
+    def __post_init__(self) -> None:
+        if self.state not in TRIAL_STATES:
+            raise ValueError(f"TrialPoint.state must be one of {', '.join(TRIAL_STATES)}, got {self.state!r}")
+
+
+@dataclass(frozen=True)
+class RobustnessGrid:
+    """Final test accuracy over init std (rows, I) × learning rate (columns, L), each array (I, L); CIs NaN if none."""
+
+    learning_rates: np.ndarray
+    init_stds: np.ndarray
+    vanilla: np.ndarray
+    bn: np.ndarray
+    difference: np.ndarray  # BN − vanilla, mean over paired seeds
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    confidence: float
+
+    def __post_init__(self) -> None:
+        expected = (len(self.init_stds), len(self.learning_rates))
+        for name in ("vanilla", "bn", "difference", "ci_low", "ci_high"):
+            shape = np.shape(getattr(self, name))
+            if shape != expected:
+                raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
+
+
+@dataclass(frozen=True)
+class SharedRatePanel:
+    """One row of the shared-rate figure: both variants trained at `lr`; arrays keyed by variant."""
+
+    lr: float
+    steps: Mapping[str, np.ndarray]  # (evals,)
+    accuracy: Mapping[str, np.ndarray]  # (seeds, evals)
+    percentiles: Mapping[str, np.ndarray]  # (3, percentile evals): 15/50/85th of one example unit's input
+    percentile_steps: Mapping[str, np.ndarray]
+
+
+def accuracy_figure(
+    steps: Mapping[str, np.ndarray],
+    accuracy: Mapping[str, np.ndarray],
+    title: str = "(a) Test accuracy; line: mean over seeds, band: min–max over seeds",
+) -> Figure:
+    """Figure 1(a): test accuracy (seeds, evals) against steps > 0 on a log axis, mean line and min–max band."""
+    figure = _figure((6.4, 4.6))
+    axes = figure.subplots()
+    _draw_accuracy(axes, steps, accuracy)
+    axes.set_xlabel("training step (log scale; step 0 not shown)")
     axes.set_ylabel("test accuracy")
-    axes.set_title("(a) Test accuracy; band: min–max over seeds")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    _save(figure, path)
+    axes.set_title(title)
+    _legend(figure, [*axes.get_lines(), _band_handle()], columns=3)
+    return figure
 
 
-def plot_sigmoid_inputs(percentiles: Mapping[str, Percentiles], path: Path, *, seed: int, unit: int) -> None:
-    """Figure 1(b, c): 15/50/85th percentiles of one last-hidden-layer sigmoid's input, one panel per variant.
-
-    The panels share the y axis so a drift in one and its absence in the other are on the same scale.
-    """
-    figure, panels = plt.subplots(1, len(percentiles), figsize=(10, 4), sharey=True, squeeze=False)
-    for axes, letter, (variant, curve) in zip(panels[0], "bcdefg", percentiles.items(), strict=False):
-        color = COLORS[variant]
-        axes.fill_between(curve.steps, curve.p15, curve.p85, color=color, alpha=0.15, linewidth=0)
-        axes.plot(curve.steps, curve.p85, color=color, linestyle="--", label="85th")
-        axes.plot(curve.steps, curve.p50, color=color, label="50th")
-        axes.plot(curve.steps, curve.p15, color=color, linestyle=":", label="15th")
+def sigmoid_inputs_figure(
+    steps: Mapping[str, np.ndarray], percentiles: Mapping[str, np.ndarray], subtitle: str
+) -> Figure:
+    """Figure 1(b, c): the 15/50/85th percentiles (3, evals) of one sigmoid's input, one panel per variant."""
+    figure = _figure((10, 4.4))
+    # one y scale for both panels: a drift in one and its absence in the other are read on the same scale
+    panels = figure.subplots(1, len(percentiles), sharey=True, squeeze=False)[0]
+    for axes, letter, variant in zip(panels, "bcdefg", percentiles, strict=False):
+        _draw_percentiles(axes, steps[variant], percentiles[variant], COLORS[variant])
         axes.set_title(f"({letter}) {LABELS[variant]}")
-        axes.set_xlabel("training step")
-        axes.grid(alpha=0.3)
-        axes.legend(title="percentile", loc="best")
-    panels[0][0].set_ylabel("input to the sigmoid")
-    figure.suptitle(f"A last-hidden-layer sigmoid's input over training (seed {seed}, unit {unit})")
-    _save(figure, path)
+        axes.set_xlabel("training step (log scale)")
+    panels[0].set_ylabel("input to the sigmoid")
+    figure.suptitle(f"A last-hidden-layer sigmoid's input over training\n{subtitle}")
+    _legend(figure, _percentile_handles(), columns=4)
+    return figure
 
 
-def plot_lr_search(trials: Mapping[str, Sequence[Trial]], best_lr: Mapping[str, float | None], path: Path) -> None:
-    """Validation accuracy against learning rate for every trial: complete filled, pruned hollow, diverged crossed.
+def lr_search_figure(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> Figure:
+    """Validation accuracy against learning rate for every trial: the whole search, and a zoom on where it is decided.
 
-    A trial with no value (failed, or pruned before reporting one) is drawn on the x axis as a triangle.
+    Complete trials are filled, pruned ones hollow; diverged (×) and value-less (▼) trials sit at 0.
     """
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    for variant, study in trials.items():
-        color = COLORS[variant]
-        kinds = {
-            "complete": (
-                [t for t in study if _has_value(t) and t.state == "COMPLETE"],
-                {"marker": "o", "color": color},
-            ),
-            "pruned": (
-                [t for t in study if _has_value(t) and t.state == "PRUNED"],
-                {"marker": "o", "facecolors": "none", "edgecolors": color},
-            ),
-            "diverged": ([t for t in study if t.diverged], {"marker": "x", "color": color}),
-            "no value": ([t for t in study if not t.diverged and not _has_value(t)], {"marker": "v", "color": color}),
-        }
-        for kind, (chosen, style) in kinds.items():
-            if chosen:
-                values = [t.value if _has_value(t) else 0.0 for t in chosen]
-                axes.scatter([t.lr for t in chosen], values, label=f"{LABELS[variant]}: {kind}", alpha=0.8, **style)
-        if best_lr.get(variant) is not None:
-            axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6)
-    axes.set_xscale("log")
-    axes.set_ylim(-0.03, 1.02)
-    axes.set_xlabel("learning rate (dashed: the tuned one)")
-    axes.set_ylabel("validation accuracy")
-    axes.set_title("Learning-rate search, every trial of both studies")
-    axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize="small", loc="lower left")
-    _save(figure, path)
+    figure = _figure((12, 5.2))
+    whole, zoom = figure.subplots(1, 2)
+    for axes in (whole, zoom):
+        _draw_trials(axes, trials, best_lr)
+        axes.set_xscale("log")
+        axes.set_xlabel("learning rate (log scale; dashed: the tuned one)")
+        axes.grid(alpha=0.3, which="both")
+    whole.set_ylim(-0.03, 1.03)
+    whole.set_ylabel("validation accuracy")
+    whole.set_title("(a) Every trial of both studies")
+    limits = _zoom_limits(trials, best_lr)
+    if limits is None:
+        zoom.set_title("(b) Zoom: no trial has a value")
+    else:
+        zoom.set_xlim(limits[0])
+        zoom.set_ylim(limits[1])
+        zoom.set_title(f"(b) Zoom: trials within {ZOOM_WIDTH * 100:g} pp of the best value")
+    handles = _trial_legend_handles(trials, best_lr)
+    _legend(figure, handles, columns=math.ceil(len(handles) / 2))
+    return figure
 
 
-def _has_value(trial: Trial) -> bool:
-    # a diverged trial is drawn as such whatever value it was given
-    return not trial.diverged and trial.value is not None and math.isfinite(trial.value)
-
-
-def plot_confusion(confusions: Mapping[str, np.ndarray], path: Path) -> None:
+def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
     """Test-set confusion matrices (true × predicted), counts summed over seeds, log-scaled so errors show."""
-    figure, panels = plt.subplots(1, len(confusions), figsize=(11, 5), squeeze=False)
-    for axes, (variant, confusion) in zip(panels[0], confusions.items(), strict=False):
+    figure = _figure((11, 5))
+    panels = figure.subplots(1, len(confusions), squeeze=False)[0]
+    for axes, (variant, confusion) in zip(panels, confusions.items(), strict=False):
         norm = LogNorm(vmin=0.5, vmax=max(float(confusion.max()), 1.0))
-        image = axes.imshow(np.maximum(confusion, 0.5), cmap="viridis", norm=norm)
+        cmap = matplotlib.colormaps["viridis"]
+        image = axes.imshow(np.maximum(confusion, 0.5), cmap=cmap, norm=norm)
+        for (true, predicted), count in np.ndenumerate(confusion):
+            if count:
+                _cell_text(axes, predicted, true, str(int(count)), cmap(norm(count)), fontsize=6)
         classes = confusion.shape[0]
-        for true in range(classes):
-            for predicted in range(classes):
-                count = int(confusion[true, predicted])
-                if count:
-                    # dark text on the bright end of viridis, light text on the dark end
-                    color = "black" if norm(count) > 0.6 else "white"
-                    axes.text(predicted, true, str(count), ha="center", va="center", fontsize=6, color=color)
         axes.set_xticks(range(classes))
         axes.set_yticks(range(classes))
         axes.set_xlabel("predicted digit")
         axes.set_ylabel("true digit")
-        accuracy = np.trace(confusion) / confusion.sum()
-        axes.set_title(f"{LABELS[variant]}: accuracy {accuracy:.2%}")
+        axes.set_title(f"{LABELS[variant]}: accuracy {np.trace(confusion) / confusion.sum():.2%}")
         figure.colorbar(image, ax=axes, shrink=0.8, label="test images, summed over seeds")
-    _save(figure, path)
+    return figure
 
 
-def _mean_and_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # a seed that was not evaluated at a step (NaN) is left out of that step
-    finite = np.where(np.isfinite(values), values, np.nan)
-    return np.nanmean(finite, axis=0), np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+def robustness_map_figure(grid: RobustnessGrid) -> Figure:
+    """Heatmaps over init std × learning rate: each variant's accuracy (%), and BN − vanilla (pp) with CI marks."""
+    rows, columns = grid.vanilla.shape
+    figure = _figure((4.2 + 1.3 * columns, 2.2 + 0.45 * rows))
+    panels = figure.subplots(1, 3, sharey=True)
+    accuracy_norm = Normalize(0, 100)
+    viridis = matplotlib.colormaps["viridis"].with_extremes(bad=NEUTRAL)
+    for axes, variant in zip(panels[:2], ("vanilla", "bn"), strict=True):
+        percent = 100 * getattr(grid, variant)
+        image = _heatmap(axes, percent, [[f"{v:.1f}" for v in row] for row in percent], viridis, accuracy_norm)
+        axes.set_title(f"{LABELS[variant]}: test accuracy (%)")
+    figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
+
+    difference = 100 * grid.difference
+    # symmetric limits put "no difference" on the diverging map's neutral middle
+    limit = max(float(np.nanmax(np.abs(difference), initial=0.0)), 1.0)
+    excludes_zero = (grid.ci_low > 0) | (grid.ci_high < 0)
+    texts = [
+        [f"{d:+.1f}" + ("*" if marked else "") for d, marked in zip(row, marks, strict=True)]
+        for row, marks in zip(difference, excludes_zero, strict=True)
+    ]
+    diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
+    image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
+    panels[2].set_title(f"BN − vanilla (pp); bold *: {grid.confidence:.0%} CI excludes 0")
+    figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
+
+    for axes in panels:
+        axes.set_xticks(range(columns), [_compact(lr) for lr in grid.learning_rates])
+        axes.set_xlabel("learning rate")
+    panels[0].set_yticks(range(rows), [_compact(std) for std in grid.init_stds])
+    panels[0].set_ylabel("init std σ")
+    figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
+    return figure
 
 
-def _save(figure: plt.Figure, path: Path) -> None:
-    figure.tight_layout()
+def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Figure:
+    """Figure 1 at shared learning rates: one row per panel, columns (a) accuracy, (b) vanilla's and (c) BN's inputs."""
+    figure = _figure((13, 1.2 + 2.9 * len(panels)))
+    grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
+    for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
+        _draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
+        accuracy_axes.set_ylabel(f"lr = {_compact(panel.lr)}\ntest accuracy")
+        # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
+        percentile_axes[1].sharey(percentile_axes[0])
+        for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
+            _draw_percentiles(axes, panel.percentile_steps[variant], panel.percentiles[variant], COLORS[variant])
+        percentile_axes[0].set_ylabel("sigmoid input")
+    titles = ("(a) test accuracy", f"(b) {LABELS['vanilla']}: sigmoid input", f"(c) {LABELS['bn']}: sigmoid input")
+    for axes, title in zip(grid[0], titles, strict=True):
+        axes.set_title(title)
+    for axes in grid[-1]:
+        axes.set_xlabel("training step (log scale)")
+    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {_compact(init_std)}")
+    accuracy_handles = [
+        Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
+    ]
+    _legend(figure, [*accuracy_handles, _band_handle(), *_percentile_handles()], columns=7)
+    return figure
+
+
+def save(figure: Figure, path: str | Path) -> None:
+    """Write `figure` to `path` as a PNG, whole or not at all."""
     with atomic_path(path) as temporary:
         # the temporary name ends in .tmp: the format is given, not guessed from it
         figure.savefig(temporary, format="png", dpi=DPI)
-    plt.close(figure)
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    # a Figure of its own canvas, outside pyplot: nothing global to close, and canvas.draw() works for tests
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _legend(figure: Figure, handles: Sequence, columns: int) -> None:
+    # below the axes, never over the data
+    figure.legend(handles=handles, loc="outside lower center", ncols=columns, frameon=False, fontsize="small")
+
+
+def _positive(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # a log axis cannot show step 0
+    steps = np.asarray(steps)
+    keep = steps > 0
+    return steps[keep], np.asarray(values, dtype=float)[..., keep]
+
+
+def _draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray]) -> None:
+    lowest = ACCURACY_AXIS_FLOOR
+    for variant, values in accuracy.items():
+        drawn, values = _positive(steps[variant], values)
+        # a seed not evaluated at a step (NaN) is left out of that step; a step no seed reached is left out
+        evaluated = np.isfinite(values).any(axis=0)
+        drawn, values = drawn[evaluated], values[:, evaluated]
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        color = COLORS[variant]
+        axes.fill_between(drawn, low, high, color=color, alpha=0.2, linewidth=0)
+        axes.plot(drawn, np.nanmean(values, axis=0), color=color, label=f"{LABELS[variant]}: mean over seeds")
+        after_start = drawn >= 0.1 * np.max(steps[variant], initial=0)
+        lowest = min(lowest, float(np.min(low[after_start], initial=lowest)))
+    axes.set_xscale("log")
+    axes.set_ylim(max(0.0, lowest - 0.02), 1.005)  # a curve at 100 % stays visible below the frame
+    axes.grid(alpha=0.3, which="both")
+
+
+def _draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, color: str) -> None:
+    steps, percentiles = _positive(steps, percentiles)
+    axes.fill_between(steps, percentiles[0], percentiles[2], color=color, alpha=0.15, linewidth=0)
+    for values, (name, style) in zip(percentiles, PERCENTILE_STYLES.items(), strict=True):
+        axes.plot(steps, values, color=color, linestyle=style, label=f"{name} percentile")
+    axes.set_xscale("log")
+    axes.grid(alpha=0.3, which="both")
+
+
+def _band_handle() -> Patch:
+    return Patch(color="0.5", alpha=0.3, linewidth=0, label="min–max over seeds")
+
+
+def _percentile_handles() -> list:
+    lines = [
+        Line2D([], [], color="0.3", linestyle=style, label=f"{name} percentile")
+        for name, style in PERCENTILE_STYLES.items()
+    ]
+    return [*lines, Patch(color="0.5", alpha=0.25, linewidth=0, label="15–85th range")]
+
+
+def _kind(trial: TrialPoint) -> str:
+    # a diverged trial is drawn as such whatever value it was given; a failed trial's value means nothing
+    if trial.diverged:
+        return "diverged"
+    if trial.value is None or not math.isfinite(trial.value) or trial.state == "FAIL":
+        return "no value"
+    return "complete" if trial.state == "COMPLETE" else "pruned"
+
+
+def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> None:
+    for variant, study in trials.items():
+        color = COLORS[variant]
+        for kind, (text, style) in TRIAL_MARKERS.items():
+            chosen = [t for t in study if _kind(t) == kind]
+            if chosen:
+                values = [t.value if kind in ("complete", "pruned") else 0.0 for t in chosen]
+                label = f"{LABELS[variant]}: {text}"
+                axes.plot(
+                    [t.lr for t in chosen], values, linestyle="none", color=color, alpha=0.8, label=label, **style
+                )
+        if best_lr.get(variant) is not None:
+            axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6, label=f"{LABELS[variant]}: tuned lr")
+
+
+def _trial_legend_handles(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> list:
+    # colour says the variant, the marker says the kind: one entry each rather than one per pair
+    variants = [
+        Line2D([], [], color=COLORS[v], linestyle="--", label=f"{LABELS[v]}, tuned lr {best_lr[v]:.3g}")
+        if best_lr.get(v) is not None
+        else Patch(color=COLORS[v], label=f"{LABELS[v]}, no tuned lr")
+        for v in trials
+    ]
+    present = {_kind(t) for study in trials.values() for t in study}
+    kinds = [
+        Line2D([], [], linestyle="none", color="0.35", label=text, **style)
+        for kind, (text, style) in TRIAL_MARKERS.items()
+        if kind in present
+    ]
+    return variants + kinds
+
+
+def _zoom_limits(
+    trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(x, y) limits around the trials within ZOOM_WIDTH of the best value, the tuned lrs and each study's best."""
+    valued = {v: [t for t in study if _kind(t) in ("complete", "pruned")] for v, study in trials.items()}
+    everything = [t for study in valued.values() for t in study]
+    if not everything:
+        return None
+    complete = [t for t in everything if t.state == "COMPLETE"]
+    best = max(t.value for t in complete or everything)
+    study_bests = [max(study, key=lambda t: (t.state == "COMPLETE", t.value)) for study in valued.values() if study]
+    shown = [t for t in everything if t.value >= best - ZOOM_WIDTH] + study_bests
+    lrs = [t.lr for t in shown] + [lr for lr in best_lr.values() if lr is not None]
+    low, high = min(lrs), max(lrs)
+    pad = 10 ** max(0.1 * math.log10(high / low), 0.1)  # decades of room, so edge markers are whole
+    values = [t.value for t in shown]
+    margin = 0.1 * ZOOM_WIDTH
+    return (low / pad, high * pad), (min(*values, best - ZOOM_WIDTH) - margin, min(max(values) + margin, 1.0))
+
+
+def _heatmap(axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], cmap: Colormap, norm: Normalize):
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        text, background = ("n/a", NEUTRAL) if np.isnan(value) else (texts[row][column], cmap(norm(value)))
+        weight = "bold" if text.endswith("*") else "normal"
+        _cell_text(axes, column, row, text, background, fontsize=7, fontweight=weight)
+    return image
+
+
+def _cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> None:
+    # dark text on a light cell, light text on a dark one
+    red, green, blue, _ = to_rgba(background)
+    color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+    axes.text(x, y, text, ha="center", va="center", color=color, **style)
+
+
+def _compact(number: float) -> str:
+    """Two significant digits without trailing zeros: 0.0316 -> "0.032", 100.0 -> "100"."""
+    return f"{float(f'{number:.2g}'):g}"

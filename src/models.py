@@ -1,7 +1,7 @@
 """The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once.
 
-Every parameter carries a leading members dimension, so K seeds or K learning rates train as one computation:
-one GEMM (first layer, input shared by all members) or one batched matmul per layer.
+Every parameter carries a leading members dimension, so K seeds, learning rates or inits train as one computation:
+one batched matmul per layer (the first layer's input shared by each group of members, see `src.affine`).
 """
 
 from __future__ import annotations
@@ -32,15 +32,19 @@ class MLP(nn.Module):
         hidden_layers: int = 3,
         hidden_units: int = 100,
         classes: int = 10,
-        init_std: float = 0.1,
+        init_std: float | Sequence[float] = 0.1,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         seeds: Sequence[int] | None = None,
     ):
         super().__init__()
         seeds = list(range(members)) if seeds is None else list(seeds)
-        if members < 1 or len(seeds) != members:
-            raise ValueError(f"MLP: need members >= 1 and one seed per member, got members={members}, seeds={seeds}")
+        init_stds = [init_std] * members if isinstance(init_std, int | float) else list(init_std)
+        if members < 1 or len(seeds) != members or len(init_stds) != members:
+            raise ValueError(
+                f"MLP: need members >= 1 and one seed and init std per member, "
+                f"got members={members}, seeds={seeds}, init_std={init_std}"
+            )
         self.members = members
         self.batch_norm = batch_norm
         self.in_features = in_features
@@ -54,13 +58,14 @@ class MLP(nn.Module):
             for _ in range(hidden_layers if batch_norm else 0)
         )
         self.output = MemberLinear(members, hidden_units, classes, bias=True)
-        self._initialise(seeds, init_std)
+        self._initialise(seeds, init_stds)
 
     @torch.no_grad()
-    def _initialise(self, seeds: Sequence[int], init_std: float) -> None:
-        # one generator per member, drawing its layers in order: member m depends only on seeds[m]
+    def _initialise(self, seeds: Sequence[int], init_stds: Sequence[float]) -> None:
+        # One generator per member, drawing its layers in order: member m depends only on seeds[m], and members of
+        # the same seed (either variant, any init std) start from the same draws, scaled: common random numbers.
         affines = [*self.hidden, self.output]
-        for member, seed in enumerate(seeds):
+        for member, (seed, init_std) in enumerate(zip(seeds, init_stds, strict=True)):
             generator = torch.Generator().manual_seed(seed)
             for affine in affines:
                 _, n_out, n_in = affine.weight.shape
@@ -72,9 +77,8 @@ class MLP(nn.Module):
         return self.norms[layer](z) if self.batch_norm else z
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits (K, B, classes) of input (B, in) shared by every member, or (K, B, in) one batch per member."""
-        self._check_input(x)
-        h = x
+        """Logits (K, B, classes) of input (B, in) shared by every member, or (G, B, in), one batch per group."""
+        h = self._grouped_input(x)
         for layer in range(len(self.hidden)):
             # in place: neither the affine map's nor BN's backward needs the sigmoid's input
             h = self._pre_activation(layer, h).sigmoid_()
@@ -82,8 +86,7 @@ class MLP(nn.Module):
 
     def last_hidden_inputs(self, x: Tensor) -> Tensor:
         """(K, B, hidden_units): the inputs of the last hidden layer's sigmoids (BN's output for the BN net)."""
-        self._check_input(x)
-        h = x
+        h = self._grouped_input(x)
         for layer in range(len(self.hidden) - 1):
             h = self._pre_activation(layer, h).sigmoid()
         return self._pre_activation(len(self.hidden) - 1, h)
@@ -98,18 +101,26 @@ class MLP(nn.Module):
             for name, value in self.state_dict().items()
         }
 
-    def _check_input(self, x: Tensor) -> None:
-        shared = x.dim() == 2 and x.shape[1] == self.in_features
-        per_member = x.dim() == 3 and x.shape[0] == self.members and x.shape[2] == self.in_features
-        if not (shared or per_member):
-            raise ValueError(
-                f"MLP: expected input (batch, {self.in_features}) or ({self.members}, batch, {self.in_features}), "
-                f"got shape {tuple(x.shape)}"
-            )
+    def _grouped_input(self, x: Tensor) -> Tensor:
+        """x as (G, B, in): (B, in) is one group; (G, B, in) needs G to divide the number of members."""
+        if x.dim() == 2 and x.shape[1] == self.in_features:
+            return x.unsqueeze(0)
+        if x.dim() == 3 and self.members % x.shape[0] == 0 and x.shape[2] == self.in_features:
+            return x
+        raise ValueError(
+            f"MLP: expected input (batch, {self.in_features}) or (groups, batch, {self.in_features}) with groups "
+            f"dividing {self.members} members, got shape {tuple(x.shape)}"
+        )
 
 
-def build_model(model_config: ModelConfig, variant: Variant, seeds: Sequence[int], device: torch.device | str) -> MLP:
-    """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") with params.yaml's model section, on `device`."""
+def build_model(
+    model_config: ModelConfig,
+    variant: Variant,
+    seeds: Sequence[int],
+    device: torch.device | str,
+    init_stds: Sequence[float] | None = None,
+) -> MLP:
+    """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") on `device`; init std per member, else the model's."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     model = MLP(
@@ -117,7 +128,7 @@ def build_model(model_config: ModelConfig, variant: Variant, seeds: Sequence[int
         variant == "bn",
         hidden_layers=model_config.hidden_layers,
         hidden_units=model_config.hidden_units,
-        init_std=model_config.init_std,
+        init_std=model_config.init_std if init_stds is None else init_stds,
         bn_eps=model_config.bn_eps,
         bn_momentum=model_config.bn_momentum,
         seeds=seeds,
@@ -125,11 +136,18 @@ def build_model(model_config: ModelConfig, variant: Variant, seeds: Sequence[int
     return model.to(device)
 
 
+def member_labels(labels: Tensor, members: int) -> Tensor:
+    """Labels (B,) shared, or (G, B) one batch per group of members, as (K, B)."""
+    groups_labels = labels.view(-1, labels.shape[-1])
+    groups, batch = groups_labels.shape
+    return groups_labels.unsqueeze(1).expand(groups, members // groups, batch).reshape(members, batch)
+
+
 def member_losses(logits: Tensor, labels: Tensor) -> Tensor:
-    """(K,) mean cross-entropy of each member's logits (K, B, C) against labels (B,) shared or (K, B)."""
+    """(K,) mean cross-entropy of each member's logits (K, B, C) against labels (B,) shared or (G, B) per group."""
     members, batch, classes = logits.shape
     per_example = F.cross_entropy(
-        logits.reshape(members * batch, classes), labels.expand(members, batch).reshape(-1), reduction="none"
+        logits.reshape(members * batch, classes), member_labels(labels, members).reshape(-1), reduction="none"
     )
     return per_example.view(members, batch).mean(dim=1)
 

@@ -1,7 +1,8 @@
-"""The comparison's statistics: t-intervals over seeds, steps to a target, curve areas, percentile drift, Welch.
+"""The comparison's statistics: t-intervals over seeds, paired effects and the verdicts they decide, steps to a
+target, curve areas, percentile drift.
 
-Pure functions on numpy arrays. With a single seed there is no spread to estimate: every std, interval
-and p-value is None rather than a number that looks meaningful.
+Pure functions on numpy arrays. With a single seed there is no spread to estimate: every std and interval is
+None rather than a number that looks meaningful.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -36,13 +38,19 @@ class StepsToTarget:
 
 
 @dataclass(frozen=True)
-class Difference:
-    """treated − control of the means, its Welch t-interval and the two-sided Welch p-value; None where n < 2."""
+class Estimate:
+    """A paired effect of BN against vanilla (BN − vanilla, or BN / vanilla for a ratio) and its t-interval.
 
-    difference: float
+    The interval is None with fewer than two pairs; when every pair agrees exactly it is the single point.
+    """
+
+    effect: float
     ci_low: float | None
     ci_high: float | None
-    p_value: float | None
+    n: int
+
+
+Verdict = Literal["holds", "contradicted", "not shown"]
 
 
 def summarize(values: Sequence[float] | np.ndarray, confidence: float) -> Summary:
@@ -97,6 +105,15 @@ class PercentileDrift:
     median_shift: float  # p50 at the end − p50 at the reference step
     spread_at_reference: float  # p85 − p15
     spread_at_end: float
+    p15_shift: float = 0.0
+    p85_shift: float = 0.0
+
+    @property
+    def relative_drift(self) -> float:
+        """How far the distribution moved: the mean |shift| of its 15th, 50th and 85th percentiles, in units of
+        the reference 15–85 spread. It grows with a moving median and with a widening or narrowing spread."""
+        shifts = (abs(self.p15_shift), abs(self.median_shift), abs(self.p85_shift))
+        return sum(shifts) / 3 / self.spread_at_reference if self.spread_at_reference > 0 else math.inf
 
     @property
     def relative_median_shift(self) -> float:
@@ -125,24 +142,54 @@ def percentile_drift(
         median_shift=float(p50[-1] - p50[reference]),
         spread_at_reference=float(p85[reference] - p15[reference]),
         spread_at_end=float(p85[-1] - p15[-1]),
+        p15_shift=float(p15[-1] - p15[reference]),
+        p85_shift=float(p85[-1] - p85[reference]),
     )
 
 
-def welch_difference(treated: Sequence[float], control: Sequence[float], confidence: float) -> Difference:
-    """mean(treated) − mean(control) with Welch's t-interval and two-sided p-value (unequal variances)."""
-    treated, control = _as_sample(treated), _as_sample(control)
-    difference = float(treated.mean() - control.mean())
-    if treated.size < 2 or control.size < 2:
-        return Difference(difference=difference, ci_low=None, ci_high=None, p_value=None)
-    test = stats.ttest_ind(treated, control, equal_var=False)
-    interval = test.confidence_interval(confidence_level=confidence)
-    # zero variance in both groups leaves the t statistic undefined: no test rather than a NaN
-    return Difference(
-        difference=difference,
-        ci_low=_finite_or_none(interval.low),
-        ci_high=_finite_or_none(interval.high),
-        p_value=_finite_or_none(test.pvalue),
+def paired_difference(bn: Sequence[float], vanilla: Sequence[float], confidence: float) -> Estimate:
+    """Mean of the per-pair differences bn[i] − vanilla[i] (pairs share a seed) with its t-interval."""
+    bn, vanilla = _as_pairs(bn, vanilla)
+    return _mean_with_interval(bn - vanilla, confidence)
+
+
+def paired_ratio(bn: Sequence[float], vanilla: Sequence[float], confidence: float) -> Estimate:
+    """Geometric mean of the per-pair ratios bn[i] / vanilla[i], its t-interval taken on the log scale."""
+    bn, vanilla = _as_pairs(bn, vanilla)
+    if np.any(bn <= 0) or np.any(vanilla <= 0):
+        raise ValueError(f"a ratio needs positive values, got {bn.tolist()} and {vanilla.tolist()}")
+    on_logs = _mean_with_interval(np.log(bn) - np.log(vanilla), confidence)
+    return Estimate(
+        effect=math.exp(on_logs.effect),
+        ci_low=None if on_logs.ci_low is None else math.exp(on_logs.ci_low),
+        ci_high=None if on_logs.ci_high is None else math.exp(on_logs.ci_high),
+        n=on_logs.n,
     )
+
+
+def verdict(estimate: Estimate, no_effect: float, bn_favoured: Literal["higher", "lower"]) -> Verdict:
+    """ "holds" when the interval excludes `no_effect` on BN's side, "contradicted" when on the other, else "not shown"."""
+    if estimate.ci_low is None or estimate.ci_high is None:
+        return "not shown"
+    above, below = estimate.ci_low > no_effect, estimate.ci_high < no_effect
+    if above or below:
+        return "holds" if above == (bn_favoured == "higher") else "contradicted"
+    return "not shown"
+
+
+def _mean_with_interval(values: np.ndarray, confidence: float) -> Estimate:
+    mean = float(values.mean())
+    if values.size < 2:
+        return Estimate(effect=mean, ci_low=None, ci_high=None, n=values.size)
+    half_width = stats.t.ppf(0.5 + confidence / 2, df=values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
+    return Estimate(effect=mean, ci_low=mean - half_width, ci_high=mean + half_width, n=values.size)
+
+
+def _as_pairs(bn: Sequence[float], vanilla: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    bn, vanilla = _as_sample(bn), _as_sample(vanilla)
+    if bn.shape != vanilla.shape:
+        raise ValueError(f"paired samples need one value of each per seed, got {bn.size} and {vanilla.size}")
+    return bn, vanilla
 
 
 def _as_sample(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -159,8 +206,3 @@ def _as_curve(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     if np.any(np.diff(steps) <= 0):
         raise ValueError(f"steps must be strictly increasing, got {steps.tolist()}")
     return steps, values
-
-
-def _finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None

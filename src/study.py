@@ -37,9 +37,10 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from src import affine, batchnorm, data, engine, models
+from src import data
 from src.cli import UsageError
 from src.config import Params
+from src.provenance import code_sha256, data_sha256
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -50,8 +51,6 @@ SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before "datab
 CONNECT_TIMEOUT_S = 10  # an unreachable database server fails fast instead of hanging
 SCHEMA_ATTEMPTS = 3
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (a user attr)
-
-TRAINING_CODE = (data, batchnorm, affine, models, engine)  # what decides a trial's validation accuracy
 
 # We drive heartbeats ourselves (Study.optimize would, but ask/tell is what lets trials train together).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
@@ -118,20 +117,13 @@ def _reason(error: BaseException) -> str:
     return redact(lines[0]) if lines else type(cause).__name__
 
 
-def file_sha256(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (run `dvc repro preprocess` first)") from None
-
-
 def study_settings(params: Params, variant: str, data_dir: Path = data.PROCESSED_DIR) -> dict:
     """Everything that makes two trials comparable; a study only holds trials run under the same settings."""
     return {
         "variant": variant,
         "steps": params.tune.steps,
         "eval_every": params.tune.eval_every,
+        "evals_per_decade": params.tune.evals_per_decade,
         "lr_min": params.tune.lr_min,
         "lr_max": params.tune.lr_max,
         "seed": params.tune.seed,
@@ -140,9 +132,9 @@ def study_settings(params: Params, variant: str, data_dir: Path = data.PROCESSED
         "momentum": params.train.momentum,
         "binarize": params.data.binarize,
         "model": params.model.model_dump(),
-        "data_sha256": {split: file_sha256(Path(data_dir) / f"{split}.npz") for split in ("train", "val")},
+        "data_sha256": data_sha256(data_dir, ("train", "val")),
         # a fixed bug in the training code must not be resumed into a study of the buggy code's trials
-        "code_sha256": {module.__name__: file_sha256(Path(module.__file__)) for module in TRAINING_CODE},
+        "code_sha256": code_sha256(),
     }
 
 

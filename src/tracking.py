@@ -12,12 +12,14 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import numpy as np
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 # MLflow's own default store: `mlflow ui` run from the repository root with no arguments shows it.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -66,15 +68,110 @@ def process_tags() -> dict[str, str]:
 
 
 @contextmanager
-def stage_run(name: str, tags: Mapping[str, str], params: Mapping[str, object]) -> Iterator[str]:
-    """A parent run for one stage invocation; FINISHED on success, KILLED on Ctrl-C, FAILED otherwise."""
+def stage_run(
+    name: str, tags: Mapping[str, str], params: Mapping[str, object], run_id: str | None = None
+) -> Iterator[str]:
+    """A parent run for one stage invocation, or the run `run_id` continued (a resumed stage).
+
+    FINISHED on success, KILLED on Ctrl-C, FAILED otherwise.
+    """
+    if run_id is not None:
+        with mlflow.start_run(run_id=run_id) as run:
+            mlflow.set_tags(process_tags())  # this process now owns it: a later crash is recognised by its pid
+            yield from _ending_on_interrupt(run)
+        return
     with mlflow.start_run(run_name=name, tags={**process_tags(), **tags}) as run:
         mlflow.log_params(flatten(params))
-        try:
-            yield run.info.run_id
-        except KeyboardInterrupt:
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-            raise
+        yield from _ending_on_interrupt(run)
+
+
+def _ending_on_interrupt(run: mlflow.ActiveRun) -> Iterator[str]:
+    try:
+        yield run.info.run_id
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+
+
+@dataclass(frozen=True)
+class Member:
+    """What names one member's child run: its run name, tags and params."""
+
+    name: str
+    tags: Mapping[str, str]
+    params: Mapping[str, object]
+
+
+class MemberRuns:
+    """One child run per member under the active stage run, created up front so that a resumed stage continues them.
+
+    `log_history` may be called with a member's whole history so far, any number of times: only points of steps
+    not yet in the run are logged, so every step is there exactly once, whatever an interruption cut short.
+    """
+
+    def __init__(self, members: Sequence[Member], run_ids: Sequence[str] | None = None):
+        self._client = MlflowClient()
+        active = mlflow.active_run()
+        if active is None:
+            raise RuntimeError("MemberRuns: start the stage run first")
+        if run_ids is None:
+            experiment_id, parent = active.info.experiment_id, active.info.run_id
+            self.run_ids = [self._create(experiment_id, parent, member) for member in members]
+            self._logged: dict[tuple[str, str], int] | None = {}
+        else:
+            self.run_ids = list(run_ids)
+            for run_id in self.run_ids:
+                self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in process_tags().items()])
+            self._logged = None  # read from the store on first use: what the interrupted attempt got in
+
+    def _create(self, experiment_id: str, parent: str, member: Member) -> str:
+        tags = {MLFLOW_PARENT_RUN_ID: parent, **process_tags(), **member.tags}
+        run_id = self._client.create_run(experiment_id, tags=tags, run_name=member.name).info.run_id
+        self._client.log_batch(run_id, params=[Param(key, value) for key, value in flatten(member.params).items()])
+        return run_id
+
+    def log_history(self, histories: Sequence[Mapping[str, Sequence[tuple[int, float]]]]) -> None:
+        """histories[k]: member k's metric name -> (step, value) pairs; logs the pairs not logged before."""
+        logged = self._logged if self._logged is not None else self._read_logged(histories)
+        for run_id, history in zip(self.run_ids, histories, strict=True):
+            fresh = {
+                key: [(s, v) for s, v in points if s > logged.get((run_id, key), -1)] for key, points in history.items()
+            }
+            _log_metric_history(run_id, fresh)
+            for key, points in fresh.items():
+                if points:
+                    logged[(run_id, key)] = max(step for step, _ in points)
+        self._logged = logged
+
+    def _read_logged(self, histories: Sequence[Mapping[str, object]]) -> dict[tuple[str, str], int]:
+        return {
+            (run_id, key): max((metric.step for metric in self._client.get_metric_history(run_id, key)), default=-1)
+            for run_id, history in zip(self.run_ids, histories, strict=True)
+            for key in history
+        }
+
+    def finish(self, tags: Sequence[Mapping[str, str]], metrics: Sequence[Mapping[str, float]]) -> None:
+        """Final tags and metrics of every member, then its run FINISHED."""
+        for run_id, member_tags, member_metrics in zip(self.run_ids, tags, metrics, strict=True):
+            self._client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(key, value, _now_ms(), 0) for key, value in member_metrics.items() if np.isfinite(value)
+                ],
+                tags=[RunTag(key, value) for key, value in member_tags.items()],
+            )
+            self._client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_artifact(run_id: str, path: Path) -> None:
+    """Attach the file `path` to the run `run_id` (active or not)."""
+    MlflowClient().log_artifact(run_id, str(path))
+
+
+def log_dataset(dataset: mlflow.data.dataset.Dataset, context: str) -> None:
+    """Record `dataset` as an input of the active run."""
+    mlflow.log_input(dataset, context=context)
 
 
 def log_member_run(
@@ -117,8 +214,12 @@ def set_run_tags(experiment_id: str, where: Mapping[str, str], tags: Mapping[str
             client.set_tag(run.info.run_id, key, value)
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _log_metric_history(run_id: str, metrics: Mapping[str, Sequence[tuple[int, float]]]) -> None:
-    timestamp = int(time.time() * 1000)
+    timestamp = _now_ms()
     entries = [
         Metric(key, float(value), timestamp, int(step))
         for key, points in metrics.items()

@@ -34,7 +34,7 @@ from src import tracking
 from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, Params, TuneConfig, load_params
 from src.data import PROCESSED_DIR, load_split
-from src.engine import Evaluation, Schedule, TrainResult, resolve_device, train_members
+from src.engine import Evaluation, Trainer, TrainingData, TrainResult, resolve_device, schedule_for
 from src.models import build_model
 from src.study import (
     FINISHED,
@@ -164,9 +164,10 @@ def run_batch(
     for member, trial in enumerate(trials):
         if monitor.lost[member]:
             continue  # failed as stale by another worker while training; its retry stands in for it
-        history = [row for row in result.history if row["member"] == member and row["step"] <= monitor.ended[member]]
+        history = member_history(result, member, until=monitor.ended[member])
+        final_accuracy = result.final.accuracy[member]
         try:
-            told.append((tell_result(study, trial, history, pruned=monitor.pruned[member]), history))
+            told.append((tell_result(study, trial, history, final_accuracy, pruned=monitor.pruned[member]), history))
         except UpdateFinishedTrialError:
             continue
     return told
@@ -196,8 +197,27 @@ class PruningMonitor:
         return [pruned or lost for pruned, lost in zip(self.pruned, self.lost, strict=True)]
 
 
-def tell_result(study: optuna.Study, trial: Trial, history: list[dict], *, pruned: bool) -> FrozenTrial:
-    """Tell one trial's outcome: PRUNED, or COMPLETE with its final validation accuracy (0.0 when diverged)."""
+def member_history(result: TrainResult, member: int, until: int) -> list[dict]:
+    """One trial's evaluations up to step `until`: {step, accuracy, loss, diverged}."""
+    return [
+        {
+            "step": step,
+            "accuracy": float(result.accuracy[i, member]),
+            "loss": float(result.loss[i, member]),
+            "diverged": bool(result.diverged[i, member]),
+        }
+        for i, step in enumerate(result.eval_steps)
+        if step <= until
+    ]
+
+
+def tell_result(
+    study: optuna.Study, trial: Trial, history: list[dict], final_accuracy: float, *, pruned: bool
+) -> FrozenTrial:
+    """Tell one trial's outcome: PRUNED, or COMPLETE with its final validation accuracy (0.0 when diverged).
+
+    The final accuracy is the trained network's under BN's population statistics (Algorithm 2); the pruning
+    decisions saw the moving averages BN has while it trains."""
     diverged = any(row["diverged"] for row in history)
     trial.set_user_attr("diverged", diverged)
     if diverged:
@@ -205,7 +225,7 @@ def tell_result(study: optuna.Study, trial: Trial, history: list[dict], *, prune
         return study.tell(trial, DIVERGED_VALUE)
     if pruned:
         return study.tell(trial, state=TrialState.PRUNED)
-    return study.tell(trial, history[-1]["accuracy"])
+    return study.tell(trial, final_accuracy)
 
 
 # --- the objective: the vectorised engine on the validation split ---------------------------------------------
@@ -218,24 +238,9 @@ def engine_objective(params: Params, variant: str, device: torch.device, data_di
 
     def train_batch(learning_rates: Sequence[float], on_eval: OnEval) -> TrainResult:
         seeds = [params.tune.seed] * len(learning_rates)
-        schedule = Schedule(
-            steps=params.tune.steps,
-            batch_size=params.train.batch_size,
-            eval_every=params.tune.eval_every,
-            momentum=params.train.momentum,
-            learning_rates=list(learning_rates),
-            data_seeds=seeds,
-        )
+        schedule = schedule_for(params, "tune", learning_rates, data_seeds=[params.tune.seed])
         model = build_model(params.model, variant, seeds, device)
-        return train_members(
-            model,
-            train,
-            val,
-            schedule,
-            on_eval=on_eval,
-            population_stats=params.model.population_stats,
-            population_batches=params.model.population_batches,
-        )
+        return Trainer(model, TrainingData(train, val), schedule).run(on_eval=on_eval)
 
     return train_batch
 

@@ -1,78 +1,315 @@
-"""Every figure renders to a real PNG of a readable size, also from awkward inputs (NaN, one seed, failed trials)."""
+"""The figures draw what they are given: the right numbers, on the right scales, with legends clear of the data."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from pathlib import Path
 
 import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 
 from src import figures
-from src.evaluate import Curves, Percentiles, Trial
+from src.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel, TrialPoint
 
 STEPS = np.arange(0, 5001, 500)
+BOTH = ("vanilla", "bn")
+NAN = float("nan")
 
 
-def _png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR", f"{path} is not a PNG"
-    return struct.unpack(">II", header[16:24])
+def _accuracy(seeds: int, time_constant: float) -> np.ndarray:
+    return np.array([1 - 0.9 * np.exp(-STEPS / (time_constant * (1 + 0.1 * s))) for s in range(seeds)])
 
 
-def _assert_sane_png(path: Path) -> None:
-    width, height = _png_size(path)
-    assert path.stat().st_size > 10_000, f"{path}: {path.stat().st_size} bytes, expected a drawn figure"
-    assert 600 <= width <= 3000 and 400 <= height <= 2000, f"{path}: {width}×{height}"
-    assert not list(path.parent.glob(".*.tmp")), "a temporary file was left behind"
+ACCURACY = {"vanilla": _accuracy(3, 1500), "bn": _accuracy(2, 300)}
+PERCENTILES = {
+    "vanilla": np.array([-1 - STEPS / 2000, -STEPS / 3000, 1 + STEPS / 5000]),
+    "bn": np.array([np.full(STEPS.shape, -1.0), np.zeros(STEPS.shape), np.ones(STEPS.shape)]),
+}
+# best value 0.98 (bn, lr 2); within 2 pp of it: lr 0.05 … 5. Far off: lr 0.001 (0.90), 0.3 (0.95) and the zeros.
+TRIALS = {
+    "vanilla": [
+        TrialPoint(0.001, 0.90, "COMPLETE", False),
+        TrialPoint(0.05, 0.965, "COMPLETE", False),
+        TrialPoint(0.1, 0.97, "COMPLETE", False),
+        TrialPoint(0.3, 0.95, "PRUNED", False),
+        TrialPoint(30.0, NAN, "PRUNED", True),
+        TrialPoint(3.0, None, "FAIL", False),
+    ],
+    "bn": [
+        TrialPoint(0.5, 0.975, "COMPLETE", False),
+        TrialPoint(2.0, 0.98, "COMPLETE", False),
+        TrialPoint(5.0, 0.962, "PRUNED", False),
+        TrialPoint(100.0, 0.0, "COMPLETE", True),
+    ],
+}
+BEST_LR = {"vanilla": 0.1, "bn": 2.0}
 
 
-def _curves(seeds: int, time_constant: float) -> Curves:
-    accuracy = np.array([1 - 0.9 * np.exp(-STEPS / (time_constant * (1 + 0.1 * s))) for s in range(seeds)])
-    return Curves(
-        steps=STEPS, seeds=list(range(seeds)), accuracy=accuracy, loss=1 - accuracy, diverged=np.zeros(seeds, bool)
+def _grid() -> RobustnessGrid:
+    vanilla = np.array([[0.90, 0.95, NAN], [0.50, 0.80, 0.97]])
+    bn = np.array([[0.97, 0.973, 0.96], [0.96, 0.97, 0.95]])
+    difference = bn - vanilla
+    # CI excludes 0 at (0, 0), (1, 0) and (1, 2); straddles 0 at (0, 1); undefined at (1, 1) and the NaN cell
+    ci_low = np.array([[0.06, -0.01, NAN], [0.40, NAN, -0.03]])
+    ci_high = np.array([[0.08, 0.05, NAN], [0.50, NAN, -0.01]])
+    return RobustnessGrid(
+        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, ci_low, ci_high, 0.95
     )
 
 
-def test_figure_1a_renders_both_variants(tmp_path):
-    path = tmp_path / "test_accuracy.png"
-    figures.plot_test_accuracy({"vanilla": _curves(3, 1500), "bn": _curves(3, 300)}, path)
-    _assert_sane_png(path)
+def _panels() -> list[SharedRatePanel]:
+    steps = dict.fromkeys(BOTH, STEPS)
+    return [SharedRatePanel(lr, steps, ACCURACY, PERCENTILES, steps) for lr in (0.1, 1.0)]
 
 
-def test_figure_1a_renders_one_seed_and_a_seed_missing_evaluations(tmp_path):
-    gappy = _curves(2, 1500)
-    gappy.accuracy[1, 4:] = np.nan  # a seed with no evaluations after step 1500
-    path = tmp_path / "test_accuracy.png"
-    figures.plot_test_accuracy({"vanilla": gappy, "bn": _curves(1, 300)}, path)
-    _assert_sane_png(path)
+def _mean_line(axes: Axes, variant: str):
+    (line,) = [line for line in axes.get_lines() if line.get_label().startswith(f"{LABELS[variant]}: mean")]
+    return line
 
 
-def test_figure_1bc_renders_one_panel_per_variant(tmp_path):
-    drifting = Percentiles(STEPS, -1 - STEPS / 2000, -STEPS / 3000, 1 + STEPS / 5000)
-    still = Percentiles(STEPS, np.full(STEPS.shape, -1.0), np.zeros(STEPS.shape), np.ones(STEPS.shape))
-    path = tmp_path / "sigmoid_inputs.png"
-    figures.plot_sigmoid_inputs({"vanilla": drifting, "bn": still}, path, seed=0, unit=0)
-    width, height = _png_size(path)
-    _assert_sane_png(path)
-    assert width > height  # two panels side by side
+def _xy(artist) -> np.ndarray:
+    """The data points of a line, or the vertices of a filled band."""
+    if hasattr(artist, "get_xydata"):
+        return artist.get_xydata()
+    return np.concatenate([path.vertices for path in artist.get_paths()])
 
 
-def test_the_learning_rate_search_renders_every_kind_of_trial(tmp_path):
-    trials = [
-        Trial(0, 0.01, 0.91, "COMPLETE", False),
-        Trial(1, 0.3, 0.95, "PRUNED", False),
-        Trial(2, 30.0, float("nan"), "PRUNED", True),
-        Trial(3, 3.0, None, "FAIL", False),
-        Trial(4, 1.0, None, "PRUNED", False),
-        Trial(5, 10.0, 0.0, "COMPLETE", True),
-    ]
-    path = tmp_path / "lr_search.png"
-    figures.plot_lr_search({"vanilla": trials, "bn": trials[:2]}, {"vanilla": 0.3, "bn": None}, path)
-    _assert_sane_png(path)
+def _band(axes: Axes, variant: str) -> np.ndarray:
+    rgb = to_rgba(COLORS[variant])[:3]
+    (band,) = [fill for fill in axes.collections if np.allclose(fill.get_facecolor()[0][:3], rgb)]
+    return _xy(band)
 
 
-def test_the_confusion_matrices_render(tmp_path):
-    confusion = np.diag(np.full(10, 480)) + np.random.default_rng(0).integers(0, 4, (10, 10))
-    path = tmp_path / "confusion.png"
-    figures.plot_confusion({"vanilla": confusion, "bn": confusion.T}, path)
-    _assert_sane_png(path)
+def _trial_line(axes: Axes, variant: str, kind: str):
+    (line,) = [line for line in axes.get_lines() if line.get_label().startswith(f"{LABELS[variant]}: {kind}")]
+    return line
+
+
+def _cell(text) -> tuple[int, int]:
+    """(row, column) of a heatmap cell's text."""
+    x, y = text.get_position()
+    return round(y), round(x)
+
+
+def _cell_texts(axes: Axes) -> dict[tuple[int, int], str]:
+    return {_cell(text): text.get_text() for text in axes.texts}
+
+
+def _inside(box, points: np.ndarray) -> np.ndarray:
+    x, y = points[:, 0], points[:, 1]
+    return (box.x0 <= x) & (x <= box.x1) & (box.y0 <= y) & (y <= box.y1)
+
+
+def _assert_legends_cover_no_data(figure: Figure) -> None:
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legends = [*figure.legends, *(axes.get_legend() for axes in figure.axes if axes.get_legend())]
+    assert legends, "the figure has no legend to check"
+    for axes in figure.axes:
+        for artist in [*axes.lines, *axes.collections]:
+            points = artist.get_transform().transform(_xy(artist))
+            points = points[_inside(axes.bbox, points)]  # what lies outside the axes limits is clipped, not drawn
+            for legend in legends:
+                covered = _inside(legend.get_window_extent(renderer), points)
+                assert not covered.any(), (
+                    f"the legend covers {covered.sum()} points of {artist} in {axes.get_title()!r}"
+                )
+
+
+LEGEND_FIGURES = {
+    "accuracy": lambda: figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY),
+    "sigmoid inputs": lambda: figures.sigmoid_inputs_figure(dict.fromkeys(BOTH, STEPS), PERCENTILES, "seed 0, unit 3"),
+    "lr search": lambda: figures.lr_search_figure(TRIALS, BEST_LR),
+    "shared rate": lambda: figures.shared_rate_figure(_panels(), init_std=0.5),
+}
+
+
+@pytest.mark.parametrize("build", LEGEND_FIGURES.values(), ids=LEGEND_FIGURES.keys())
+def test_no_legend_covers_any_data(build):
+    _assert_legends_cover_no_data(build())
+
+
+def test_the_legend_check_catches_a_legend_over_the_data():
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.plot(np.linspace(0, 1, 200), np.full(200, 0.5), label="data")
+    axes.legend(loc="center")
+    with pytest.raises(AssertionError, match="legend covers"):
+        _assert_legends_cover_no_data(figure)
+
+
+def test_accuracy_is_drawn_on_a_log_axis_as_the_mean_and_range_over_seeds_after_step_0():
+    axes = figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY).axes[0]
+    assert axes.get_xscale() == "log"
+    assert "log" in axes.get_xlabel()
+    for variant in BOTH:
+        line, drawn = _mean_line(axes, variant), ACCURACY[variant][:, 1:]
+        np.testing.assert_array_equal(line.get_xdata(), STEPS[1:])
+        np.testing.assert_allclose(line.get_ydata(), drawn.mean(axis=0))
+        band = _band(axes, variant)
+        assert band[:, 1].min() == pytest.approx(drawn.min()) and band[:, 1].max() == pytest.approx(drawn.max())
+    for artist in [*axes.get_lines(), *axes.collections]:
+        assert np.all(_xy(artist)[:, 0] > 0), "step 0 cannot be drawn on a log axis"
+
+
+def test_a_seed_not_evaluated_at_a_step_is_left_out_of_that_step():
+    steps = np.array([0, 10, 20, 30, 40])
+    accuracy = np.array([[0.5, 0.8, 0.9, 0.95, NAN], [0.5, 0.6, NAN, NAN, NAN]])
+    axes = figures.accuracy_figure({"vanilla": steps}, {"vanilla": accuracy}).axes[0]
+    line = _mean_line(axes, "vanilla")
+    np.testing.assert_array_equal(line.get_xdata(), [10, 20, 30])  # step 40, where no seed was evaluated, is not drawn
+    np.testing.assert_allclose(line.get_ydata(), [0.7, 0.9, 0.95])
+
+
+def test_the_accuracy_axis_starts_near_70_percent_unless_later_training_goes_lower():
+    steps = np.arange(0, 1001, 10)
+    early_dip = np.full((1, steps.size), 0.95)
+    early_dip[0, 5] = 0.2  # within the first tenth of training: not worth squashing the rest
+    late_dip = early_dip.copy()
+    late_dip[0, 50] = 0.4
+    assert figures.accuracy_figure({"bn": steps}, {"bn": early_dip}).axes[0].get_ylim()[0] == pytest.approx(0.68)
+    assert figures.accuracy_figure({"bn": steps}, {"bn": late_dip}).axes[0].get_ylim()[0] < 0.4
+
+
+def test_sigmoid_inputs_get_one_log_panel_per_variant_on_one_y_scale():
+    figure = figures.sigmoid_inputs_figure(dict.fromkeys(BOTH, STEPS), PERCENTILES, "seed 0, unit 3")
+    panels = figure.axes
+    assert len(panels) == 2 and panels[0].get_shared_y_axes().joined(*panels)
+    assert "seed 0, unit 3" in figure.get_suptitle()
+    for axes, variant in zip(panels, BOTH, strict=True):
+        assert axes.get_xscale() == "log" and LABELS[variant] in axes.get_title()
+        lines = {line.get_linestyle(): line for line in axes.get_lines()}
+        for row, style in enumerate((":", "-", "--")):  # 15th, 50th, 85th
+            np.testing.assert_array_equal(lines[style].get_xdata(), STEPS[1:])
+            np.testing.assert_allclose(lines[style].get_ydata(), PERCENTILES[variant][row, 1:])
+        band = _band(axes, variant)
+        assert band[:, 1].min() == pytest.approx(PERCENTILES[variant][0, 1:].min())
+        assert band[:, 1].max() == pytest.approx(PERCENTILES[variant][2, 1:].max())
+
+
+def test_pruned_trials_are_hollow_and_labelled_as_value_when_pruned():
+    figure = figures.lr_search_figure(TRIALS, BEST_LR)
+    whole = figure.axes[0]
+    pruned, complete = _trial_line(whole, "bn", "pruned"), _trial_line(whole, "bn", "complete")
+    assert pruned.get_markerfacecolor() == "none" and complete.get_markerfacecolor() != "none"
+    np.testing.assert_array_equal(pruned.get_xydata(), [[5.0, 0.962]])
+    (legend,) = figure.legends
+    (entry,) = [h for h in legend.legend_handles if "value when pruned" in h.get_label()]
+    assert entry.get_markerfacecolor() == "none"
+
+
+def test_diverged_and_valueless_trials_sit_at_zero_as_crosses_and_triangles():
+    whole = figures.lr_search_figure(TRIALS, BEST_LR).axes[0]
+    for variant, lr in (("vanilla", 30.0), ("bn", 100.0)):  # bn's was COMPLETE with a value: diverged wins
+        diverged = _trial_line(whole, variant, "diverged")
+        assert diverged.get_marker() == "x"
+        np.testing.assert_array_equal(diverged.get_xydata(), [[lr, 0.0]])
+    failed = _trial_line(whole, "vanilla", "no value")
+    assert failed.get_marker() == "v"
+    np.testing.assert_array_equal(failed.get_xydata(), [[3.0, 0.0]])
+
+
+def test_the_lr_search_shows_the_whole_search_and_a_zoom_on_where_the_choice_is_made():
+    whole, zoom = figures.lr_search_figure(TRIALS, BEST_LR).axes
+    assert whole.get_xscale() == zoom.get_xscale() == "log"
+    assert whole.get_ylim()[0] < 0 and whole.get_ylim()[1] > 1
+    (low_x, high_x), (low_y, high_y) = zoom.get_xlim(), zoom.get_ylim()
+    for lr in [*BEST_LR.values(), 0.05, 5.0]:  # the tuned rates and the ends of the 2-pp window
+        assert low_x < lr < high_x
+    assert low_x > 0.001 and high_x < 30.0  # the far-off trials are out of the zoom
+    assert 0.98 - 0.03 <= low_y < 0.97 and 0.98 < high_y <= 1.0  # holds each study's best trial, 0.97 and 0.98
+
+
+def test_the_zoom_holds_a_tuned_rate_even_away_from_the_best_trials():
+    zoom = figures.lr_search_figure(TRIALS, {"vanilla": 0.01, "bn": 2.0}).axes[1]
+    assert zoom.get_xlim()[0] < 0.01
+
+
+def test_a_search_where_no_trial_has_a_value_still_draws():
+    failed = {"vanilla": [TrialPoint(1.0, None, "FAIL", False)]}
+    assert "no trial has a value" in figures.lr_search_figure(failed, {"vanilla": None}).axes[1].get_title()
+
+
+def test_a_trial_state_optuna_would_not_report_is_refused():
+    with pytest.raises(ValueError, match="COMPLETE, PRUNED, FAIL, got 'RUNNING'"):
+        TrialPoint(0.1, 0.9, "RUNNING", False)
+
+
+def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
+    confusion = np.array([[50, 0, 2], [1, 40, 0], [0, 3, 45]])
+    (axes, _colorbar, *_) = figures.confusion_figure({"bn": confusion}).axes
+    assert _cell_texts(axes) == {(0, 0): "50", (0, 2): "2", (1, 0): "1", (1, 1): "40", (2, 1): "3", (2, 2): "45"}
+    assert f"{135 / 141:.2%}" in axes.get_title()
+
+
+def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points():
+    grid = _grid()
+    vanilla, bn, difference = figures.robustness_map_figure(grid).axes[:3]
+    assert _cell_texts(vanilla) == {
+        (0, 0): "90.0",
+        (0, 1): "95.0",
+        (0, 2): "n/a",
+        (1, 0): "50.0",
+        (1, 1): "80.0",
+        (1, 2): "97.0",
+    }
+    assert _cell_texts(bn)[(0, 1)] == "97.3"
+    texts = _cell_texts(difference)
+    assert texts[(0, 1)] == "+2.3" and texts[(1, 1)] == "+17.0" and texts[(1, 2)] == "-2.0*"
+    assert [t.get_text() for t in vanilla.get_xticklabels()] == ["0.01", "0.032", "100"]
+    assert [t.get_text() for t in vanilla.get_yticklabels()] == ["0.1", "1"] and vanilla.get_ylabel() == "init std σ"
+
+
+def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
+    difference = figures.robustness_map_figure(_grid()).axes[2]
+    marked = {cell for cell, text in _cell_texts(difference).items() if text.endswith("*")}
+    bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
+    assert marked == bold == {(0, 0), (1, 0), (1, 2)}
+    assert "95% CI excludes 0" in difference.get_title()
+
+
+def test_a_difference_without_a_value_shows_n_a_on_a_scale_centred_at_zero():
+    difference = figures.robustness_map_figure(_grid()).axes[2]
+    assert _cell_texts(difference)[(0, 2)] == "n/a"
+    (image,) = difference.get_images()
+    assert image.norm.vmin == -image.norm.vmax == pytest.approx(-46.0)  # ± the largest |difference|, in pp
+
+
+def test_a_robustness_grid_of_the_wrong_shape_is_refused():
+    grid = _grid()
+    with pytest.raises(ValueError, match=r"RobustnessGrid.bn must be .* = \(2, 3\), got \(3, 2\)"):
+        dataclasses.replace(grid, bn=grid.bn.T)
+
+
+def test_the_shared_rate_figure_has_a_row_per_learning_rate_with_accuracy_and_both_variants_inputs():
+    figure = figures.shared_rate_figure(_panels(), init_std=0.5)
+    grid = {(a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start): a for a in figure.axes}
+    assert sorted(grid) == [(row, column) for row in range(2) for column in range(3)]
+    assert "same learning rate" in figure.get_suptitle() and "0.5" in figure.get_suptitle()
+    for row, lr in enumerate(("0.1", "1")):
+        assert f"lr = {lr}" in grid[row, 0].get_ylabel()
+        for variant in BOTH:
+            np.testing.assert_allclose(
+                _mean_line(grid[row, 0], variant).get_ydata(), ACCURACY[variant][:, 1:].mean(axis=0)
+            )
+        vanilla, bn = grid[row, 1], grid[row, 2]
+        assert vanilla.get_shared_y_axes().joined(vanilla, bn)
+        for axes, variant in ((vanilla, "vanilla"), (bn, "bn")):
+            median = next(line for line in axes.get_lines() if line.get_linestyle() == "-")
+            np.testing.assert_allclose(median.get_ydata(), PERCENTILES[variant][1, 1:])
+            assert axes.get_xscale() == "log"
+
+
+def test_save_writes_a_whole_png_of_a_readable_size_and_no_temporary_file(tmp_path):
+    path = tmp_path / "figures" / "test_accuracy.png"
+    figures.save(figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY), path)
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", header[16:24])
+    assert 600 <= width <= 4000 and 400 <= height <= 3000, f"{width}×{height}"
+    assert [p.name for p in path.parent.iterdir()] == ["test_accuracy.png"], "a temporary file was left behind"

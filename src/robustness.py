@@ -1,0 +1,163 @@
+"""The sweep's side of the comparison: both variants over one grid of learning rate × init std × seed.
+
+Every cell is paired across the variants (same seed: same data order, same initial draws), so each BN − vanilla
+effect is a paired one. Reads what `sweep@<variant>` wrote (src/results.py); no model is scored here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src import results, stats
+from src.cli import UsageError
+from src.results import parse_flag, parse_number, parsing, read_csv
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    """One variant's sweep as arrays indexed [seed, init std, learning rate, ...]."""
+
+    learning_rates: np.ndarray  # (L,) ascending
+    init_stds: np.ndarray  # (I,) ascending
+    seeds: list[int]
+    final_accuracy: np.ndarray  # (S, I, L): the trained network (BN: Algorithm 2's population statistics)
+    diverged: np.ndarray  # (S, I, L)
+    steps: np.ndarray  # (E,)
+    accuracy: np.ndarray  # (S, I, L, E): test accuracy over training (BN: moving averages)
+    percentiles: np.ndarray  # (S, I, L, units, 3, E): the 15/50/85th percentiles of each tracked sigmoid's input
+
+    def init_index(self, init_std: float) -> int:
+        return _index_of(self.init_stds, init_std, "init std")
+
+    def lr_index(self, learning_rate: float) -> int:
+        return _index_of(self.learning_rates, learning_rate, "learning rate")
+
+
+def load_sweep(directory: Path) -> SweepResults:
+    """results/sweep/<variant>/{final,history,sigmoid_inputs}.csv as arrays; a missing cell is one UsageError."""
+    labels = ("lr", "init_std", "seed")
+    final_rows = read_csv(directory / "final.csv", [*labels, *results.FINAL])
+    history_rows = read_csv(directory / "history.csv", ["step", *labels, *results.HISTORY])
+    percentile_rows = read_csv(directory / "sigmoid_inputs.csv", ["step", *labels, *results.SIGMOID_INPUTS])
+    with parsing(directory):
+        return _arrays(final_rows, history_rows, percentile_rows, directory)
+
+
+def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: list[dict], directory: Path):
+    learning_rates = np.array(sorted({float(row["lr"]) for row in final_rows}))
+    init_stds = np.array(sorted({float(row["init_std"]) for row in final_rows}))
+    seeds = sorted({int(row["seed"]) for row in final_rows})
+    steps = np.array(sorted({int(row["step"]) for row in history_rows}))
+    units = sorted({int(row["unit"]) for row in percentile_rows})
+
+    def cell(row: dict) -> tuple[int, int, int]:
+        return (
+            seeds.index(int(row["seed"])),
+            int(np.searchsorted(init_stds, float(row["init_std"]))),
+            int(np.searchsorted(learning_rates, float(row["lr"]))),
+        )
+
+    shape = (len(seeds), len(init_stds), len(learning_rates))
+    final_accuracy, diverged = np.full(shape, np.nan), np.zeros(shape, dtype=bool)
+    for row in final_rows:
+        final_accuracy[cell(row)] = parse_number(row["test_accuracy"])
+        diverged[cell(row)] = parse_flag(row["diverged"])
+    accuracy = np.full((*shape, len(steps)), np.nan)
+    for row in history_rows:
+        accuracy[(*cell(row), int(np.searchsorted(steps, int(row["step"]))))] = parse_number(row["test_accuracy"])
+    percentiles = np.full((*shape, len(units), len(results.LEVELS), len(steps)), np.nan)
+    for row in percentile_rows:
+        where = (*cell(row), units.index(int(row["unit"])))
+        at = int(np.searchsorted(steps, int(row["step"])))
+        percentiles[(*where, slice(None), at)] = [parse_number(row[level]) for level in results.LEVELS]
+    if np.isnan(final_accuracy).any():
+        raise UsageError(f"{directory / 'final.csv'}: not every grid cell has a result; re-run `dvc repro sweep`")
+    return SweepResults(learning_rates, init_stds, seeds, final_accuracy, diverged, steps, accuracy, percentiles)
+
+
+def check_paired(vanilla: SweepResults, bn: SweepResults) -> None:
+    """The two sweeps must cover the same grid and seeds, or no cell can be compared."""
+    same = (
+        np.array_equal(vanilla.learning_rates, bn.learning_rates)
+        and np.array_equal(vanilla.init_stds, bn.init_stds)
+        and vanilla.seeds == bn.seeds
+    )
+    if not same:
+        raise UsageError("the vanilla and BN sweeps cover different grids or seeds: re-run `dvc repro sweep`")
+
+
+def usable_learning_rates(sweep: SweepResults, init_std: float, usable_accuracy: float) -> np.ndarray:
+    """(S,) per seed, the largest swept rate that trained (no divergence, final test accuracy ≥ usable_accuracy).
+
+    A seed that trained at no swept rate gets one grid step below the smallest, so it still counts, conservatively.
+    """
+    row = sweep.init_index(init_std)
+    usable = (sweep.final_accuracy[:, row] >= usable_accuracy) & ~sweep.diverged[:, row]  # (S, L)
+    below_grid = sweep.learning_rates[0] ** 2 / sweep.learning_rates[1]
+    return np.array([sweep.learning_rates[np.flatnonzero(ok)[-1]] if ok.any() else below_grid for ok in usable])
+
+
+def worst_init_accuracy(sweep: SweepResults) -> np.ndarray:
+    """(S,) per seed, the mean over the swept rates of the final test accuracy under the worst init std."""
+    return sweep.final_accuracy.min(axis=1).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class MapCell:
+    init_std: float
+    learning_rate: float
+    vanilla: float  # mean final test accuracy over seeds
+    bn: float
+    difference: stats.Estimate  # BN − vanilla, paired by seed
+
+
+def robustness_map(vanilla: SweepResults, bn: SweepResults, confidence: float) -> list[MapCell]:
+    """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla."""
+    return [
+        MapCell(
+            init_std=float(init_std),
+            learning_rate=float(learning_rate),
+            vanilla=float(vanilla.final_accuracy[:, i, j].mean()),
+            bn=float(bn.final_accuracy[:, i, j].mean()),
+            difference=stats.paired_difference(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j], confidence),
+        )
+        for i, init_std in enumerate(vanilla.init_stds)
+        for j, learning_rate in enumerate(vanilla.learning_rates)
+    ]
+
+
+@dataclass(frozen=True)
+class HorizonCheck:
+    """Is the rate tuned at `tune.steps` still the best after `sweep.steps`? Compared on the sweep's grid."""
+
+    tuned_lr: float
+    nearest_swept_lr: float  # the grid rate nearest the tuned one (log scale)
+    best_swept_lr: float  # the grid rate with the highest mean final accuracy over seeds
+    shortfall: stats.Estimate  # accuracy at the best rate − at the nearest one, paired by seed
+
+    @property
+    def within_seed_noise(self) -> bool:
+        return self.shortfall.ci_low is None or self.shortfall.ci_low <= 0
+
+
+def horizon_check(sweep: SweepResults, tuned_lr: float, init_std: float, confidence: float) -> HorizonCheck:
+    row = sweep.final_accuracy[:, sweep.init_index(init_std)]  # (S, L)
+    nearest = int(np.argmin(np.abs(np.log(sweep.learning_rates) - math.log(tuned_lr))))
+    best = int(np.argmax(row.mean(axis=0)))
+    return HorizonCheck(
+        tuned_lr=tuned_lr,
+        nearest_swept_lr=float(sweep.learning_rates[nearest]),
+        best_swept_lr=float(sweep.learning_rates[best]),
+        shortfall=stats.paired_difference(row[:, best], row[:, nearest], confidence),
+    )
+
+
+def _index_of(values: np.ndarray, value: float, what: str) -> int:
+    matches = np.flatnonzero(np.isclose(values, value, rtol=1e-6, atol=0))
+    if not matches.size:
+        raise UsageError(f"the sweep has no {what} {value:g} (swept: {', '.join(f'{v:g}' for v in values)})")
+    return int(matches[0])
