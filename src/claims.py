@@ -30,7 +30,7 @@ class Claim:
     title: str
     design: str  # which runs decide it
     statistic: str
-    ratio: bool  # BN / vanilla (no effect: 1); else BN − vanilla (no effect: 0)
+    scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
     estimate: stats.Estimate
     verdict: stats.Verdict
     note: str = ""  # what the reader must know to read the number (censoring, dropped seeds)
@@ -61,10 +61,10 @@ class TrainedSeeds:
 
 def _decide(
     key: str, title: str, design: str, statistic: str, estimate: stats.Estimate, favoured: Literal["higher", "lower"],
-    *, ratio: bool, note: str = "",
+    *, scale: Literal["ratio", "accuracy", "plain"], note: str = "",
 ) -> Claim:  # fmt: skip
-    verdict = stats.verdict(estimate, 1.0 if ratio else 0.0, favoured)
-    return Claim(key, title, design, statistic, ratio, estimate, verdict, note)
+    verdict = stats.verdict(estimate, 1.0 if scale == "ratio" else 0.0, favoured)
+    return Claim(key, title, design, statistic, scale, estimate, verdict, note)
 
 
 def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, confidence: float) -> Claim:
@@ -84,7 +84,7 @@ def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, c
     return _decide(
         "faster_convergence", "BN converges faster", _train_design(vanilla),
         f"steps to {target:.0%} test accuracy, BN / vanilla (geometric mean of per-seed ratios)",
-        stats.paired_ratio(steps["bn"], steps["vanilla"], confidence), "lower", ratio=True, note=note,
+        stats.paired_ratio(steps["bn"], steps["vanilla"], confidence), "lower", scale="ratio", note=note,
     )  # fmt: skip
 
 
@@ -92,7 +92,7 @@ def higher_accuracy(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) 
     return _decide(
         "higher_accuracy", "BN reaches a higher accuracy", _train_design(vanilla),
         "final test accuracy, BN − vanilla (BN under Algorithm 2's population statistics)",
-        stats.paired_difference(bn.final_accuracy, vanilla.final_accuracy, confidence), "higher", ratio=False,
+        stats.paired_difference(bn.final_accuracy, vanilla.final_accuracy, confidence), "higher", scale="accuracy",
     )  # fmt: skip
 
 
@@ -104,9 +104,9 @@ def stable_sigmoid_inputs(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: f
     return _decide(
         "stable_sigmoid_inputs", "BN keeps the sigmoid-input distribution stable", _train_design(vanilla),
         f"drift of the last hidden layer's sigmoid inputs from {DRIFT_REFERENCE_FRACTION:.0%} of training to the end "
-        "(mean |shift| of the 15/50/85th percentiles over the 15–85 spread), BN − vanilla",
+        "(the mean absolute shift of the 15/50/85th percentiles over the 15–85 spread), BN − vanilla",
         stats.paired_difference(bn.drift[finite], vanilla.drift[finite], confidence) if finite.any() else _no_pairs(),
-        "lower", ratio=False, note=note,
+        "lower", scale="plain", note=note,
     )  # fmt: skip
 
 
@@ -125,7 +125,7 @@ def higher_usable_learning_rate(
         "higher_usable_lr", "BN allows a higher learning rate", _sweep_design(vanilla, f"init std {init_std:g}"),
         f"largest swept rate that trains (no divergence, final test accuracy ≥ {usable_accuracy:.0%}), BN / vanilla "
         "(geometric mean of per-seed ratios)",
-        stats.paired_ratio(largest["bn"], largest["vanilla"], confidence), "higher", ratio=True, note=note,
+        stats.paired_ratio(largest["bn"], largest["vanilla"], confidence), "higher", scale="ratio", note=note,
     )  # fmt: skip
 
 
@@ -135,7 +135,7 @@ def robust_to_initialisation(vanilla: SweepResults, bn: SweepResults, confidence
         "robust_to_init", "BN makes training robust to the initialisation", _sweep_design(vanilla, f"init std {stds}"),
         "final test accuracy under the worst init std, averaged over the swept rates, BN − vanilla",
         stats.paired_difference(worst_init_accuracy(bn), worst_init_accuracy(vanilla), confidence), "higher",
-        ratio=False,
+        scale="accuracy",
     )  # fmt: skip
 
 

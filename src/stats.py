@@ -168,7 +168,8 @@ def paired_ratio(bn: Sequence[float], vanilla: Sequence[float], confidence: floa
 
 
 def verdict(estimate: Estimate, no_effect: float, bn_favoured: Literal["higher", "lower"]) -> Verdict:
-    """ "holds" when the interval excludes `no_effect` on BN's side, "contradicted" when on the other, else "not shown"."""
+    """The verdict: "holds" if the interval excludes `no_effect` on BN's side, "contradicted" if on the other side,
+    else "not shown"."""
     if estimate.ci_low is None or estimate.ci_high is None:
         return "not shown"
     above, below = estimate.ci_low > no_effect, estimate.ci_high < no_effect

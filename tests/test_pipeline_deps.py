@@ -31,6 +31,8 @@ def _local_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        if isinstance(node, ast.ImportFrom) and node.module in ("src", "pipeline"):
+            names += [f"{node.module}.{alias.name}" for alias in node.names]  # from src import tracking
         names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
         for name in names:
             if name.split(".")[0] in ("src", "pipeline"):
@@ -66,12 +68,18 @@ def test_every_source_file_a_stage_imports_is_a_declared_dependency(stage):
 def test_the_closure_follows_imports_through_packages():
     # pipeline/train.py never names src.affine; it arrives through src.engine and src.models
     assert "src/affine.py" in _import_closure("pipeline/train.py")
+    assert "src/tracking.py" in _import_closure("pipeline/train.py")  # `from src import tracking`
+
+
+def test_the_report_template_is_a_dependency_of_evaluate():
+    # not an import, so the closure cannot find it
+    assert "src/templates/report.md.j2" in _stages()["evaluate"]["deps"]
 
 
 def test_the_tuning_studys_name_digests_every_file_that_trains_a_trial():
     # a change to any of them must start a fresh Optuna study instead of resuming one run with other code
-    from src.study import TRAINING_CODE
+    from src.provenance import TRAINING_CODE
 
     digested = {str(Path(module.__file__).resolve().relative_to(ROOT)) for module in TRAINING_CODE}
     trains = _import_closure("src/engine.py") - set(NEVER_OUTPUT_SHAPING) - {"src/idx.py"}
-    assert trains <= digested, f"src.study.TRAINING_CODE misses {sorted(trains - digested)}"
+    assert trains <= digested, f"src.provenance.TRAINING_CODE misses {sorted(trains - digested)}"
