@@ -25,7 +25,7 @@ from tqdm import tqdm
 from src.cli import OneLineParser, UsageError, report_user_errors
 from src.config import VARIANTS, ModelConfig
 from src.data import Split
-from src.engine import Schedule, resolve_device, train_members
+from src.engine import Schedule, Trainer, TrainingData, resolve_device
 from src.models import build_model
 
 BATCH = 60
@@ -102,19 +102,18 @@ def engine_model_steps_per_s(
 ) -> float:
     """(b) The engine: K members as one computation; `shared`: one data order (tuning), else one per member."""
     config = ModelConfig(
-        hidden_layers=3, hidden_units=100, init_std=0.1, bn_eps=1e-5, bn_momentum=0.1,
-        population_stats="moving_average", population_batches=2,
-    )  # fmt: skip
+        hidden_layers=3, hidden_units=100, init_std=0.1, bn_eps=1e-5, bn_momentum=0.1, population_batches=2
+    )
 
     def run(count: int) -> float:
         model = build_model(config, variant, seeds=list(range(members)), device=device)
         schedule = Schedule(
-            steps=count, batch_size=BATCH, eval_every=count, momentum=0.0,
-            learning_rates=[LEARNING_RATE] * members, data_seeds=[0] * members if shared else list(range(members)),
+            steps=count, batch_size=BATCH, eval_steps=(0, count), momentum=0.0,
+            learning_rates=(LEARNING_RATE,) * members, data_seeds=(0,) if shared else tuple(range(members)),
         )  # fmt: skip
         _synchronize(device)
         started = time.perf_counter()
-        train_members(model, data, probe, schedule, progress=False)
+        Trainer(model, TrainingData(data, probe), schedule).run(progress=False)
         _synchronize(device)
         return time.perf_counter() - started
 

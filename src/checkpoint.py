@@ -32,9 +32,9 @@ class Checkpoint:
             identity, payload = saved["identity"], saved["payload"]
         except Exception as error:  # torch.load raises many kinds on a damaged file (EOFError, RuntimeError, ...)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            return self._refuse(f"it cannot be read ({reason})")
+            return self.refuse(f"it cannot be read ({reason})")
         if identity != self.identity:
-            return self._refuse(f"it was made under other settings ({_differences(identity, self.identity)})")
+            return self.refuse(f"it was made under other settings ({_differences(identity, self.identity)})")
         return payload
 
     def save(self, payload: dict) -> None:
@@ -44,7 +44,8 @@ class Checkpoint:
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def _refuse(self, why: str) -> None:
+    def refuse(self, why: str) -> None:
+        """Say why the checkpoint is not resumed; returns None, the payload a refused checkpoint gives."""
         print(f"checkpoint {self.path} ignored: {why}; starting from step 0", file=sys.stderr)
         return None
 

@@ -18,8 +18,10 @@ from typing import Literal
 import numpy as np
 
 from src import stats
+from src.cli import UsageError
 from src.robustness import SweepResults, usable_learning_rates, worst_init_accuracy
 
+NAMES = {"vanilla": "vanilla", "bn": "BN"}
 # Figure 1 (b, c) compares the sigmoid-input distribution after the first tenth of training with the end.
 DRIFT_REFERENCE_FRACTION = 0.1
 
@@ -70,15 +72,15 @@ def _decide(
 def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, confidence: float) -> Claim:
     """Steps to `target` test accuracy, BN / vanilla per seed; a seed that never reaches it counts at the horizon."""
     horizon = float(vanilla.steps[-1])
-    steps = {}
+    steps, never = {}, []
     for name, seeds in (("vanilla", vanilla), ("bn", bn)):
         curves = np.nan_to_num(seeds.accuracy, nan=-1.0)  # an evaluation a seed lacks never reaches the target
         firsts = [stats.first_step_reaching(seeds.steps, curve, target) for curve in curves]
         steps[name] = [horizon if first is None else max(first, 1) for first in firsts]
-    censored = sum(first == horizon for values in steps.values() for first in values)
+        never += [f"{NAMES[name]} seed {s}" for s, first in zip(seeds.seeds, firsts, strict=True) if first is None]
     note = (
-        f"{censored} seed run(s) never reached {target:.0%}: counted at the last step, which pulls the ratio toward 1"
-        if censored
+        f"{', '.join(never)} never reached {target:.0%}: counted at the last step, which pulls the ratio toward 1"
+        if never
         else ""
     )
     return _decide(
@@ -172,7 +174,11 @@ def all_claims(
 
 
 def check_same_seeds(trained: Mapping[str, TrainedSeeds]) -> Sequence[int]:
+    """The seeds both variants were trained on: they must be the same, or no seed has a pair."""
     seeds = {name: result.seeds for name, result in trained.items()}
     if seeds["vanilla"] != seeds["bn"]:
-        raise ValueError(f"the variants were trained on different seeds ({seeds}): the comparison needs pairs")
+        raise UsageError(
+            f"train@ ran vanilla on seeds {seeds['vanilla']} and BN on {seeds['bn']}: the comparison pairs them "
+            "seed by seed; re-run `dvc repro train`"
+        )
     return seeds["bn"]

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from src import figures
-from src.claims import Claim, TrainedSeeds, all_claims
+from src.claims import Claim, TrainedSeeds, all_claims, check_same_seeds
 from src.config import VARIANTS, Params
 from src.data import PROCESSED_DIR, load_split
 from src.evaluate import VariantResults, build_metrics, load_variant, mean_curves, trained_seeds, unit_drifts
@@ -126,6 +126,7 @@ def compare(params: Params) -> Comparison:
     sweeps = {variant: load_sweep(Path("results/sweep") / variant) for variant in VARIANTS}
     check_paired(sweeps["vanilla"], sweeps["bn"])
     trained: dict[str, TrainedSeeds] = {variant: trained_seeds(result) for variant, result in results.items()}
+    check_same_seeds(trained)
     settings = params.evaluate
     claims = all_claims(
         trained,

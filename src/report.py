@@ -80,7 +80,7 @@ def _pp(value: float | None) -> str:
 
 
 def _num(value: float | None, spec: str) -> str:
-    return "n/a" if _missing(value) else f"{value:{spec}}"
+    return "n/a" if _missing(value) else f"{value + 0.0:{spec}}"  # + 0.0: no "-0.00"
 
 
 def _effect(claim: Claim) -> str:
@@ -115,7 +115,8 @@ def _accuracy_with_sd(summary: Mapping) -> str:
 def _accuracy_interval(summary: Mapping) -> str:
     if summary["ci_low"] is None:
         return "n/a (one seed)"
-    return f"[{_pct(summary['ci_low'])}, {_pct(summary['ci_high'])}]"
+    # a t-interval knows nothing of accuracy's bounds; shown within them
+    return f"[{_pct(max(summary['ci_low'], 0.0))}, {_pct(min(summary['ci_high'], 1.0))}]"
 
 
 def _reach(steps_to: Mapping, seeds: int) -> str:

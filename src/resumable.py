@@ -53,6 +53,8 @@ def tracked_training(trainer: Trainer, stage: StageRun, histories: Histories) ->
     The caller writes its outputs inside the block; the checkpoint is removed once they have landed.
     """
     saved = stage.checkpoint.load()
+    if saved is not None and not tracking.runs_exist([saved["stage_run"], *saved["member_runs"]]):
+        saved = stage.checkpoint.refuse("its MLflow runs are not in this tracking store")
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])
         print(f"{stage.name}: resumed from step {trainer.step:,} ({stage.checkpoint.path})", file=sys.stderr)

@@ -44,10 +44,15 @@ def load_sweep(directory: Path) -> SweepResults:
     history_rows = read_csv(directory / "history.csv", ["step", *labels, *results.HISTORY])
     percentile_rows = read_csv(directory / "sigmoid_inputs.csv", ["step", *labels, *results.SIGMOID_INPUTS])
     with parsing(directory):
-        return _arrays(final_rows, history_rows, percentile_rows, directory)
+        sweep = _arrays(final_rows, history_rows, percentile_rows)
+    for name, values in (("final.csv", sweep.final_accuracy), ("history.csv", sweep.accuracy),
+                         ("sigmoid_inputs.csv", sweep.percentiles)):  # fmt: skip
+        if np.isnan(values).all(axis=tuple(range(3, values.ndim))).any():
+            raise UsageError(f"{directory / name}: not every grid cell has a result; re-run `dvc repro sweep`")
+    return sweep
 
 
-def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: list[dict], directory: Path):
+def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: list[dict]) -> SweepResults:
     learning_rates = np.array(sorted({float(row["lr"]) for row in final_rows}))
     init_stds = np.array(sorted({float(row["init_std"]) for row in final_rows}))
     seeds = sorted({int(row["seed"]) for row in final_rows})
@@ -55,10 +60,12 @@ def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: l
     units = sorted({int(row["unit"]) for row in percentile_rows})
 
     def cell(row: dict) -> tuple[int, int, int]:
+        if int(row["seed"]) not in seeds:
+            raise ValueError(f"seed {row['seed']} is not one of final.csv's {seeds}")
         return (
             seeds.index(int(row["seed"])),
-            int(np.searchsorted(init_stds, float(row["init_std"]))),
-            int(np.searchsorted(learning_rates, float(row["lr"]))),
+            _index_of(init_stds, float(row["init_std"]), "init std"),
+            _index_of(learning_rates, float(row["lr"]), "learning rate"),
         )
 
     shape = (len(seeds), len(init_stds), len(learning_rates))
@@ -74,8 +81,6 @@ def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: l
         where = (*cell(row), units.index(int(row["unit"])))
         at = int(np.searchsorted(steps, int(row["step"])))
         percentiles[(*where, slice(None), at)] = [parse_number(row[level]) for level in results.LEVELS]
-    if np.isnan(final_accuracy).any():
-        raise UsageError(f"{directory / 'final.csv'}: not every grid cell has a result; re-run `dvc repro sweep`")
     return SweepResults(learning_rates, init_stds, seeds, final_accuracy, diverged, steps, accuracy, percentiles)
 
 
@@ -97,7 +102,8 @@ def usable_learning_rates(sweep: SweepResults, init_std: float, usable_accuracy:
     """
     row = sweep.init_index(init_std)
     usable = (sweep.final_accuracy[:, row] >= usable_accuracy) & ~sweep.diverged[:, row]  # (S, L)
-    below_grid = sweep.learning_rates[0] ** 2 / sweep.learning_rates[1]
+    rates = sweep.learning_rates
+    below_grid = rates[0] ** 2 / rates[1] if len(rates) > 1 else rates[0] / 10
     return np.array([sweep.learning_rates[np.flatnonzero(ok)[-1]] if ok.any() else below_grid for ok in usable])
 
 
@@ -141,7 +147,7 @@ class HorizonCheck:
 
     @property
     def within_seed_noise(self) -> bool:
-        return self.shortfall.ci_low is None or self.shortfall.ci_low <= 0
+        return self.shortfall.ci_low is None or bool(self.shortfall.ci_low <= 0)
 
 
 def horizon_check(sweep: SweepResults, tuned_lr: float, init_std: float, confidence: float) -> HorizonCheck:

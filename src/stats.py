@@ -183,7 +183,7 @@ def _mean_with_interval(values: np.ndarray, confidence: float) -> Estimate:
     if values.size < 2:
         return Estimate(effect=mean, ci_low=None, ci_high=None, n=values.size)
     half_width = stats.t.ppf(0.5 + confidence / 2, df=values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
-    return Estimate(effect=mean, ci_low=mean - half_width, ci_high=mean + half_width, n=values.size)
+    return Estimate(effect=mean, ci_low=float(mean - half_width), ci_high=float(mean + half_width), n=values.size)
 
 
 def _as_pairs(bn: Sequence[float], vanilla: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -164,6 +164,17 @@ class MemberRuns:
             self._client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
 
 
+def runs_exist(run_ids: Sequence[str]) -> bool:
+    """Whether every run of `run_ids` is in the current store (a checkpoint may outlive the store it logged to)."""
+    client = MlflowClient()
+    try:
+        for run_id in run_ids:
+            client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
 def log_artifact(run_id: str, path: Path) -> None:
     """Attach the file `path` to the run `run_id` (active or not)."""
     MlflowClient().log_artifact(run_id, str(path))

@@ -1,12 +1,22 @@
-"""A tiny, made-up repository state for the evaluate stage: what tune and train would have left behind.
+"""A tiny, made-up repository state for the evaluate stage: what tune, train and sweep would have left behind.
 
-BN's curves are built to converge faster and its sigmoid inputs to stay put, vanilla's to drift, so the
-outcome of the curve, drift and learning-rate comparisons is known in advance. The models are untrained tiny
-MLPs: their scores are real, but not meant to favour either variant.
+The outcome is known in advance, and every claim holds:
+- train@ (the curves and sigmoid inputs are made up): BN reaches 97 % in fewer steps than vanilla, and its sigmoid
+  inputs stay where they started while vanilla's drift (more the higher the seed).
+- train@ (the models are real): each variant is trained for a few steps at its tuned rate on the synthetic split.
+  BN learns the ten prototypes in that time, vanilla is still near chance, so BN's final accuracy is the higher.
+- sweep@ (made up, on a grid of 3 rates × 2 init stds × 3 seeds; see SWEEP_FINAL): BN trains in every cell.
+  Vanilla diverges at the largest rate and stays at chance with init std 1.0, so BN's largest usable rate is 10×
+  vanilla's and its worst-init accuracy is far higher. The robustness map has BN better in 4 cells, worse in 1
+  (vanilla's best cell) and neither in 1. The horizon check: vanilla's tuned rate is nearest its best swept rate;
+  BN's (5 → nearest 10) is not, its best swept rate being 1.
+
+The writers of src/results.py write the train@ and sweep@ CSVs, so the files have the layout the readers expect.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -15,8 +25,13 @@ import numpy as np
 import torch
 import yaml
 
+from pipeline.sweep import grid
+from src import results
 from src.atomic import write_csv
-from src.config import parse_params
+from src.comparison import Comparison, compare
+from src.config import Params, load_params, parse_params
+from src.data import load_split
+from src.engine import Evaluation, Schedule, Trainer, TrainingData, TrainResult, eval_schedule
 from src.models import build_model
 from tests import synthetic
 
@@ -27,14 +42,35 @@ UNITS = 2
 TIME_CONSTANT = {"vanilla": 250.0, "bn": 100.0}
 CEILING = {"vanilla": 0.975, "bn": 0.985}
 LEARNING_RATES = {"vanilla": 0.5, "bn": 5.0}
+MODEL_STEPS = 20  # enough for BN to learn the synthetic prototypes, not for vanilla
+
+SWEEP_RATES = (0.1, 1.0, 10.0)
+SWEEP_INIT_STDS = (0.1, 1.0)
+# sweep@'s final test accuracy per init std, one per swept rate; None: the run diverges (DIVERGED_ACCURACY)
+SWEEP_FINAL = {
+    "vanilla": {0.1: (0.97, 0.985, None), 1.0: (0.10, 0.10, None)},
+    "bn": {0.1: (0.97, 0.975, 0.965), 1.0: (0.96, 0.965, 0.955)},
+}
+DIVERGED_ACCURACY = 0.098
+# per seed, added to every cell that does not diverge: the paired differences have a spread, except where one is flat
+SWEEP_NOISE = {"vanilla": (0.001, -0.001, 0.0), "bn": (0.0, 0.001, -0.001)}
+SWEEP_DIVERGES_AT = 100  # the step from which a diverging sweep run is marked diverged
 
 
 def tiny_params(repo_root: Path) -> dict:
-    """The repository's params.yaml shrunk to a two-layer, eight-unit net with seeds and targets to match."""
+    """The repository's params.yaml shrunk to a two-layer, eight-unit net, a 3 × 2 × 3 sweep, targets to match."""
     raw = copy.deepcopy(yaml.safe_load((repo_root / "params.yaml").read_text()))
-    raw["model"].update(hidden_layers=2, hidden_units=8, population_batches=2)
-    raw["train"].update(steps=int(STEPS[-1]), seeds=len(SEEDS), tracked_units=UNITS, eval_every=100)
-    raw["evaluate"].update(accuracy_targets=[0.9, 0.95, 0.99], confidence=0.95)
+    raw["model"].update(hidden_layers=2, hidden_units=8, init_std=0.1, population_batches=2)
+    raw["train"].update(steps=int(STEPS[-1]), seeds=len(SEEDS), tracked_units=UNITS, eval_every=100, evals_per_decade=0)
+    raw["sweep"].update(
+        lr_min=SWEEP_RATES[0], lr_max=SWEEP_RATES[-1], lrs_per_decade=1, init_stds=list(SWEEP_INIT_STDS),
+        seeds=len(SEEDS), steps=200, eval_every=50, evals_per_decade=0, checkpoint_every=100,
+    )  # fmt: skip
+    raw["evaluate"].update(
+        accuracy_targets=[0.9, 0.95, 0.99], convergence_target=0.97, usable_accuracy=0.9,
+        figure1_lrs=[1.0, 10.0],  # where vanilla trains and where it diverges
+        confidence=0.95,
+    )  # fmt: skip
     return raw
 
 
@@ -45,65 +81,138 @@ def accuracy_curve(variant: str, seed: int) -> np.ndarray:
 
 
 def write_results_tree(root: Path, repo_root: Path) -> dict:
-    """Write params.yaml, data/processed, models/, results/tune/ and results/train/ under `root`; return params."""
+    """Write params.yaml, data/processed, models/ and results/{tune,train,sweep}/ under `root`; return params."""
     raw = tiny_params(repo_root)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     params = parse_params(raw)
-    synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": 200})
+    processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": 200})
     for variant in ("vanilla", "bn"):
-        _write_models(root / "models" / variant, params.model, variant)
-        _write_history(root / "results" / "train" / variant, variant)
-        _write_sigmoid_inputs(root / "results" / "train" / variant, variant)
+        final = _write_models(root / "models" / variant, params, processed, variant)
+        _write_training(root / "results" / "train" / variant, params, variant, final)
         _write_tuning(root / "results" / "tune" / variant, variant)
+        write_sweep(root / "results" / "sweep" / variant, params, variant)
     return raw
 
 
-def _write_models(directory: Path, model_config, variant: str) -> None:
+def comparison_of(root: Path) -> Comparison:
+    """`compare` on the tree under `root` (it reads its inputs relative to the working directory)."""
+    with contextlib.chdir(root):
+        return compare(load_params())
+
+
+def _write_models(directory: Path, params: Params, processed: Path, variant: str) -> Evaluation:
+    """Train each seed's model MODEL_STEPS steps at the variant's tuned rate, save it; its final test scores."""
+    train = load_split(processed, "train", torch.device("cpu"), params.data.binarize)
+    test = load_split(processed, "test", torch.device("cpu"), params.data.binarize)
+    model = build_model(params.model, variant, SEEDS, "cpu")
+    schedule = Schedule(
+        steps=MODEL_STEPS, batch_size=params.train.batch_size, eval_steps=(0, MODEL_STEPS), momentum=0.0,
+        learning_rates=(LEARNING_RATES[variant],) * len(SEEDS), data_seeds=tuple(SEEDS),
+        population_batches=params.model.population_batches,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a net this small only waits for a second thread
+    try:
+        final = Trainer(model, TrainingData(train, test), schedule).run(progress=False).final
+    finally:
+        torch.set_num_threads(threads)
     directory.mkdir(parents=True, exist_ok=True)
-    model = build_model(model_config, variant, SEEDS, "cpu")
     for member, seed in enumerate(SEEDS):
         torch.save(model.member_state_dict(member), directory / f"seed_{seed}.pt")
+    return final
 
 
-def _write_history(directory: Path, variant: str) -> None:
-    rows = [
-        {
-            "step": int(step),
-            "seed": seed,
-            "test_accuracy": accuracy,
-            "test_loss": 2.3 * (1 - accuracy),
-            "diverged": False,
-        }
-        for seed in SEEDS
-        for step, accuracy in zip(STEPS, accuracy_curve(variant, seed), strict=True)
-    ]
-    write_csv(directory / "history.csv", rows, ["step", "seed", "test_accuracy", "test_loss", "diverged"])
+def _write_training(directory: Path, params: Params, variant: str, final: Evaluation) -> None:
+    accuracy = np.stack([accuracy_curve(variant, seed) for seed in SEEDS], axis=1)  # (evals, seeds)
+    # vanilla: the median slides down and the spread widens, more for a higher seed; BN: the distribution stays
+    amount = np.array([1 + 0.2 * seed if variant == "vanilla" else 0.0 for seed in SEEDS])
+    d = (STEPS / STEPS[-1])[:, None] * amount  # (evals, seeds)
+    percentiles = np.stack(
+        [np.stack([-1 - 3 * d - unit, -2 * d, 1 + d], axis=1) for unit in range(UNITS)], axis=-1
+    )  # (evals, levels, seeds, units)
+    result = _train_result(STEPS, accuracy, np.zeros(accuracy.shape, dtype=bool), percentiles, final)
+    labels = [{"seed": seed} for seed in SEEDS]
+    results.write_history(directory / "history.csv", result, labels)
+    results.write_sigmoid_inputs(directory / "sigmoid_inputs.csv", result, labels)
     summary = {
         "variant": variant,
         "lr": LEARNING_RATES[variant],
         "lr_source": "tune",
         "seeds": SEEDS,
         "steps": int(STEPS[-1]),
-        "batch_size": 60,
-        "final_test_accuracy_mean": 0.97,
-        "final_test_accuracy_std": 0.01,
+        "batch_size": params.train.batch_size,
+        "final_test_accuracy": final.accuracy,
+        "final_test_accuracy_mean": float(np.mean(final.accuracy)),
+        "final_test_accuracy_std": float(np.std(final.accuracy, ddof=1)),
         "n_diverged": 0,
         "device": "cpu",
-        "wall_time_s": 12.5,
     }
     (directory / "summary.json").write_text(json.dumps(summary))
 
 
-def _write_sigmoid_inputs(directory: Path, variant: str) -> None:
-    # vanilla: the median slides down and the spread widens; BN: the distribution stays where it started
-    drift = STEPS / STEPS[-1] if variant == "vanilla" else np.zeros(STEPS.shape)
-    rows = [
-        {"step": int(step), "seed": seed, "unit": unit, "p15": -1 - 3 * d - unit, "p50": -2 * d, "p85": 1 + d}
-        for seed in SEEDS
-        for unit in range(UNITS)
-        for step, d in zip(STEPS, drift, strict=True)
-    ]
-    write_csv(directory / "sigmoid_inputs.csv", rows, ["step", "seed", "unit", "p15", "p50", "p85"])
+def sweep_final_accuracy(variant: str) -> np.ndarray:
+    """(seeds, init stds, rates): sweep@'s final test accuracy as written, noise included."""
+    table = np.array(
+        [[DIVERGED_ACCURACY if a is None else a for a in SWEEP_FINAL[variant][std]] for std in SWEEP_INIT_STDS]
+    )
+    noise = np.array(SWEEP_NOISE[variant])[:, None, None] * ~sweep_diverged(variant)  # a diverged run is flat
+    return table[None] + noise
+
+
+def sweep_diverged(variant: str) -> np.ndarray:
+    """(init stds, rates): which sweep@ runs diverge."""
+    return np.array([[a is None for a in SWEEP_FINAL[variant][std]] for std in SWEEP_INIT_STDS])
+
+
+def write_sweep(directory: Path, params: Params, variant: str) -> None:
+    """results/sweep/<variant>/{history,sigmoid_inputs,final}.csv and summary.json: params' sweep grid, one member
+    per cell in the order the sweep stage trains them (pipeline/sweep.py:grid)."""
+    members = grid(params)
+    steps = np.array(eval_schedule(params.sweep.steps, params.sweep.eval_every, params.sweep.evals_per_decade))
+    final_table, diverged_table = sweep_final_accuracy(variant), sweep_diverged(variant)
+    cells = [(SEEDS.index(m["seed"]), SWEEP_INIT_STDS.index(m["init_std"]), _rate_index(m["lr"])) for m in members]
+    final = np.array([final_table[cell] for cell in cells])  # (members,)
+    diverges = np.array([diverged_table[cell[1:]] for cell in cells])
+    # the curves rise towards the final accuracy; a diverging run is flat at DIVERGED_ACCURACY from its divergence
+    rising = 1 - np.exp(-steps / 50.0)[:, None]
+    accuracy = 0.1 + (final - 0.1) * rising  # (evals, members)
+    diverged = diverges & (steps[:, None] >= SWEEP_DIVERGES_AT)
+    accuracy[diverged] = DIVERGED_ACCURACY
+    # BN's sigmoid inputs stay put; vanilla's drift the more, the higher its learning rate
+    rate = np.array([1 + cell[2] for cell in cells])
+    d = (steps / steps[-1])[:, None] * (rate if variant == "vanilla" else np.zeros(len(cells)))
+    percentiles = np.stack([np.stack([-1 - d - unit, -d, 1 + d], axis=1) for unit in range(UNITS)], axis=-1)
+    evaluation = Evaluation(
+        step=int(steps[-1]),
+        accuracy=final.tolist(),
+        loss=[float("nan") if bad else 2.3 * (1 - a) for a, bad in zip(final, diverges, strict=True)],
+        diverged=diverges.tolist(),
+    )
+    result = _train_result(steps, accuracy, diverged, percentiles, evaluation)
+    results.write_history(directory / "history.csv", result, members)
+    results.write_sigmoid_inputs(directory / "sigmoid_inputs.csv", result, members)
+    results.write_final(directory / "final.csv", evaluation, members)
+    summary = {"variant": variant, "members": len(members), "steps": params.sweep.steps, "device": "cpu"}
+    (directory / "summary.json").write_text(json.dumps(summary))
+
+
+def _rate_index(lr: float) -> int:
+    return int(np.argmin(np.abs(np.log(SWEEP_RATES) - np.log(lr))))
+
+
+def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> TrainResult:
+    """What the engine would have returned: accuracy and diverged (evals, members), percentiles (evals, 3, K, units)."""
+    loss = np.where(diverged, np.nan, 2.3 * (1 - accuracy))
+    return TrainResult(
+        eval_steps=tuple(int(step) for step in steps),
+        accuracy=accuracy,
+        loss=loss,
+        diverged=diverged,
+        percentiles=percentiles,
+        final=final,
+        stopped=[False] * accuracy.shape[1],
+        wall_time_s=1.0,
+    )
 
 
 def _write_tuning(directory: Path, variant: str) -> None:
@@ -128,6 +237,6 @@ def _write_tuning(directory: Path, variant: str) -> None:
         "n_complete": sum(row["state"] == "COMPLETE" for row in rows),
         "n_pruned": sum(row["state"] == "PRUNED" for row in rows),
         "n_failed": 1,
-        "steps": 500,
+        "steps": 100,  # tuned on fewer steps than the sweep runs: what the horizon check is for
     }
     (directory / "best.json").write_text(json.dumps(best))

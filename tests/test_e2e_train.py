@@ -7,7 +7,7 @@ import torch
 
 from src.config import load_params
 from src.data import Split, make_splits
-from src.engine import Schedule, train_members
+from src.engine import Schedule, Trainer, TrainingData
 from src.models import build_model
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +29,9 @@ def test_each_variant_passes_90_percent_within_2000_steps(real_splits, repo_root
     learning_rate = getattr(params.train.fallback_lr, variant)
     model = build_model(params.model, variant, seeds=[0, 1], device="cpu")
     schedule = Schedule(
-        steps=2000, batch_size=60, eval_every=1000, momentum=0.0, learning_rates=[learning_rate] * 2, data_seeds=[0, 1]
-    )
-    result = train_members(model, real_splits["train"], real_splits["test"], schedule, progress=False)
-    final = [row["accuracy"] for row in result.history if row["step"] == 2000]
+        steps=2000, batch_size=60, eval_steps=(0, 1000, 2000), momentum=0.0, learning_rates=(learning_rate,) * 2,
+        data_seeds=(0, 1), population_batches=50,
+    )  # fmt: skip
+    result = Trainer(model, TrainingData(real_splits["train"], real_splits["test"]), schedule).run(progress=False)
+    final = result.final.accuracy
     assert min(final) > 0.90, f"{variant} at lr={learning_rate}: test accuracy {final} after 2,000 steps"

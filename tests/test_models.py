@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from src.batchnorm import BatchNorm
 from src.cli import UsageError
 from src.config import ModelConfig
-from src.models import MLP, build_model, load_member, member_losses
+from src.models import MLP, build_model, load_member, member_labels, member_losses
 
 IN, HIDDEN, LAYERS, CLASSES = 784, 100, 3, 10
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,6 @@ def model_config():
         init_std=0.1,
         bn_eps=1e-5,
         bn_momentum=0.1,
-        population_stats="moving_average",
         population_batches=10,
     )
 
@@ -125,6 +126,66 @@ def test_member_m_of_a_k_member_model_is_the_one_member_model_built_with_its_see
     assert not torch.equal(many.member_state_dict(0)["output.weight"], one.state_dict()["output.weight"])
 
 
+def _affine_weights(model: MLP) -> dict[str, torch.Tensor]:
+    return {
+        name: value for name, value in model.state_dict().items() if name.endswith("weight") and "norms" not in name
+    }
+
+
+def test_members_of_one_seed_start_from_the_same_draws_scaled_by_their_own_init_std():
+    model = MLP(4, batch_norm=False, seeds=[3, 3, 8, 3], init_std=[1.0, 0.1, 1.0, 0.05])
+    unit = MLP(1, batch_norm=False, seeds=[3], init_std=1.0)
+    weights = _affine_weights(model)
+    assert len(weights) == LAYERS + 1
+    for name, weight in weights.items():
+        torch.testing.assert_close(weight[0], 10 * weight[1], rtol=1e-6, atol=0, msg=name)
+        torch.testing.assert_close(weight[0], 20 * weight[3], rtol=1e-6, atol=0, msg=name)
+        assert torch.equal(weight[0], unit.state_dict()[name][0]), name  # the draws depend on the seed alone
+        assert not torch.allclose(weight[2], weight[0]), name  # another seed, other draws
+    assert abs(weights["hidden.0.weight"][1].std().item() - 0.1) < 0.005
+    assert abs(weights["hidden.0.weight"][3].std().item() - 0.05) < 0.0025
+
+
+def test_both_variants_start_from_the_same_weights_for_the_same_seed_and_init_std():
+    vanilla = MLP(2, batch_norm=False, seeds=[5, 6], init_std=[0.1, 0.3])
+    bn = MLP(2, batch_norm=True, seeds=[5, 6], init_std=[0.1, 0.3])
+    for name, weight in _affine_weights(vanilla).items():
+        assert torch.equal(weight, bn.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("init_std", [[0.1], [0.1, 0.2, 0.3]])
+def test_an_init_std_per_member_must_match_the_members(init_std):
+    with pytest.raises(ValueError, match=r"one seed and init std per member, got members=2"):
+        MLP(2, batch_norm=False, init_std=init_std)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_a_grouped_input_gives_each_member_its_groups_batch(batch_norm, training, groups):
+    seeds = [11, 7, 3, 5]
+    model = _trained(MLP(4, batch_norm, seeds=seeds)).double().train(training)
+    x = _images(groups, 9, IN, seed=2)
+    logits, inputs = model(x), model.last_hidden_inputs(x)
+    assert logits.shape == (4, 9, CLASSES)
+    for member in range(4):
+        one = MLP(1, batch_norm).double()
+        one.load_state_dict(model.member_state_dict(member))
+        one.train(training)
+        batch = x[member // (4 // groups)]  # group g holds members g·K/G … (g+1)·K/G − 1
+        torch.testing.assert_close(logits[member], one(batch)[0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(inputs[member], one.last_hidden_inputs(batch)[0], rtol=1e-10, atol=1e-12)
+    if groups > 1:
+        assert not torch.allclose(logits[0], logits[-1])  # different groups, different batches
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_one_group_is_the_shared_input(batch_norm):
+    model = _trained(MLP(2, batch_norm)).double()
+    x = _images(9, IN, seed=3)
+    assert torch.equal(model(x.unsqueeze(0)), model(x))
+
+
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_members_do_not_interact(batch_norm):
     model = MLP(3, batch_norm).double()
@@ -144,30 +205,46 @@ def test_last_hidden_inputs_are_what_the_last_sigmoid_receives(batch_norm):
     inputs = model.last_hidden_inputs(x)
     assert inputs.shape == (2, 6, HIDDEN)
     torch.testing.assert_close(model.output(torch.sigmoid(inputs)), model(x), rtol=1e-12, atol=1e-12)
-    h = x
+    h = x.unsqueeze(0)  # a layer takes (G, B, in): one group
     for index, affine in enumerate(model.hidden):
         pre_activation = model.norms[index](affine(h)) if batch_norm else affine(h)
         h = torch.sigmoid(pre_activation)
     torch.testing.assert_close(inputs, pre_activation, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(5, 783), (2, 5, IN), (5,), (1, 3, 5, IN)])
+@pytest.mark.parametrize("shape", [(5, 783), (2, 5, IN), (4, 5, IN), (3, 5, 783), (5,), (1, 3, 5, IN)])
 def test_input_of_the_wrong_shape_is_refused(shape):
-    with pytest.raises(ValueError, match=r"expected input \(batch, 784\) or \(3, batch, 784\), got shape"):
+    expected = r"expected input \(batch, 784\) or \(groups, batch, 784\) with groups dividing 3 members, got shape"
+    with pytest.raises(ValueError, match=expected):
         MLP(3, batch_norm=False)(torch.zeros(shape))
 
 
-@pytest.mark.parametrize("shared_labels", [True, False])
-def test_member_losses_are_each_members_mean_cross_entropy(shared_labels):
+def test_member_labels_give_each_member_its_groups_labels():
+    shared = torch.tensor([0, 1, 2])
+    assert member_labels(shared, 4).tolist() == [[0, 1, 2]] * 4
+    per_group = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    assert member_labels(per_group, 4).tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5], [3, 4, 5]]
+    assert member_labels(per_group, 2).tolist() == per_group.tolist()
+
+
+@pytest.mark.parametrize("groups", [None, 1, 2, 4], ids=["shared", "1-group", "2-groups", "own"])
+def test_member_losses_are_each_members_mean_cross_entropy(groups):
     logits = torch.randn(4, 9, CLASSES, generator=torch.Generator().manual_seed(0))
-    labels = _labels(9) if shared_labels else _labels(4, 9)
-    expected = torch.stack([F.cross_entropy(logits[m], labels if shared_labels else labels[m]) for m in range(4)])
+    labels = _labels(9) if groups is None else _labels(groups, 9)
+    expected = torch.stack(
+        [F.cross_entropy(logits[m], labels if groups is None else labels[m // (4 // groups)]) for m in range(4)]
+    )
     torch.testing.assert_close(member_losses(logits, labels), expected)
 
 
 def test_build_model_follows_the_model_config(model_config):
     model = build_model(model_config, "bn", seeds=[4, 5], device="cpu")
     assert model.members == 2 and len(model.norms) == LAYERS and model.norms[0].eps == model_config.bn_eps
+    reference = MLP(2, batch_norm=True, seeds=[4, 5], init_std=model_config.init_std)
+    assert torch.equal(model.hidden[0].weight, reference.hidden[0].weight)
+    scaled = build_model(model_config, "bn", seeds=[4, 4], device="cpu", init_stds=[0.5, model_config.init_std])
+    assert torch.equal(scaled.hidden[0].weight[1], model.hidden[0].weight[0])
+    torch.testing.assert_close(scaled.hidden[0].weight[0], 5 * model.hidden[0].weight[0], rtol=1e-6, atol=0)
     assert not build_model(model_config, "vanilla", seeds=[4], device="cpu").batch_norm
     with pytest.raises(ValueError, match=r"unknown variant 'bnn': expected one of vanilla, bn"):
         build_model(model_config, "bnn", seeds=[0], device="cpu")

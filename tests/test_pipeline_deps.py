@@ -22,6 +22,7 @@ ALSO_EXEMPT = {
     "download": {"src/data.py": "the raw-data path", "src/idx.py": "imported by src/data.py, used by preprocess"},
     "tune": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
     "train": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
+    "sweep": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
     "evaluate": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
 }
 

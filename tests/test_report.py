@@ -1,202 +1,194 @@
-"""The report's reading of the paper's claims follows the numbers: change them and the verdict changes."""
+"""The report is generated from the claims and the metrics: every number in it follows them, none is typed by hand."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 
+import jinja2
+import numpy as np
 import pytest
 
+from src import comparison as comparison_module
 from src import stats
-from src.report import (
-    ExampleUnit,
-    accuracy_claim,
-    convergence_claim,
-    learning_rate_claim,
-    stability_claim,
-)
-
-TARGETS = [0.95, 0.98]
+from src.claims import Claim
+from src.report import FILTERS, map_summary, per_digit_accuracy, render_report
+from src.robustness import MapCell
+from tests import synthetic_results
 
 
-def _variant(**overrides) -> dict:
-    section = {
-        "lr": 1.0,
-        "n_seeds": 5,
-        "n_diverged": 0,
-        "test_accuracy": {"mean": 0.97, "std": 0.002, "ci_low": 0.968, "ci_high": 0.972},
-        "accuracy_auc": 0.95,
-        "steps_to_95": {"median": 4000.0, "n_reached": 5},
-        "steps_to_98": {"median": None, "n_reached": 0},
-        "sigmoid_input": {
-            "reference_step": 5000,
-            "median_shift_abs": 0.1,
-            "median_shift_relative": 0.05,
-            "spread_change_relative": 0.1,
-        },
-        "lr_search": {
-            "best_lr": 1.0, "best_value": 0.97, "max_usable_lr": 3.0, "min_diverged_lr": 10.0, "n_trials": 16,
-            "n_diverged": 4,
-        },
-    }  # fmt: skip
-    for key, value in overrides.items():
-        section[key] = value if not isinstance(value, dict) else {**section[key], **value}
-    return section
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, repo_root):
+    root = tmp_path_factory.mktemp("repo")
+    synthetic_results.write_results_tree(root, repo_root)
+    return synthetic_results.comparison_of(root)
 
 
-def _metrics(vanilla: dict | None = None, bn: dict | None = None, **comparison) -> dict:
-    vanilla, bn = _variant(**(vanilla or {})), _variant(**(bn or {}))
-    ratios = {
-        f"steps_ratio_{t}": stats.steps_ratio(
-            stats.StepsToTarget(0, vanilla[f"steps_to_{t}"]["median"], 0, 0),
-            stats.StepsToTarget(0, bn[f"steps_to_{t}"]["median"], 0, 0),
-        )
-        for t in ("95", "98")
-    }
-    difference = {"mean": 0.0, "ci_low": -0.001, "ci_high": 0.001, "p_value": 0.9} | comparison
-    return {"vanilla": vanilla, "bn": bn, "comparison": {**ratios, "accuracy_difference": difference}}
+@pytest.fixture(scope="module")
+def report(comparison) -> str:
+    return comparison.report()
 
 
-def test_fewer_steps_with_bn_at_every_target_reads_as_faster():
-    metrics = _metrics(bn={"steps_to_95": {"median": 500.0}, "steps_to_98": {"median": 9000.0, "n_reached": 5}})
-    claim = convergence_claim(metrics, TARGETS)
-    assert claim.verdict == "holds"
-    assert (
-        "to 95 %: BN 500 steps (5/5 seeds), vanilla 4,000 steps (5/5 seeds), 8.0× fewer steps with BN" in claim.reading
-    )
-    assert "to 98 %: BN 9,000 steps (5/5 seeds), vanilla never (0/5 seeds)" in claim.reading
+@pytest.fixture(scope="module")
+def context(comparison) -> dict:
+    """What the comparison hands the template."""
+    captured = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comparison_module, "render_report", lambda context: captured.update(context) or "")
+        comparison.report()
+    return captured
 
 
-def test_more_steps_with_bn_reads_as_not_faster():
-    metrics = _metrics(bn={"steps_to_95": {"median": 8000.0}})
-    claim = convergence_claim(metrics, TARGETS)
-    assert claim.verdict == "does not hold"
-    assert "2.0× more steps with BN" in claim.reading
-    assert "neither variant reached 98 %" in claim.reading
+def test_the_what_holds_table_has_one_row_per_claim_with_the_verdict_of_the_metrics(comparison, report):
+    rows = _table(report, "| claim | verdict |")
+    assert len(rows) == len(comparison.claims) == 5
+    for row, claim in zip(rows, comparison.claims, strict=True):
+        assert row[0] == claim.title
+        assert row[1] == f"**{comparison.metrics['claims'][claim.key]['verdict']}**"
+        assert row[2] == claim.statistic and row[5] == claim.design
 
 
-def test_faster_at_one_target_and_slower_at_another_is_partly():
-    metrics = _metrics(
-        vanilla={"steps_to_98": {"median": 20000.0, "n_reached": 5}},
-        bn={"steps_to_95": {"median": 6000.0}, "steps_to_98": {"median": 10000.0, "n_reached": 5}},
-    )
-    assert convergence_claim(metrics, TARGETS).verdict == "partly holds"
+def test_the_what_holds_table_gives_each_effect_and_interval_on_its_scale(report):
+    rows = {row[0]: row for row in _table(report, "| claim | verdict |")}
+    assert rows["BN converges faster"][3:5] == ["0.44×", "[0.44×, 0.44×]"]
+    assert rows["BN allows a higher learning rate"][3:5] == ["10.00×", "[10.00×, 10.00×]"]
+    assert rows["BN makes training robust to the initialisation"][3:5] == ["+86.07 pp", "[+85.71 pp, +86.43 pp]"]
+    assert rows["BN keeps the sigmoid-input distribution stable"][3] == "-0.744"
 
 
-def test_more_seeds_reaching_a_target_counts_before_the_median():
-    # BN's median is higher, but all five BN seeds got there and only two vanilla ones did
-    metrics = _metrics(
-        vanilla={"steps_to_95": {"median": 3000.0, "n_reached": 2}}, bn={"steps_to_95": {"median": 3500.0}}
-    )
-    assert convergence_claim(metrics, [0.95]).verdict == "holds"
-
-
-def test_a_tie_is_no_evidence_either_way():
-    metrics = _metrics(bn={"steps_to_98": {"median": 9000.0, "n_reached": 5}})  # 95 %: both at 4,000 steps
-    claim = convergence_claim(metrics, TARGETS)
-    assert claim.verdict == "holds"
-    assert "vanilla 4,000 steps (5/5 seeds), the same number of steps" in claim.reading
-    assert convergence_claim(_metrics(), [0.95]).verdict == "does not hold"
-
-
-def test_no_target_reached_cannot_be_tested():
-    metrics = _metrics(
-        vanilla={"steps_to_95": {"median": None, "n_reached": 0}}, bn={"steps_to_95": {"median": None, "n_reached": 0}}
-    )
-    assert convergence_claim(metrics, TARGETS).verdict == "cannot be tested"
+def test_a_claims_note_follows_the_table(report):
+    assert "\n- BN allows a higher learning rate: BN trained at the largest rate swept in 3 of 3 seeds" in report
 
 
 @pytest.mark.parametrize(
-    ("difference", "verdict", "phrase"),
+    ("estimate", "verdict", "effect", "interval"),
     [
-        ({"mean": 0.004, "ci_low": 0.002, "ci_high": 0.006, "p_value": 0.001}, "holds", "p = 0.001 (< 0.05)"),
-        ({"mean": 0.001, "ci_low": -0.002, "ci_high": 0.004, "p_value": 0.4}, "not shown", "not significantly"),
-        ({"mean": -0.004, "ci_low": -0.006, "ci_high": -0.002, "p_value": 0.001}, "does not hold",
-         "vanilla is significantly higher"),
-        ({"mean": -0.001, "ci_low": -0.004, "ci_high": 0.002, "p_value": 0.5}, "does not hold", "BN is not higher"),
+        (stats.Estimate(0.5, 0.4, 0.6, 3), "holds", "0.50×", "[0.40×, 0.60×]"),
+        (stats.Estimate(1.3, 1.1, 1.5, 4), "contradicted", "1.30×", "[1.10×, 1.50×]"),
+        (stats.Estimate(0.9, None, None, 1), "not shown", "0.90×", "n/a (1 pair)"),
     ],
-)  # fmt: skip
-def test_the_accuracy_verdict_follows_the_sign_and_welchs_test(difference, verdict, phrase):
-    claim = accuracy_claim(_metrics(**difference), confidence=0.95)
-    assert claim.verdict == verdict
-    assert phrase in claim.reading
-    assert f"difference BN − vanilla {difference['mean'] * 100:+.2f} pp" in claim.reading
+)
+def test_the_claims_rows_follow_the_claims_they_are_given(comparison, estimate, verdict, effect, interval):
+    claims = [
+        _convergence_with(claim, estimate) if claim.key == "faster_convergence" else claim
+        for claim in comparison.claims
+    ]
+    assert claims[0].verdict == verdict
+    report = dataclasses.replace(comparison, claims=claims).report()
+    row = _table(report, "| claim | verdict |")[0]
+    assert row[:2] == ["BN converges faster", f"**{verdict}**"] and row[3:5] == [effect, interval]
 
 
-def test_one_seed_gives_a_direction_but_no_test():
-    one_seed = {"std": None, "ci_low": None, "ci_high": None}
-    metrics = _metrics(
-        vanilla={"n_seeds": 1, "test_accuracy": one_seed},
-        bn={"n_seeds": 1, "test_accuracy": one_seed},
-        mean=0.01,
-        ci_low=None,
-        ci_high=None,
-        p_value=None,
-    )
-    claim = accuracy_claim(metrics, confidence=0.95)
-    assert claim.verdict == "cannot be tested"
-    assert "+1.00 pp" in claim.reading and "fewer than two seeds" in claim.reading
+def test_the_report_says_which_bn_rule_each_number_uses_and_gives_the_final_accuracy_under_both(comparison, report):
+    assert "Every point of a curve scores BN with the moving averages it keeps while training" in report
+    assert "The final numbers score the trained network under Algorithm 2: the mean of 2 training" in report
+    rows = {row[0]: row[1:] for row in _table(report, "| | vanilla | BN |")}
+    bn = comparison.metrics["bn"]
+    algorithm_2 = rows["final test accuracy, Algorithm 2 (mean ± std over seeds)"][1]
+    assert algorithm_2 == f"{bn['test_accuracy']['mean']:.2%} ± {bn['test_accuracy']['std'] * 100:.2f} pp"
+    moving = rows["final test accuracy, moving averages (the curve's last point)"][1]
+    assert moving == f"{bn['test_accuracy_moving_average']:.2%}"
+    assert algorithm_2.split()[0] != moving  # two rules, two numbers
 
 
-def test_seeds_that_all_score_the_same_give_no_test_and_say_why():
-    metrics = _metrics(ci_low=None, ci_high=None, p_value=None)
-    claim = accuracy_claim(metrics, confidence=0.95)
-    assert claim.verdict == "cannot be tested"
-    assert "every seed of both variants scored the same" in claim.reading
+def test_the_numbers_follow_the_metrics(comparison, report):
+    metrics = copy.deepcopy(comparison.metrics)
+    metrics["bn"]["test_accuracy_moving_average"] = 0.5
+    metrics["vanilla"]["steps_to_95"] = {"median": 12345.0, "n_reached": 2}
+    metrics["bn"]["sigmoid_input_drift"]["relative"] = 0.123
+    changed = dataclasses.replace(comparison, metrics=metrics).report()
+    rows = {row[0]: row[1:] for row in _table(changed, "| | vanilla | BN |")}
+    assert rows["final test accuracy, moving averages (the curve's last point)"][1] == "50.00%"
+    assert rows["steps to 95 % (median, seeds reaching)"][0] == "12,345 steps (2/3)"
+    assert rows["sigmoid-input drift, 10 % of training → end (mean over units and seeds)"][1] == "0.123"
+    before = {row[0]: row[1:] for row in _table(report, "| | vanilla | BN |")}
+    assert before["steps to 95 % (median, seeds reaching)"][0] == "800 steps (3/3)"
 
 
-def test_a_higher_tuned_and_stable_learning_rate_reads_as_holding():
-    metrics = _metrics(bn={"lr_search": {"best_lr": 8.0, "max_usable_lr": 30.0, "min_diverged_lr": None}})
-    claim = learning_rate_claim(metrics)
-    assert claim.verdict == "holds"
-    assert "BN 8, vanilla 1 (8× vanilla's)" in claim.reading
-    assert "smallest that diverged: BN none, vanilla 10" in claim.reading
+def test_the_sweep_paragraph_counts_the_maps_cells(comparison, report):
+    sentence = " ".join(report.split())
+    assert "BN is higher with the interval excluding 0 in **4** of 6 cells, lower in **1**" in sentence
+    assert "the interval includes 0 in the other 1." in sentence
+    # every cell turned against BN: the sentence follows
+    worse = stats.Estimate(-0.1, -0.2, -0.05, 3)
+    cells = [dataclasses.replace(cell, difference=worse) for cell in comparison.cells]
+    sentence = " ".join(dataclasses.replace(comparison, cells=cells).report().split())
+    assert "in **0** of 6 cells, lower in **6**, and the interval includes 0 in the other 0." in sentence
 
 
-def test_a_lower_tuned_learning_rate_reads_as_not_holding():
-    metrics = _metrics(bn={"lr_search": {"best_lr": 0.5, "max_usable_lr": 2.0}})
-    assert learning_rate_claim(metrics).verdict == "does not hold"
+def test_the_horizon_table_has_one_row_per_variant(report):
+    rows = {row[0]: row[1:] for row in _table(report, "| | tuned rate | nearest swept |")}
+    assert rows == {
+        "vanilla": ["0.5", "1", "1", "+0.00 pp", "[+0.00 pp, +0.00 pp]", "yes"],
+        "BN": ["5", "10", "1", "+1.00 pp", "[+1.00 pp, +1.00 pp]", "no"],
+    }
 
 
-def test_a_tuned_rate_at_the_top_of_the_usable_range_is_flagged():
-    at_top = {"lr_search": {"best_lr": 30.0, "max_usable_lr": 30.0, "min_diverged_lr": None}}
-    at_edge = {"lr_search": {"best_lr": 3.0, "max_usable_lr": 3.0}}
-    reading = learning_rate_claim(_metrics(vanilla=at_edge, bn=at_top)).reading
-    assert "BN's tuned rate is the largest rate tried: its usable range may extend beyond the search." in reading
-    assert "Vanilla's tuned rate is its largest usable rate tried, just below one that diverged." in reading
+def test_the_report_has_no_missing_number_spelt_as_nan_or_none(report):
+    assert not re.search(r"\b(nan|None|inf)\b", report, flags=re.IGNORECASE)
 
 
-def _example(vanilla_shift: float, bn_shift: float) -> ExampleUnit:
-    def drift(shift):
-        return stats.PercentileDrift(5000, 50000, shift, spread_at_reference=2.0, spread_at_end=2.0)
-
-    return ExampleUnit(
-        seed=0,
-        unit=0,
-        drift={"vanilla": drift(vanilla_shift), "bn": drift(bn_shift)},
-        p50_at_reference={"vanilla": 0.5, "bn": 0.0},
-    )
+def test_the_context_renders_the_report(context, report):
+    assert render_report(context) == report
 
 
-def test_a_drifting_vanilla_and_a_still_bn_read_as_stable():
-    metrics = _metrics(
-        vanilla={
-            "sigmoid_input": {"median_shift_abs": 2.0, "median_shift_relative": 0.8, "spread_change_relative": 1.5}
-        }
-    )
-    claim = stability_claim(metrics, _example(vanilla_shift=-2.0, bn_shift=0.05))
-    assert claim.verdict == "holds"
-    assert "moved by 0.1 with BN (5% of its 15–85 spread) and 2 without (80%)" in claim.reading
-    assert "vanilla median 0.50 → -1.50" in claim.reading
+def test_a_name_the_template_uses_but_the_context_lacks_is_an_error_not_an_empty_cell(context):
+    runs = copy.deepcopy(context["runs"])
+    del runs["bn"]["study"]  # rendered as plain text: without StrictUndefined it would silently be empty
+    with pytest.raises(jinja2.UndefinedError, match="study"):
+        render_report({**context, "runs": runs})
+    with pytest.raises(jinja2.UndefinedError, match="seeds_text"):
+        render_report({name: value for name, value in context.items() if name != "seeds_text"})
 
 
-def test_a_bn_distribution_that_moves_more_is_not_stable():
-    metrics = _metrics(bn={"sigmoid_input": {"median_shift_relative": 0.5, "spread_change_relative": 0.9}})
-    assert stability_claim(metrics, _example(0.0, 1.0)).verdict == "does not hold"
+def test_rendering_does_not_modify_the_metrics(comparison):
+    before = copy.deepcopy(comparison.metrics)
+    comparison.report()
+    assert comparison.metrics == before
 
 
-def test_the_metrics_are_not_modified_by_reading_them():
-    metrics = _metrics()
-    before = copy.deepcopy(metrics)
-    for claim in (convergence_claim(metrics, TARGETS), accuracy_claim(metrics, 0.95), learning_rate_claim(metrics)):
-        assert claim.reading
-    assert metrics == before
+def test_an_interval_is_written_on_its_claims_scale():
+    def claim(scale, estimate):
+        return Claim("k", "title", "design", "statistic", scale, estimate, "holds")
+
+    interval, effect = FILTERS["interval"], FILTERS["effect"]
+    assert interval(claim("accuracy", stats.Estimate(0.01, 0.005, 0.015, 3))) == "[+0.50 pp, +1.50 pp]"
+    assert interval(claim("plain", stats.Estimate(-0.2, -0.25, -0.15, 3))) == "[-0.250, -0.150]"
+    assert interval(claim("ratio", stats.Estimate(2.0, None, None, 0))) == "n/a (0 pairs)"
+    assert effect(claim("accuracy", stats.Estimate(float("nan"), None, None, 0))) == "n/a"
+
+
+def test_the_map_summary_counts_cells_by_which_side_of_zero_their_interval_lies():
+    def cell(low, high):
+        return MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate((low + high) / 2, low, high, 3))
+
+    cells = [cell(0.01, 0.02), cell(0.01, 0.03), cell(-0.02, -0.01), cell(-0.01, 0.01), cell(0.0, 0.02)]
+    cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.01, None, None, 1)))
+    assert map_summary(cells, 0.95) == {"cells": 6, "better": 2, "worse": 1}
+
+
+def test_per_digit_accuracy_averages_the_seeds_that_saw_the_digit():
+    one = np.diag([5.0] * 10)
+    other = np.diag([5.0] * 10)
+    other[0] = [1, 4, 0, 0, 0, 0, 0, 0, 0, 0]  # digit 0: 1 of 5
+    other[9] = 0  # no 9 in this seed's split
+    accuracy = per_digit_accuracy([one, other])
+    assert accuracy[0] == pytest.approx(0.6) and accuracy[9] == 1.0 and accuracy[1:9] == [1.0] * 8
+
+
+def _convergence_with(claim: Claim, estimate: stats.Estimate) -> Claim:
+    """The convergence claim (a ratio, BN favoured below 1) decided on another estimate."""
+    return dataclasses.replace(claim, estimate=estimate, verdict=stats.verdict(estimate, 1.0, "lower"))
+
+
+def _table(report: str, header: str) -> list[list[str]]:
+    """The cells of the Markdown table whose header line starts with `header`, below its separator line."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows

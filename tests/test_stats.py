@@ -9,14 +9,18 @@ import pytest
 from scipy import stats as scipy_stats
 
 from src.stats import (
+    Estimate,
+    PercentileDrift,
     StepsToTarget,
     first_step_reaching,
     mean_accuracy_over_steps,
+    paired_difference,
+    paired_ratio,
     percentile_drift,
     steps_ratio,
     steps_to_target,
     summarize,
-    welch_difference,
+    verdict,
 )
 
 ACCURACIES = [0.971, 0.975, 0.968, 0.980, 0.973]
@@ -124,33 +128,6 @@ def test_malformed_curves_are_rejected(steps, values, message):
         mean_accuracy_over_steps(np.array(steps), np.array(values))
 
 
-def test_welch_difference_matches_scipy():
-    bn = [0.981, 0.979, 0.983, 0.980]
-    vanilla = [0.970, 0.965, 0.975, 0.972, 0.969]
-    result = welch_difference(bn, vanilla, confidence=0.9)
-    reference = scipy_stats.ttest_ind(bn, vanilla, equal_var=False)
-    assert result.difference == pytest.approx(np.mean(bn) - np.mean(vanilla))
-    assert result.p_value == pytest.approx(reference.pvalue)
-    # the Welch interval by hand: Welch–Satterthwaite degrees of freedom, unpooled standard error
-    va, vb = np.var(bn, ddof=1) / 4, np.var(vanilla, ddof=1) / 5
-    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 4)
-    half_width = scipy_stats.t.ppf(0.95, df) * math.sqrt(va + vb)
-    assert result.ci_low == pytest.approx(result.difference - half_width)
-    assert result.ci_high == pytest.approx(result.difference + half_width)
-
-
-def test_welch_difference_is_signed_treated_minus_control():
-    worse = welch_difference([0.90, 0.91, 0.92], [0.97, 0.98, 0.99], confidence=0.95)
-    assert worse.difference == pytest.approx(-0.07)
-    assert worse.ci_high < 0 and worse.p_value < 0.01
-
-
-def test_welch_difference_with_one_seed_has_no_test():
-    result = welch_difference([0.98], [0.97, 0.96], confidence=0.95)
-    assert result.difference == pytest.approx(0.015)
-    assert result.ci_low is None and result.ci_high is None and result.p_value is None
-
-
 def test_percentile_drift_compares_the_reference_step_with_the_end():
     steps = np.arange(0, 1100, 100)  # reference at 10 % of 1000: step 100
     p15 = np.linspace(-1.0, -4.0, 11)
@@ -159,10 +136,13 @@ def test_percentile_drift_compares_the_reference_step_with_the_end():
     drift = percentile_drift(steps, p15, p50, p85, reference_fraction=0.1)
     assert (drift.reference_step, drift.final_step) == (100, 1000)
     assert drift.median_shift == pytest.approx(-2.0 + 0.2)
+    assert drift.p15_shift == pytest.approx(-4.0 + 1.3)
+    assert drift.p85_shift == pytest.approx(0.0 - 0.9)
     assert drift.spread_at_reference == pytest.approx(0.9 - (-1.3))
     assert drift.spread_at_end == pytest.approx(4.0)
     assert drift.relative_median_shift == pytest.approx(1.8 / 2.2)
     assert drift.relative_spread_change == pytest.approx(4.0 / 2.2 - 1)
+    assert drift.relative_drift == pytest.approx((2.7 + 1.8 + 0.9) / 3 / 2.2)
 
 
 def test_a_distribution_that_stays_put_has_no_drift():
@@ -171,3 +151,148 @@ def test_a_distribution_that_stays_put_has_no_drift():
     drift = percentile_drift(steps, -flat, 0 * flat, flat, reference_fraction=0.1)
     assert drift.reference_step == 1000
     assert drift.median_shift == 0 and drift.relative_median_shift == 0 and drift.relative_spread_change == 0
+    assert drift.relative_drift == 0
+
+
+def test_relative_drift_is_the_mean_absolute_percentile_shift_over_the_reference_spread():
+    # spread 2 at the reference; p15 moves −0.5, p50 +1, p85 +0.3: (0.5 + 1 + 0.3) / 3 / 2
+    drift = PercentileDrift(
+        0, 10, median_shift=1.0, spread_at_reference=2.0, spread_at_end=2.8, p15_shift=-0.5, p85_shift=0.3
+    )
+    assert drift.relative_drift == pytest.approx(0.3)
+
+
+def test_a_pure_widening_of_the_spread_counts_as_drift():
+    # the median stays put while the 15th and 85th percentiles move apart: shifts of opposite sign do not cancel
+    steps = np.array([0, 100, 1000])
+    drift = percentile_drift(steps, [-1.0, -1.0, -2.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0], reference_fraction=0.1)
+    assert drift.median_shift == 0 and drift.relative_median_shift == 0
+    assert drift.relative_drift == pytest.approx((1 + 0 + 1) / 3 / 2)
+
+
+def test_a_distribution_that_moves_as_a_whole_drifts_by_its_shift_over_its_spread():
+    steps = np.array([0, 100, 1000])
+    drift = percentile_drift(steps, [-1.0, -1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 2.0], reference_fraction=0.1)
+    assert drift.relative_drift == pytest.approx(1 / 2)
+
+
+def test_an_input_with_no_spread_at_the_reference_has_no_finite_drift():
+    drift = PercentileDrift(0, 10, median_shift=0.0, spread_at_reference=0.0, spread_at_end=1.0)
+    assert drift.relative_drift == math.inf
+
+
+# --- paired effects and verdicts ------------------------------------------------------------------------------
+
+# the seeds vary together (seed 2 is easy for both variants): pairing removes that shared spread
+BN = [0.981, 0.975, 0.990, 0.979, 0.984]
+VANILLA = [0.972, 0.968, 0.983, 0.969, 0.977]
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_a_paired_difference_is_the_mean_per_pair_difference_with_the_paired_t_interval(confidence):
+    estimate = paired_difference(BN, VANILLA, confidence)
+    reference = scipy_stats.ttest_rel(BN, VANILLA).confidence_interval(confidence_level=confidence)
+    assert estimate.effect == pytest.approx(np.mean(np.subtract(BN, VANILLA)))
+    assert (estimate.ci_low, estimate.ci_high) == (pytest.approx(reference.low), pytest.approx(reference.high))
+    assert estimate.n == 5
+
+
+def test_a_paired_difference_is_signed_bn_minus_vanilla():
+    assert paired_difference(VANILLA, BN, 0.95).effect == pytest.approx(-paired_difference(BN, VANILLA, 0.95).effect)
+    assert paired_difference(VANILLA, BN, 0.95).ci_high < 0
+
+
+def test_pairing_is_narrower_than_comparing_the_two_groups_when_seeds_vary_together():
+    paired = paired_difference(BN, VANILLA, 0.95)
+    unpaired = scipy_stats.ttest_ind(BN, VANILLA, equal_var=False).confidence_interval(0.95)
+    assert paired.ci_high - paired.ci_low < (unpaired.high - unpaired.low) / 2
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_a_paired_ratio_is_the_geometric_mean_with_the_log_scale_interval_exponentiated(confidence):
+    bn, vanilla = [200.0, 300.0, 150.0, 400.0], [1000.0, 1200.0, 900.0, 1500.0]
+    estimate = paired_ratio(bn, vanilla, confidence)
+    on_logs = scipy_stats.ttest_rel(np.log(bn), np.log(vanilla)).confidence_interval(confidence_level=confidence)
+    assert estimate.effect == pytest.approx(scipy_stats.gmean(np.divide(bn, vanilla)))
+    assert estimate.ci_low == pytest.approx(math.exp(on_logs.low))
+    assert estimate.ci_high == pytest.approx(math.exp(on_logs.high))
+    assert estimate.n == 4
+
+
+def test_a_paired_ratio_is_bn_over_vanilla():
+    bn, vanilla = [1.0, 2.0, 3.0], [4.0, 4.5, 7.0]
+    forward, backward = paired_ratio(bn, vanilla, 0.95), paired_ratio(vanilla, bn, 0.95)
+    assert forward.effect < 1 < backward.effect
+    assert forward.effect == pytest.approx(1 / backward.effect)
+    assert forward.ci_low == pytest.approx(1 / backward.ci_high)
+
+
+@pytest.mark.parametrize("paired", [paired_difference, paired_ratio])
+def test_one_pair_has_an_effect_but_no_interval(paired):
+    estimate = paired([2.0], [4.0], 0.95)
+    assert estimate.effect == pytest.approx(-2.0 if paired is paired_difference else 0.5)
+    assert (estimate.ci_low, estimate.ci_high, estimate.n) == (None, None, 1)
+
+
+def test_pairs_that_all_agree_give_a_zero_width_interval_at_the_effect():
+    shifted = paired_difference([3.0, 5.0, 9.0], [1.0, 3.0, 7.0], 0.95)
+    assert shifted == Estimate(effect=2.0, ci_low=2.0, ci_high=2.0, n=3)
+    scaled = paired_ratio([2.0, 6.0, 10.0], [1.0, 3.0, 5.0], 0.95)
+    assert (scaled.effect, scaled.ci_low, scaled.ci_high) == (pytest.approx(2.0),) * 3
+
+
+@pytest.mark.parametrize("paired", [paired_difference, paired_ratio])
+def test_identical_pairs_give_a_zero_width_interval_at_no_effect(paired):
+    no_effect = 0.0 if paired is paired_difference else 1.0
+    estimate = paired(VANILLA, VANILLA, 0.95)
+    assert (estimate.effect, estimate.ci_low, estimate.ci_high) == (no_effect, no_effect, no_effect)
+
+
+@pytest.mark.parametrize("paired", [paired_difference, paired_ratio])
+def test_pairs_need_one_value_of_each_per_seed(paired):
+    with pytest.raises(ValueError, match="one value of each per seed, got 3 and 2"):
+        paired([1.0, 2.0, 3.0], [1.0, 2.0], 0.95)
+
+
+@pytest.mark.parametrize(("bn", "vanilla"), [([1.0, 0.0], [1.0, 1.0]), ([1.0, 1.0], [1.0, -2.0])])
+def test_a_ratio_needs_positive_values(bn, vanilla):
+    with pytest.raises(ValueError, match="positive"):
+        paired_ratio(bn, vanilla, 0.95)
+
+
+def _interval(low: float, high: float) -> Estimate:
+    return Estimate(effect=(low + high) / 2, ci_low=low, ci_high=high, n=5)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "no_effect", "bn_favoured", "expected"),
+    [
+        # differences: no effect is 0
+        (0.01, 0.03, 0.0, "higher", "holds"),
+        (-0.03, -0.01, 0.0, "higher", "contradicted"),
+        (-0.01, 0.03, 0.0, "higher", "not shown"),
+        (-0.03, -0.01, 0.0, "lower", "holds"),
+        (0.01, 0.03, 0.0, "lower", "contradicted"),
+        (-0.03, 0.01, 0.0, "lower", "not shown"),
+        # ratios: no effect is 1, and an interval entirely above 0 says nothing by itself
+        (1.5, 4.0, 1.0, "higher", "holds"),
+        (0.2, 0.5, 1.0, "higher", "contradicted"),
+        (0.5, 1.5, 1.0, "higher", "not shown"),
+        (0.2, 0.5, 1.0, "lower", "holds"),
+        (1.5, 4.0, 1.0, "lower", "contradicted"),
+        (0.9, 1.1, 1.0, "lower", "not shown"),
+        # an interval that reaches no effect does not exclude it
+        (0.0, 0.03, 0.0, "higher", "not shown"),
+        (0.5, 1.0, 1.0, "lower", "not shown"),
+        (1.0, 1.0, 1.0, "higher", "not shown"),
+    ],
+)
+def test_the_verdict_follows_from_where_the_interval_lies(low, high, no_effect, bn_favoured, expected):
+    assert verdict(_interval(low, high), no_effect, bn_favoured) == expected
+
+
+@pytest.mark.parametrize("bn_favoured", ["higher", "lower"])
+def test_without_an_interval_nothing_is_shown(bn_favoured):
+    huge = Estimate(effect=100.0, ci_low=None, ci_high=None, n=1)
+    assert verdict(huge, 1.0, bn_favoured) == "not shown"
+    assert verdict(paired_difference([0.99], [0.10], 0.95), 0.0, bn_favoured) == "not shown"

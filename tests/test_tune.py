@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -218,22 +219,23 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
     """A fake engine: 'good' learning rates climb to 1.0, 'poor' ones stay at 0.1, 'diverges' blows up at 100."""
 
     def train_batch(learning_rates, on_eval) -> TrainResult:
-        history, stopped = [], [False] * len(learning_rates)
-        accuracy = [0.1] * len(learning_rates)
-        for step in range(0, STEPS + 1, EVAL_EVERY):
-            diverged = [outcomes[lr] == "diverges" and step >= 100 for lr in learning_rates]
+        members = len(learning_rates)
+        steps = tuple(range(0, STEPS + 1, EVAL_EVERY))
+        accuracy, diverged = np.full((len(steps), members), 0.1), np.zeros((len(steps), members), dtype=bool)
+        stopped = [False] * members
+        for index, step in enumerate(steps):
+            current = accuracy[max(index - 1, 0)].copy()
             for member, lr in enumerate(learning_rates):
+                diverged[index, member] = outcomes[lr] == "diverges" and step >= 100
                 if outcomes[lr] == "good" and not stopped[member]:
-                    accuracy[member] = 0.1 + 0.9 * step / STEPS
-            history += [
-                {"step": step, "member": m, "accuracy": accuracy[m], "loss": 1.0, "diverged": diverged[m]}
-                for m in range(len(learning_rates))
-            ]
+                    current[member] = 0.1 + 0.9 * step / STEPS
+            accuracy[index] = current
             if step:
-                stop = on_eval(Evaluation(step, list(accuracy), [1.0] * len(accuracy), diverged))
+                stop = on_eval(Evaluation(step, current.tolist(), [1.0] * members, diverged[index].tolist()))
                 stops.append(list(stop))
                 stopped = [was or now for was, now in zip(stopped, stop, strict=True)]
-        return TrainResult(model=None, history=history, diverged=diverged, stopped=stopped)
+        final = Evaluation(STEPS, accuracy[-1].tolist(), [1.0] * members, diverged[-1].tolist())
+        return TrainResult(steps, accuracy, np.ones_like(accuracy), diverged, None, final, stopped, wall_time_s=0.0)
 
     return train_batch
 
