@@ -365,44 +365,53 @@ class Trainer:
         )
 
     def state_dict(self) -> dict:
-        """Everything that decides the rest of the run, on the CPU: restoring it continues bit for bit."""
-        tensors = {
-            "learning_rates": self._learning_rates,
-            "finite": self._finite,
-            "stopped": self._stopped,
-            "accuracy": self._accuracy,
-            "loss": self._loss,
-            "diverged": self._diverged,
-            "percentiles": self._percentiles,
-        }
+        """Everything that decides the rest of the run, copied to the CPU: restoring it continues bit for bit."""
         return {
             "step": self.step,
             "evaluations": self._evaluations,
             "elapsed_s": self._elapsed_s,
-            "model": {name: value.cpu() for name, value in self.model.state_dict().items()},
-            "velocities": [v.cpu() for v in (*self._descent.velocities, *self._velocities)],
+            "model": {name: _copy(value) for name, value in self.model.state_dict().items()},
+            "velocities": [_copy(velocity) for velocity in self._all_velocities],
             "order": self._order.state_dict(),
-            **{name: value.cpu() for name, value in tensors.items()},
+            **{name: _copy(getattr(self, f"_{name}")) for name in _STATE_TENSORS},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict` of a trainer with the same model shape and schedule; a misfit raises ValueError."""
-        for name in ("learning_rates", "finite", "stopped", "accuracy", "loss", "diverged", "percentiles"):
+        """Restore a `state_dict` of a trainer with the same model shape and schedule; a misfit raises ValueError
+        and leaves this trainer as it was."""
+        for name in _STATE_TENSORS:
             current = getattr(self, f"_{name}")
             if state[name].shape != current.shape or state[name].dtype != current.dtype:
                 raise ValueError(f"{name}: {tuple(state[name].shape)}, expected {tuple(current.shape)}")
-            current.copy_(state[name])
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise ValueError(str(error).splitlines()[0]) from None
-        velocities = [*self._descent.velocities, *self._velocities]
-        if [v.shape for v in velocities] != [v.shape for v in state["velocities"]]:
+        if [v.shape for v in self._all_velocities] != [v.shape for v in state["velocities"]]:
             raise ValueError("the optimizer state does not fit this model")
-        for velocity, saved in zip(velocities, state["velocities"], strict=True):
+        if len(state["order"]["generators"]) != len(self.schedule.data_seeds):
+            raise ValueError(
+                f"a batch order of {len(state['order']['generators'])} data seeds, "
+                f"expected {len(self.schedule.data_seeds)}"
+            )
+        expected = {name: value.shape for name, value in self.model.state_dict().items()}
+        if {name: value.shape for name, value in state["model"].items()} != expected:
+            raise ValueError("the model state does not fit this model (other parameters or shapes)")
+        self.model.load_state_dict(state["model"])
+        for name in _STATE_TENSORS:
+            getattr(self, f"_{name}").copy_(state[name])
+        for velocity, saved in zip(self._all_velocities, state["velocities"], strict=True):
             velocity.copy_(saved)
         self._order.load_state_dict(state["order"])
         self.step, self._evaluations, self._elapsed_s = state["step"], state["evaluations"], state["elapsed_s"]
+
+    @property
+    def _all_velocities(self) -> list[Tensor]:
+        return [*self._descent.velocities, *self._velocities]
+
+
+_STATE_TENSORS = ("learning_rates", "finite", "stopped", "accuracy", "loss", "diverged", "percentiles")
+
+
+def _copy(tensor: Tensor) -> Tensor:
+    # a copy even on the CPU, where .cpu() would hand out the live tensor
+    return tensor.detach().to("cpu", copy=True)
 
 
 def _next_multiple(step: int, every: int) -> int:
