@@ -11,7 +11,9 @@ def _table_rows(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith("|")]
 
 
-@pytest.mark.parametrize("section", ["### What holds", "### At each variant's tuned learning rate", "**Horizon check.**"])
+@pytest.mark.parametrize(
+    "section", ["### What holds", "### At each variant's tuned learning rate", "**Horizon check.**"]
+)
 def test_every_results_table_row_of_the_readme_is_a_row_of_the_report(repo_root, section):
     readme = (repo_root / "README.md").read_text()
     report = (repo_root / "reports" / "report.md").read_text()
