@@ -13,14 +13,15 @@ import torch
 
 from src import results, tracking
 from src.atomic import write_json
-from src.checkpoint import CHECKPOINT_DIR, Checkpoint
-from src.cli import OneLineParser, UsageError, report_user_errors
+from src.checkpoint import CHECKPOINT_DIR, Checkpoint, stage_identity
+from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split
 from src.engine import Trainer, TrainingData, resolve_device, schedule_for
 from src.models import build_model
-from src.provenance import code_sha256, data_sha256, file_sha256
 from src.resumable import StageRun, tracked_training
+
+OUT = Path("results/sweep")
 
 
 def grid(params: Params) -> list[dict]:
@@ -39,10 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", required=True, choices=VARIANTS)
     variant = parser.parse_args(argv).variant
     params = load_params()
-    try:
-        device = resolve_device(params.train.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = resolve_device(params.train.device)
     members = grid(params)
 
     train = load_split(PROCESSED_DIR, "train", device, params.data.binarize)
@@ -53,9 +51,37 @@ def main(argv: list[str] | None = None) -> None:
     probe = test.images[: params.train.percentile_examples]
     trainer = Trainer(model, TrainingData(train, test, probe, params.train.tracked_units), schedule)
 
-    stage = StageRun(
+    tracking.configure(params.tracking.experiment)
+    stage = stage_run(params, variant, members, device)
+    with tracked_training(trainer, stage, histories=partial(results.metric_histories, with_percentiles=False)) as run:
+        out = OUT / variant
+        results.write_history(out / "history.csv", run.result, members)
+        results.write_sigmoid_inputs(out / "sigmoid_inputs.csv", run.result, members)
+        results.write_final(out / "final.csv", run.result.final, members)
+        summary = {"variant": variant, "members": len(members), "steps": params.sweep.steps, "device": str(device)}
+        write_json(out / "summary.json", summary)
+        run.finish()
+    print(
+        f"sweep@{variant}: {len(members)} members × {params.sweep.steps:,} steps in {run.result.wall_time_s:.1f} s "
+        f"on {device}{run.resumed_text}; {run.checkpoint_text}"
+    )
+
+
+def stage_run(params: Params, variant: str, members: list[dict], device: torch.device) -> StageRun:
+    """The stage's MLflow runs (one per grid member) and its checkpoint, identified by everything that decides them."""
+    identity = stage_identity(
+        "sweep", variant, device, __file__,
+        params={"data": {"binarize": params.data.binarize}, "model": params.model.model_dump(),
+                "sweep": params.sweep.model_dump(exclude={"checkpoint_every"}),
+                "train": params.train.model_dump(include={"batch_size", "momentum", "tracked_units",
+                                                          "percentile_examples"}),
+                "tracking": params.tracking.model_dump()},
+        splits=("train", "test"),
+    )  # fmt: skip
+    tags = {"stage": "sweep", "variant": variant, "device": str(device)}
+    return StageRun(
         name=f"sweep-{variant}",
-        tags={"stage": "sweep", "variant": variant, "device": str(device)},
+        tags=tags,
         params={
             "model": params.model.model_dump(),
             "sweep": params.sweep.model_dump(),
@@ -64,57 +90,14 @@ def main(argv: list[str] | None = None) -> None:
         members=[
             tracking.Member(
                 name=f"sweep-{variant}-lr{m['lr']:.3g}-init{m['init_std']:g}-seed{m['seed']}",
-                tags={"stage": "sweep", "variant": variant, "device": str(device), **{k: str(v) for k, v in m.items()}},
+                tags={**tags, **{key: str(value) for key, value in m.items()}},
                 params=m,
             )
             for m in members
         ],
-        checkpoint=Checkpoint(CHECKPOINT_DIR / f"sweep-{variant}.pt", checkpoint_identity(params, variant, device)),
+        checkpoint=Checkpoint(CHECKPOINT_DIR / f"sweep-{variant}.pt", identity),
         checkpoint_every=params.sweep.checkpoint_every,
     )
-    tracking.configure(params.tracking.experiment)
-    with tracked_training(
-        trainer, stage, histories=partial(results.metric_histories, with_percentiles=False)
-    ) as outcome:
-        result = outcome.result
-        out = Path("results/sweep") / variant
-        results.write_history(out / "history.csv", result, members)
-        results.write_sigmoid_inputs(out / "sigmoid_inputs.csv", result, members)
-        results.write_final(out / "final.csv", result.final, members)
-        write_json(out / "summary.json", {"variant": variant, "members": len(members), "steps": params.sweep.steps,
-                                          "device": str(device)})  # fmt: skip
-        outcome.member_runs.finish(
-            tags=[{"diverged": str(diverged).lower()} for diverged in result.final.diverged],
-            metrics=[{"final_test_accuracy": accuracy} for accuracy in result.final.accuracy],
-        )
-        timing = {"sweep_wall_time_s": result.wall_time_s, "checkpoint_overhead": outcome.checkpoint_overhead}
-        tracking.log_results(timing, artifacts=[])
-    resumed = f", resumed from step {outcome.resumed_from:,}" if outcome.resumed_from else ""
-    print(
-        f"sweep@{variant}: {len(members)} members × {params.sweep.steps:,} steps in {result.wall_time_s:.1f} s on "
-        f"{device}{resumed}; {outcome.checkpoints} checkpoints took {outcome.checkpoint_s:.2f} s "
-        f"({100 * outcome.checkpoint_overhead:.2f} % of training)"
-    )
-
-
-def checkpoint_identity(params: Params, variant: str, device: torch.device) -> dict:
-    """Everything that decides this stage's outputs: a checkpoint made under anything else is not resumed."""
-    return {
-        "stage": "sweep",
-        "variant": variant,
-        "device": str(device),
-        "params": {
-            "data": {"binarize": params.data.binarize},
-            "model": params.model.model_dump(),
-            "sweep": params.sweep.model_dump(exclude={"checkpoint_every"}),
-            "train": params.train.model_dump(
-                include={"batch_size", "momentum", "tracked_units", "percentile_examples"}
-            ),
-            "tracking": params.tracking.model_dump(),
-        },
-        "data_sha256": data_sha256(PROCESSED_DIR, ("train", "test")),
-        "code_sha256": {**code_sha256(), __name__: file_sha256(Path(__file__))},
-    }
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pathlib import Path
 from src.atomic import write_csv, write_json
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.tune import TRIAL_COLUMNS, describe, summary, trial_rows, tune_variant
+from src.results import TRIALS
+from src.study import best_summary, trial_rows
+from src.tune import describe, tune_variant
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,9 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     study = tune_variant(params, variant)
 
     out = Path("results/tune") / variant
-    best = summary(study, variant=variant, storage_url=params.tune.storage, budget=params.tune.trials)
+    best = best_summary(study, variant, params.tune.storage, params.tune.trials)
     write_json(out / "best.json", best)
-    write_csv(out / "trials.csv", trial_rows(study), TRIAL_COLUMNS)
+    write_csv(out / "trials.csv", trial_rows(study), TRIALS)
     print(describe(best))
 
 

@@ -22,10 +22,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from src.cli import OneLineParser, UsageError, report_user_errors
+from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, ModelConfig
 from src.data import Split
 from src.engine import Schedule, Trainer, TrainingData, resolve_device
+from src.errors import StudyError
 from src.models import build_model
 
 BATCH = 60
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         device = resolve_device(args.device)
     except ValueError as error:
-        raise UsageError(str(error).replace("train.device", "--device")) from None
+        raise StudyError(str(error).replace("train.device", "--device")) from None
     data = random_split(50_000, device, seed=0)
     probe = random_split(BATCH, device, seed=1)  # the engine's end-of-run evaluation: kept negligible
     configurations = [

@@ -13,8 +13,24 @@ from pathlib import Path
 import torch
 
 from src.atomic import atomic_path
+from src.data import PROCESSED_DIR
+from src.provenance import code_sha256, data_sha256, file_sha256
 
 CHECKPOINT_DIR = Path(".checkpoints")
+
+
+def stage_identity(
+    stage: str, variant: str, device: torch.device, stage_file: str, params: dict, splits: tuple[str, ...]
+) -> dict:
+    """Everything that decides a training stage's outputs: its params, the data it reads, the code that trains."""
+    return {
+        "stage": stage,
+        "variant": variant,
+        "device": str(device),
+        "params": params,
+        "data_sha256": data_sha256(PROCESSED_DIR, splits),
+        "code_sha256": {**code_sha256(), Path(stage_file).name: file_sha256(Path(stage_file))},
+    }
 
 
 class Checkpoint:

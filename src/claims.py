@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from src import stats
-from src.cli import UsageError
+from src.errors import StudyError
 from src.robustness import SweepResults, usable_learning_rates, worst_init_accuracy
 
 NAMES = {"vanilla": "vanilla", "bn": "BN"}
@@ -177,7 +177,7 @@ def check_same_seeds(trained: Mapping[str, TrainedSeeds]) -> Sequence[int]:
     """The seeds both variants were trained on: they must be the same, or no seed has a pair."""
     seeds = {name: result.seeds for name, result in trained.items()}
     if seeds["vanilla"] != seeds["bn"]:
-        raise UsageError(
+        raise StudyError(
             f"train@ ran vanilla on seeds {seeds['vanilla']} and BN on {seeds['bn']}: the comparison pairs them "
             "seed by seed; re-run `dvc repro train`"
         )

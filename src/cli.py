@@ -6,18 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from src.config import ConfigError
+from src.errors import StudyError
 
 
-class UsageError(ValueError):
-    """Bad input from the user (a flag, a file, a URL): reported in one line, never as a traceback."""
+class UsageError(StudyError):
+    """A bad command-line argument."""
 
 
 def report_user_errors(main: Callable[[], None]) -> None:
-    """Run `main`; a ConfigError or UsageError is printed as one line and exits with status 2."""
+    """Run `main`; a StudyError (a bad params file, input or argument) is printed as one line, exit status 2."""
     try:
         main()
-    except (ConfigError, UsageError) as error:
+    except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -17,7 +17,6 @@ from src import figures
 from src.claims import Claim, TrainedSeeds, all_claims, check_same_seeds
 from src.config import VARIANTS, Params
 from src.data import PROCESSED_DIR, load_split
-from src.evaluate import VariantResults, build_metrics, load_variant, mean_curves, trained_seeds, unit_drifts
 from src.report import ExampleUnit, map_summary, per_digit_accuracy, render_report
 from src.robustness import (
     HorizonCheck,
@@ -28,6 +27,7 @@ from src.robustness import (
     load_sweep,
     robustness_map,
 )
+from src.scores import VariantResults, build_metrics, load_variant, mean_curves, trained_seeds, unit_drifts
 
 REPORT = Path("reports/report.md")
 FIGURES = Path("reports/figures")

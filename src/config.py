@@ -10,6 +10,8 @@ from typing import Annotated, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from src.errors import StudyError
+
 Variant = Literal["vanilla", "bn"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 
@@ -17,7 +19,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class ConfigError(ValueError):
+class ConfigError(StudyError):
     """A parameter is missing, misspelt, of the wrong type or out of range."""
 
 
@@ -43,11 +45,6 @@ class ModelConfig(_Section):
     population_batches: Annotated[int, Field(ge=2)]
 
 
-class FallbackLR(_Section):
-    vanilla: PositiveFloat
-    bn: PositiveFloat
-
-
 class TrainConfig(_Section):
     steps: PositiveInt
     batch_size: PositiveInt
@@ -59,7 +56,6 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"]
     tracked_units: PositiveInt
     percentile_examples: Annotated[int, Field(ge=10, le=10_000)]
-    fallback_lr: FallbackLR
 
     @field_validator("batch_size")
     @classmethod

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from src.atomic import atomic_path
-from src.cli import UsageError
+from src.errors import StudyError
 from src.idx import IdxError, decompressed
 
 # SHA-256 of the decompressed bytes (../shared/mnist/README.md), keyed by the names the mirrors use
@@ -36,7 +36,7 @@ USER_AGENT = "bn-mnist-study"
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(UsageError):
+class DownloadError(StudyError):
     """No source served a file intact."""
 
 

@@ -24,11 +24,11 @@ from tqdm import tqdm
 from src.affine import WeightDescent
 from src.batchnorm import population_statistics
 from src.config import Params
-from src.data import Split
-from src.models import MLP, member_labels, member_losses
+from src.data import BatchOrder, Split, gather
+from src.errors import StudyError
+from src.models import MLP, member_losses, score_members, sigmoid_input_percentiles
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
-EVAL_CHUNK = 2_500  # examples per evaluation forward pass: bounds memory when many members evaluate at once
 
 
 def eval_schedule(steps: int, every: int, per_decade: int = 0) -> tuple[int, ...]:
@@ -105,8 +105,8 @@ class TrainResult:
     wall_time_s: float
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then MPS, then the CPU; a named device must be available."""
+def resolve_device(name: str, setting: str = "train.device") -> torch.device:
+    """'auto' picks CUDA, then MPS, then the CPU; a named device must be available (`setting` names the knob)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -116,85 +116,8 @@ def resolve_device(name: str) -> torch.device:
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(name, False):
         usable = ", ".join(["auto", *(device for device, ok in available.items() if ok)])
-        raise ValueError(f"train.device: '{name}' is not available on this machine (usable here: {usable})")
+        raise StudyError(f"{setting}: '{name}' is not available on this machine (usable here: {usable})")
     return torch.device(name)
-
-
-class BatchOrder:
-    """Mini-batch indices (G, batch), one epoch at a time: one seeded shuffle per data seed."""
-
-    def __init__(self, examples: int, batch_size: int, data_seeds: Sequence[int], device: torch.device):
-        if examples < batch_size:
-            raise ValueError(f"the training split has {examples} examples, fewer than one batch of {batch_size}")
-        self._generators = [torch.Generator().manual_seed(seed) for seed in data_seeds]
-        self._examples, self._batch_size, self._device = examples, batch_size, device
-        self._batches_per_epoch = examples // batch_size  # the remainder of an epoch is dropped
-        self._epoch: Tensor | None = None  # (batches, G, batch)
-        self._position = 0
-
-    def next(self) -> Tensor:
-        if self._epoch is None or self._position == len(self._epoch):
-            self._epoch, self._position = self._shuffle(), 0
-        self._position += 1
-        return self._epoch[self._position - 1]
-
-    def _shuffle(self) -> Tensor:
-        usable = self._batches_per_epoch * self._batch_size
-        orders = torch.stack([torch.randperm(self._examples, generator=g)[:usable] for g in self._generators])
-        # (G, batches, batch) -> (batches, G, batch): one slice per step
-        orders = orders.view(len(self._generators), self._batches_per_epoch, self._batch_size).transpose(0, 1)
-        return orders.contiguous().to(self._device)
-
-    def state_dict(self) -> dict:
-        return {
-            "generators": [generator.get_state() for generator in self._generators],
-            "epoch": None if self._epoch is None else self._epoch.cpu(),
-            "position": self._position,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["generators"]) != len(self._generators):
-            raise ValueError(
-                f"a batch order of {len(state['generators'])} data seeds, expected {len(self._generators)}"
-            )
-        for generator, generator_state in zip(self._generators, state["generators"], strict=True):
-            generator.set_state(generator_state)
-        self._epoch = None if state["epoch"] is None else state["epoch"].to(self._device)
-        self._position = state["position"]
-
-
-def gather(split: Split, indices: Tensor) -> tuple[Tensor, Tensor]:
-    """The mini-batch at `indices` (G, batch); index_select is ~3× faster than x[indices]."""
-    flat = indices.reshape(-1)
-    images = split.images.index_select(0, flat).view(*indices.shape, split.images.shape[-1])
-    return images, split.labels.index_select(0, flat).view(indices.shape)
-
-
-@torch.no_grad()
-def evaluate(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
-    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros(model.members, device=split.labels.device)
-    loss_sum = torch.zeros(model.members, device=split.labels.device)
-    for start in range(0, len(split.labels), EVAL_CHUNK):
-        images, labels = split.images[start : start + EVAL_CHUNK], split.labels[start : start + EVAL_CHUNK]
-        logits = model(images)
-        loss_sum += member_losses(logits, labels) * len(labels)
-        correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
-    model.train(was_training)
-    return correct / len(split.labels), loss_sum / len(split.labels)
-
-
-@torch.no_grad()
-def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int) -> Tensor:
-    """(len(PERCENTILES), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids."""
-    was_training = model.training
-    model.eval()
-    inputs = model.last_hidden_inputs(probe_images)[..., :units]  # (K, examples, units)
-    model.train(was_training)
-    levels = torch.tensor(PERCENTILES, device=inputs.device, dtype=inputs.dtype)
-    return torch.quantile(inputs, levels, dim=1)
 
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]
@@ -303,11 +226,11 @@ class Trainer:
 
     def _record(self) -> None:
         index = self._evaluations
-        self._accuracy[index], self._loss[index] = evaluate(self.model, self.data.evaluation)
+        self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
         self._diverged[index] = ~self._finite
         if self._tracking:
             self._percentiles[index] = sigmoid_input_percentiles(
-                self.model, self.data.probe_images, self.data.tracked_units
+                self.model, self.data.probe_images, self.data.tracked_units, PERCENTILES
             )
         self._evaluations += 1
 
@@ -332,7 +255,7 @@ class Trainer:
             with population_statistics(self.model):
                 for _ in range(self.schedule.population_batches):
                     self.model(gather(train, order.next())[0])
-            accuracy, loss = evaluate(self.model, self.data.evaluation)
+            accuracy, loss = score_members(self.model, self.data.evaluation)
         else:
             accuracy, loss = self._accuracy[-1], self._loss[-1]
         self.model.eval()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.cli import UsageError
+from src.errors import StudyError
 
 UNSIGNED_BYTE = 0x08
 # every code the format defines, so an unsupported one is named rather than shown as a number alone
@@ -27,7 +27,7 @@ DTYPE_NAMES = {
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class IdxError(UsageError):
+class IdxError(StudyError):
     """An IDX file (or its gzip wrapping) is not what it claims to be."""
 
 

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from src.affine import MemberLinear
 from src.batchnorm import BatchNorm
-from src.cli import UsageError
 from src.config import VARIANTS, ModelConfig, Variant
+from src.data import Split
+from src.errors import StudyError
 
 
 class MLP(nn.Module):
@@ -152,20 +153,50 @@ def member_losses(logits: Tensor, labels: Tensor) -> Tensor:
     return per_example.view(members, batch).mean(dim=1)
 
 
+EVAL_CHUNK = 2_500  # examples per forward pass: bounds memory when many members are scored at once
+
+
+@torch.no_grad()
+def score_members(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
+    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros(model.members, device=split.labels.device)
+    loss_sum = torch.zeros(model.members, device=split.labels.device)
+    for start in range(0, len(split.labels), EVAL_CHUNK):
+        images, labels = split.images[start : start + EVAL_CHUNK], split.labels[start : start + EVAL_CHUNK]
+        logits = model(images)
+        loss_sum += member_losses(logits, labels) * len(labels)
+        correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
+    model.train(was_training)
+    return correct / len(split.labels), loss_sum / len(split.labels)
+
+
+@torch.no_grad()
+def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int, levels: tuple[float, ...]) -> Tensor:
+    """(len(levels), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids."""
+    was_training = model.training
+    model.eval()
+    inputs = model.last_hidden_inputs(probe_images)[..., :units]  # (K, examples, units)
+    model.train(was_training)
+    levels = torch.tensor(levels, device=inputs.device, dtype=inputs.dtype)
+    return torch.quantile(inputs, levels, dim=1)
+
+
 def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, device: torch.device | str) -> MLP:
     """A one-member MLP, in eval mode, from a file written with torch.save(model.member_state_dict(m)).
 
     Loads with weights_only=True, so a file holding anything but tensors is refused without running its code;
-    any file that is not a state dict of this variant's keys and shapes raises one UsageError naming it.
+    any file that is not a state dict of this variant's keys and shapes raises one StudyError naming it.
     """
     model = build_model(model_config, variant, seeds=[0], device="cpu")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such model file") from None
+        raise StudyError(f"{path}: no such model file") from None
     except Exception as error:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError...)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(f"{path}: not a loadable model state dict ({first_line})") from None
+        raise StudyError(f"{path}: not a loadable model state dict ({first_line})") from None
     _check_state_dict(path, state, model.state_dict(), variant)
     model.load_state_dict(state)
     return model.to(device).eval()
@@ -173,11 +204,11 @@ def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, d
 
 def _check_state_dict(path: str | Path, state: object, expected: dict[str, Tensor], variant: Variant) -> None:
     if not isinstance(state, dict):
-        raise UsageError(f"{path}: expected a state dict of a {variant} model, got {type(state).__name__}")
+        raise StudyError(f"{path}: expected a state dict of a {variant} model, got {type(state).__name__}")
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(str(key) for key in set(state) - set(expected))
     if missing or unexpected:
-        raise UsageError(
+        raise StudyError(
             f"{path}: not a {variant} model state dict (missing keys: {missing or 'none'}; "
             f"unexpected keys: {unexpected or 'none'})"
         )
@@ -185,4 +216,4 @@ def _check_state_dict(path: str | Path, state: object, expected: dict[str, Tenso
         value = state[name]
         if not isinstance(value, Tensor) or value.shape != reference.shape:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise UsageError(f"{path}: {name} should be a tensor of shape {tuple(reference.shape)}, got {got}")
+            raise StudyError(f"{path}: {name} should be a tensor of shape {tuple(reference.shape)}, got {got}")

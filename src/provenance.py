@@ -7,12 +7,9 @@ import hashlib
 from pathlib import Path
 
 from src import affine, batchnorm, data, engine, models
+from src.errors import StudyError
 
 TRAINING_CODE = (data, batchnorm, affine, models, engine)  # every module that decides what training computes
-
-
-class MissingInput(FileNotFoundError):
-    """A file a result depends on does not exist (yet)."""
 
 
 def file_sha256(path: Path) -> str:
@@ -20,7 +17,7 @@ def file_sha256(path: Path) -> str:
         with Path(path).open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except FileNotFoundError:
-        raise MissingInput(f"{path}: no such file (run `dvc repro preprocess` first)") from None
+        raise StudyError(f"{path}: no such file (run `dvc repro preprocess` first)") from None
 
 
 def code_sha256() -> dict[str, str]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from src import stats
 from src.claims import Claim
-from src.evaluate import target_key
+from src.scores import target_key
 
 NAMES = {"vanilla": "vanilla", "bn": "BN"}
 PACKAGES = ("torch", "numpy", "scipy", "matplotlib", "mlflow", "optuna", "dvc")

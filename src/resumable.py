@@ -45,6 +45,27 @@ class Outcome:
         """Checkpointing time as a fraction of training time."""
         return self.checkpoint_s / self.result.wall_time_s if self.result.wall_time_s else 0.0
 
+    @property
+    def resumed_text(self) -> str:
+        return f", resumed from step {self.resumed_from:,}" if self.resumed_from else ""
+
+    @property
+    def checkpoint_text(self) -> str:
+        return (
+            f"{self.checkpoints} checkpoints took {self.checkpoint_s:.2f} s "
+            f"({100 * self.checkpoint_overhead:.2f} % of training)"
+        )
+
+    def finish(self) -> None:
+        """Every member's final accuracy and diverged flag, the stage's timing; then the member runs FINISHED."""
+        final = self.result.final
+        self.member_runs.finish(
+            tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
+            metrics=[{"final_test_accuracy": accuracy} for accuracy in final.accuracy],
+        )
+        timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
+        tracking.log_results(timing, artifacts=[])
+
 
 @contextmanager
 def tracked_training(trainer: Trainer, stage: StageRun, histories: Histories) -> Iterator[Outcome]:

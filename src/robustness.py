@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from src import results, stats
-from src.cli import UsageError
+from src.errors import StudyError
 from src.results import parse_flag, parse_number, parsing, read_csv
 
 
@@ -38,7 +38,7 @@ class SweepResults:
 
 
 def load_sweep(directory: Path) -> SweepResults:
-    """results/sweep/<variant>/{final,history,sigmoid_inputs}.csv as arrays; a missing cell is one UsageError."""
+    """results/sweep/<variant>/{final,history,sigmoid_inputs}.csv as arrays; a missing cell is one StudyError."""
     labels = ("lr", "init_std", "seed")
     final_rows = read_csv(directory / "final.csv", [*labels, *results.FINAL])
     history_rows = read_csv(directory / "history.csv", ["step", *labels, *results.HISTORY])
@@ -48,7 +48,7 @@ def load_sweep(directory: Path) -> SweepResults:
     for name, values in (("final.csv", sweep.final_accuracy), ("history.csv", sweep.accuracy),
                          ("sigmoid_inputs.csv", sweep.percentiles)):  # fmt: skip
         if np.isnan(values).all(axis=tuple(range(3, values.ndim))).any():
-            raise UsageError(f"{directory / name}: not every grid cell has a result; re-run `dvc repro sweep`")
+            raise StudyError(f"{directory / name}: not every grid cell has a result; re-run `dvc repro sweep`")
     return sweep
 
 
@@ -92,7 +92,7 @@ def check_paired(vanilla: SweepResults, bn: SweepResults) -> None:
         and vanilla.seeds == bn.seeds
     )
     if not same:
-        raise UsageError("the vanilla and BN sweeps cover different grids or seeds: re-run `dvc repro sweep`")
+        raise StudyError("the vanilla and BN sweeps cover different grids or seeds: re-run `dvc repro sweep`")
 
 
 def usable_learning_rates(sweep: SweepResults, init_std: float, usable_accuracy: float) -> np.ndarray:
@@ -165,5 +165,5 @@ def horizon_check(sweep: SweepResults, tuned_lr: float, init_std: float, confide
 def _index_of(values: np.ndarray, value: float, what: str) -> int:
     matches = np.flatnonzero(np.isclose(values, value, rtol=1e-6, atol=0))
     if not matches.size:
-        raise UsageError(f"the sweep has no {what} {value:g} (swept: {', '.join(f'{v:g}' for v in values)})")
+        raise StudyError(f"the sweep has no {what} {value:g} (swept: {', '.join(f'{v:g}' for v in values)})")
     return int(matches[0])

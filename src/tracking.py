@@ -180,7 +180,7 @@ def log_artifact(run_id: str, path: Path) -> None:
     MlflowClient().log_artifact(run_id, str(path))
 
 
-def log_dataset(dataset: mlflow.data.dataset.Dataset, context: str) -> None:
+def log_dataset(dataset: mlflow.data.dataset.Dataset, context: str = "training") -> None:
     """Record `dataset` as an input of the active run."""
     mlflow.log_input(dataset, context=context)
 

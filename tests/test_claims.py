@@ -21,7 +21,7 @@ from src.claims import (
     robust_to_initialisation,
     stable_sigmoid_inputs,
 )
-from src.cli import UsageError
+from src.errors import StudyError
 from src.robustness import SweepResults
 
 CONFIDENCE = 0.95
@@ -344,5 +344,5 @@ def test_all_claims_are_the_five_in_report_order_each_decided_on_its_own_inputs(
 def test_trained_variants_on_different_seeds_cannot_be_paired():
     bn = trained()
     assert check_same_seeds({"vanilla": trained(), "bn": bn}) == SEEDS
-    with pytest.raises(UsageError, match=r"vanilla on seeds \[9, .*\] and BN on \[0, .*\]: the comparison pairs them"):
+    with pytest.raises(StudyError, match=r"vanilla on seeds \[9, .*\] and BN on \[0, .*\]: the comparison pairs them"):
         check_same_seeds({"vanilla": dataclasses.replace(bn, seeds=[9, *SEEDS[1:]]), "bn": bn})

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli import UsageError
 from src.config import VARIANTS, parse_params
+from src.errors import StudyError
 from src.report import map_summary
 from src.robustness import check_paired, load_sweep
 from tests import synthetic_results
@@ -158,7 +158,7 @@ def test_the_sweep_is_read_back_into_the_grid_it_was_written_from_whatever_the_r
 @pytest.mark.parametrize("name", ["final.csv", "history.csv", "sigmoid_inputs.csv"])
 def test_a_missing_sweep_file_is_one_usage_error_naming_it(project, name):
     (project / "results" / "sweep" / "bn" / name).unlink()
-    with pytest.raises(UsageError, match=rf"^results/sweep/bn/{name}: no such file \(run the stage that writes it"):
+    with pytest.raises(StudyError, match=rf"^results/sweep/bn/{name}: no such file \(run the stage that writes it"):
         load_sweep(Path("results/sweep/bn"))
 
 
@@ -166,7 +166,7 @@ def test_a_sweep_missing_a_cell_is_refused(project):
     final = project / "results" / "sweep" / "vanilla" / "final.csv"
     lines = final.read_text().splitlines(keepends=True)
     final.write_text("".join(lines[:-1]))
-    with pytest.raises(UsageError, match=r"results/sweep/vanilla/final\.csv: not every grid cell has a result"):
+    with pytest.raises(StudyError, match=r"results/sweep/vanilla/final\.csv: not every grid cell has a result"):
         load_sweep(final.parent)
 
 
@@ -183,7 +183,7 @@ def test_sweeps_over_different_grids_cannot_be_paired(project, tree, change):
     shutil.rmtree(project / "results" / "sweep" / "bn")
     synthetic_results.write_sweep(project / "results" / "sweep" / "bn", other, "bn")
     vanilla, bn = (load_sweep(project / "results" / "sweep" / variant) for variant in VARIANTS)
-    with pytest.raises(UsageError, match=r"the vanilla and BN sweeps cover different grids or seeds"):
+    with pytest.raises(StudyError, match=r"the vanilla and BN sweeps cover different grids or seeds"):
         check_paired(vanilla, bn)
     check_paired(vanilla, vanilla)
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from src.cli import UsageError
 from src.data import (
     SPLITS,
     load_split,
@@ -19,6 +18,7 @@ from src.data import (
     summarize,
     write_splits,
 )
+from src.errors import StudyError
 from src.idx import IdxError
 
 # MNIST's training label counts (../shared/mnist/README.md)
@@ -145,24 +145,24 @@ def test_the_summary_counts_each_class_per_split(raw_dir):
 
 
 def test_a_missing_split_says_which_stage_makes_it(tmp_path):
-    with pytest.raises(UsageError, match=r"val\.npz: no such file \(run `dvc repro preprocess` first\)"):
+    with pytest.raises(StudyError, match=r"val\.npz: no such file \(run `dvc repro preprocess` first\)"):
         read_split_arrays(tmp_path, "val")
 
 
 def test_an_unknown_split_name_is_refused(tmp_path):
-    with pytest.raises(UsageError, match=r"unknown split 'validation', expected one of train, val, test"):
+    with pytest.raises(StudyError, match=r"unknown split 'validation', expected one of train, val, test"):
         read_split_arrays(tmp_path, "validation")
 
 
 def test_a_split_of_the_wrong_dtype_is_refused(tmp_path):
     np.savez(tmp_path / "train.npz", images=np.zeros((3, 784), dtype=np.float32), labels=np.zeros(3, dtype=np.uint8))
-    with pytest.raises(UsageError, match=r"train\.npz: images are float32 \(3, 784\), expected uint8 \(N, 784\)"):
+    with pytest.raises(StudyError, match=r"train\.npz: images are float32 \(3, 784\), expected uint8 \(N, 784\)"):
         read_split_arrays(tmp_path, "train")
 
 
 def test_a_split_without_labels_is_refused(tmp_path):
     np.savez(tmp_path / "test.npz", images=np.zeros((3, 784), dtype=np.uint8))
-    with pytest.raises(UsageError, match=r"test\.npz: not a split archive with arrays 'images' and 'labels'"):
+    with pytest.raises(StudyError, match=r"test\.npz: not a split archive with arrays 'images' and 'labels'"):
         read_split_arrays(tmp_path, "test")
 
 

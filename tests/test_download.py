@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from src.cli import UsageError
 from src.download import ALREADY_PRESENT, MNIST_SHA256, DownloadError, download_mnist, mirror_list
+from src.errors import StudyError
 
 CONTENTS = {"images.gz": b"fake images " * 50, "labels.gz": b"fake labels"}
 CHECKSUMS = {name: hashlib.sha256(content).hexdigest() for name, content in CONTENTS.items()}
@@ -178,7 +178,7 @@ def test_when_every_source_fails_one_error_names_each_source_and_why(tmp_path, s
     ]:
         assert f"{source}/images.gz ({reason}" in message
     assert "MNIST_MIRROR" in message and "\n" not in message
-    assert issubclass(DownloadError, UsageError)
+    assert issubclass(DownloadError, StudyError)
 
 
 def test_a_failed_fetch_leaves_nothing_in_the_raw_directory(tmp_path):

@@ -10,23 +10,23 @@ import numpy as np
 import pytest
 import torch
 
-from src import engine
+from src import models
 from src.batchnorm import population_statistics
 from src.config import load_params
+from src.data import BatchOrder, gather
 from src.engine import (
-    BatchOrder,
+    PERCENTILES,
     Evaluation,
     Schedule,
     Trainer,
     TrainingData,
     eval_schedule,
-    evaluate,
-    gather,
     resolve_device,
     schedule_for,
-    sigmoid_input_percentiles,
 )
+from src.errors import StudyError
 from src.models import build_model, member_losses
+from src.models import score_members as evaluate
 from tests import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -194,7 +194,7 @@ def test_gather_returns_the_images_and_labels_at_the_indices(data):
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])
 def test_evaluation_in_chunks_is_the_whole_splits_accuracy_and_mean_loss(model_config, data, variant, monkeypatch):
     model = build_model(model_config, variant, [0, 1], CPU).train()
-    monkeypatch.setattr(engine, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
+    monkeypatch.setattr(models, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
     accuracy, loss = evaluate(model, data.evaluation)
     assert model.training  # the caller's mode is restored
     with torch.no_grad():
@@ -334,7 +334,7 @@ def test_bn_curves_use_the_moving_averages_and_final_uses_algorithm_2(model_conf
     moving.load_state_dict(at_the_end)
     accuracy, loss = evaluate(moving, probed.evaluation)
     assert result.accuracy[-1].tolist() == accuracy.tolist() and result.loss[-1].tolist() == loss.tolist()
-    percentiles = sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units)
+    percentiles = models.sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units, PERCENTILES)
     assert np.array_equal(result.percentiles[-1], percentiles.numpy())
     # Algorithm 2 over the first population_batches batches of the schedule's own data order
     population = copy.deepcopy(moving)
@@ -491,5 +491,6 @@ def test_devices_resolve(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ValueError, match=r"'cuda' is not available on this machine \(usable here: auto, cpu\)"):
+    unavailable = r"train.device: 'cuda' is not available on this machine \(usable here: auto, cpu\)"
+    with pytest.raises(StudyError, match=unavailable):
         resolve_device("cuda")

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from src.cli import UsageError
+from src.errors import StudyError
 from src.idx import IdxError, read_idx
 
 IMAGES = np.arange(3 * 2 * 2, dtype=np.uint8).reshape(3, 2, 2)
@@ -88,4 +88,4 @@ def test_a_missing_file_is_named(tmp_path):
 
 
 def test_idx_errors_are_user_errors_so_a_stage_reports_them_in_one_line():
-    assert issubclass(IdxError, UsageError)
+    assert issubclass(IdxError, StudyError)

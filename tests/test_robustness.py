@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from src import results, stats
-from src.cli import UsageError
 from src.engine import Evaluation, TrainResult
+from src.errors import StudyError
 from src.robustness import (
     SweepResults,
     check_paired,
@@ -142,7 +142,7 @@ def test_load_sweep_reads_the_grid_whatever_the_row_order(tmp_path):
 def test_a_missing_file_is_one_usage_error_naming_it(tmp_path, name):
     write_sweep(tmp_path)
     (tmp_path / name).unlink()
-    with pytest.raises(UsageError, match=f"{tmp_path / name}: no such file"):
+    with pytest.raises(StudyError, match=f"{tmp_path / name}: no such file"):
         load_sweep(tmp_path)
 
 
@@ -153,21 +153,21 @@ def test_a_missing_file_is_one_usage_error_naming_it(tmp_path, name):
 def test_a_missing_column_is_one_usage_error_naming_it(tmp_path, name, column):
     write_sweep(tmp_path)
     rewrite_csv(tmp_path / name, lambda header, rows: ([c for c in header if c != column], rows))
-    with pytest.raises(UsageError, match=rf"{tmp_path / name}: missing column\(s\) {column};"):
+    with pytest.raises(StudyError, match=rf"{tmp_path / name}: missing column\(s\) {column};"):
         load_sweep(tmp_path)
 
 
 def test_a_grid_cell_without_a_final_result_is_a_usage_error(tmp_path):
     write_sweep(tmp_path)
     rewrite_csv(tmp_path / "final.csv", lambda header, rows: (header, rows[:-1]))
-    with pytest.raises(UsageError, match="not every grid cell has a result"):
+    with pytest.raises(StudyError, match="not every grid cell has a result"):
         load_sweep(tmp_path)
 
 
 def test_a_malformed_value_is_a_usage_error_naming_the_sweep(tmp_path):
     write_sweep(tmp_path)
     rewrite_csv(tmp_path / "history.csv", lambda header, rows: (header, [{**rows[0], "test_accuracy": "high"}, *rows]))
-    with pytest.raises(UsageError, match=f"{tmp_path}: malformed value"):
+    with pytest.raises(StudyError, match=f"{tmp_path}: malformed value"):
         load_sweep(tmp_path)
 
 
@@ -189,7 +189,7 @@ def test_sweeps_over_the_same_grid_and_seeds_are_paired():
 )
 def test_sweeps_over_different_grids_or_seeds_cannot_be_paired(change):
     sweep = swept(np.full((3, 2, 4), 0.9), RATES, INITS)
-    with pytest.raises(UsageError, match="different grids or seeds"):
+    with pytest.raises(StudyError, match="different grids or seeds"):
         check_paired(sweep, dataclasses.replace(sweep, **change))
 
 
@@ -223,7 +223,7 @@ def test_a_seed_that_trains_at_no_rate_gets_one_grid_step_below_the_smallest():
 
 def test_an_init_std_that_was_not_swept_is_a_usage_error_naming_it():
     sweep = swept(np.full((2, 2, 4), 0.97), RATES, INITS)
-    with pytest.raises(UsageError, match=r"no init std 0\.5 \(swept: 0\.01, 0\.1\)"):
+    with pytest.raises(StudyError, match=r"no init std 0\.5 \(swept: 0\.01, 0\.1\)"):
         usable_learning_rates(sweep, 0.5, usable_accuracy=0.9)
 
 

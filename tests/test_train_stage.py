@@ -18,8 +18,8 @@ import yaml
 from pipeline import train as train_stage
 from src.config import load_params
 from src.data import load_split
-from src.evaluate import score
 from src.models import load_member
+from src.scores import score
 from tests import synthetic
 
 STEPS, EVAL_EVERY, SEEDS, UNITS = 100, 50, 2, 2

@@ -29,11 +29,14 @@ from optuna.trial import TrialState
 
 from pipeline import tune as tune_stage
 from src import tune
-from src.cli import UsageError, report_user_errors
-from src.config import load_params
+from src.cli import report_user_errors
+from src.config import TuneConfig, load_params
 from src.engine import Evaluation, TrainResult
-from src.study import claim_trials, default_study_name, fail_orphaned_trials, open_storage, open_study, study_settings
+from src.errors import StudyError
+from src.study import default_study_name, open_storage, open_study, study_settings
+from src.trials import DIVERGED_VALUE, TrialWorker
 from tests import synthetic
+from tests.processes import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -240,9 +243,10 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
     return train_batch
 
 
-def _plan(**changes) -> tune.Plan:
-    values = dict(budget=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, heartbeat_s=1)
-    return tune.Plan(**{**values, **changes})
+def _tune(**changes) -> TuneConfig:
+    """The repository's tune section with a small budget, two trials a batch and a range holding every outcome."""
+    values = dict(trials=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, timeout_s=None)
+    return load_params(REPO_ROOT / "params.yaml").tune.model_copy(update={**values, **changes})
 
 
 SETTINGS = {"variant": "bn", "steps": STEPS, "eval_every": EVAL_EVERY, "pruning_warmup_evals": 1}
@@ -256,11 +260,11 @@ def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_p
         study.enqueue_trial({"lr": lr})
     stops = []
 
-    tune.run_worker(study, storage, _stand_in(outcomes, stops), _plan())
+    TrialWorker(study, storage, _tune(), heartbeat_s=1).run(_stand_in(outcomes, stops))
 
     trials = {trial.params["lr"]: trial for trial in study.get_trials()}
     assert trials[0.5].state == trials[0.4].state == TrialState.COMPLETE and trials[0.5].value == 1.0
-    assert trials[50.0].state == TrialState.COMPLETE and trials[50.0].value == tune.DIVERGED_VALUE
+    assert trials[50.0].state == TrialState.COMPLETE and trials[50.0].value == DIVERGED_VALUE
     assert trials[50.0].user_attrs["diverged"] is True and trials[50.0].user_attrs["accuracy_at_divergence"] == 0.1
     assert trials[1e-4].state == TrialState.PRUNED and trials[1e-4].user_attrs["diverged"] is False
     # warmup 1 evaluation: the poor trial is reported at 50, pruned at 100, and stopped from then on
@@ -276,7 +280,7 @@ def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_pa
     other_worker = optuna.load_study(study_name="s", storage=url)
     theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
 
-    mine = claim_trials(study, storage, budget=3, wanted=2)
+    mine = TrialWorker(study, storage, _tune(trials=3)).claim(2)
 
     assert [trial.number for trial in theirs] == [0, 1]
     assert [trial.number for trial in mine] == [2]
@@ -290,11 +294,12 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requ
     study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
     orphan = optuna.load_study(study_name="s", storage=url).ask()  # asked, then its worker was killed
     orphan.suggest_float("lr", 1e-4, 1.0, log=True)
-    (claimed,) = claim_trials(study, storage, budget=4, wanted=1)
+    worker = TrialWorker(study, storage, _tune(trials=4))
+    (claimed,) = worker.claim(1)
 
-    fail_orphaned_trials(study, grace_s=60)
+    worker.fail_dead_trials(grace_s=60)
     assert study.trials[orphan.number].state == TrialState.RUNNING, "still within its grace period"
-    fail_orphaned_trials(study, grace_s=0)
+    worker.fail_dead_trials(grace_s=0)
 
     assert study.trials[orphan.number].state == TrialState.FAIL
     assert study.trials[claimed.number].state == TrialState.RUNNING
@@ -306,7 +311,7 @@ def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     open_study(storage, "s", SETTINGS, trials_per_batch=2)
     open_study(storage, "s", SETTINGS, trials_per_batch=4)  # the budget and batching may change
-    with pytest.raises(UsageError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
+    with pytest.raises(StudyError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
         open_study(storage, "s", {**SETTINGS, "steps": 100}, trials_per_batch=2)
 
 

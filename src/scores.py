@@ -1,7 +1,7 @@
-"""The evaluate stage's library: read what tuning and training left, score the saved models, reduce it all to metrics.
+"""Each variant at its tuned rate (train@): its saved models scored, its curves and tuning study reduced to metrics.
 
-Paths follow the output layout of the team contract, relative to a `root` (the repository root in the pipeline).
-Final numbers come from scoring the saved models; the curves come from the training histories.
+Final numbers come from scoring the saved models (BN under Algorithm 2); the curves come from the training histories
+(BN under its moving averages). Paths are relative to a `root`, the repository root in the pipeline.
 """
 
 from __future__ import annotations
@@ -16,46 +16,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from src import results as result_files
 from src import stats
 from src.claims import DRIFT_REFERENCE_FRACTION, Claim, TrainedSeeds
-from src.cli import UsageError
 from src.config import ModelConfig, Variant
 from src.data import Split
+from src.errors import StudyError
 from src.models import load_member
-from src.results import parse_flag, parse_number, parsing, read_csv, read_json
+from src.results import (
+    Curves,
+    Percentiles,
+    TuningTrial,
+    model_paths,
+    read_history,
+    read_json,
+    read_sigmoid_inputs,
+    read_trials,
+)
 
 _SCORING_BATCH = 10_000  # bounds memory when scoring the 50,000 training images
-
-
-@dataclass(frozen=True)
-class Curves:
-    """Per-seed test curves on one step grid: accuracy[i, j] is seed seeds[i] at steps[j] (NaN if not evaluated)."""
-
-    steps: np.ndarray
-    seeds: list[int]
-    accuracy: np.ndarray
-    loss: np.ndarray
-    diverged: np.ndarray  # per seed: diverged at some evaluation
-
-
-@dataclass(frozen=True)
-class Percentiles:
-    """The 15/50/85th percentiles of one sigmoid's input over training."""
-
-    steps: np.ndarray
-    p15: np.ndarray
-    p50: np.ndarray
-    p85: np.ndarray
-
-
-@dataclass(frozen=True)
-class TuningTrial:
-    number: int
-    lr: float
-    value: float | None  # validation accuracy (the last reported one for a pruned trial); None if it failed
-    state: str  # COMPLETE | PRUNED | FAIL
-    diverged: bool
 
 
 @dataclass(frozen=True)
@@ -93,7 +71,7 @@ def load_variant(
     curves = read_history(root / "results" / "train" / variant / "history.csv")
     paths = model_paths(root / "models" / variant)
     if sorted(paths) != curves.seeds:
-        raise UsageError(
+        raise StudyError(
             f"models/{variant} holds seeds {sorted(paths)} but its history has seeds {curves.seeds}: "
             f"re-run `dvc repro train@{variant}`"
         )
@@ -113,23 +91,11 @@ def load_variant(
     )
 
 
-def model_paths(models_dir: Path) -> dict[int, Path]:
-    """seed -> models_dir/seed_{seed}.pt, in seed order."""
-    found = {}
-    for path in models_dir.glob("seed_*.pt"):
-        suffix = path.stem.removeprefix("seed_")
-        if suffix.isdigit():
-            found[int(suffix)] = path
-    if not found:
-        raise UsageError(f"{models_dir}: no seed_*.pt models (run the train stage first)")
-    return dict(sorted(found.items()))
-
-
 @torch.no_grad()
 def score(model: torch.nn.Module, split: Split) -> Scores:
     """Accuracy, mean cross-entropy and confusion matrix of a one-member model on a split, in inference mode."""
     if len(split.labels) == 0:
-        raise UsageError("cannot score a model on an empty split")
+        raise StudyError("cannot score a model on an empty split")
     model.eval()
     confusion, loss_sum = 0, 0.0
     for start in range(0, len(split.labels), _SCORING_BATCH):
@@ -141,64 +107,6 @@ def score(model: torch.nn.Module, split: Split) -> Scores:
         confusion = confusion + pairs.view(classes, classes).cpu().numpy()
     total = int(confusion.sum())
     return Scores(accuracy=float(np.trace(confusion)) / total, loss=loss_sum / total, confusion=confusion)
-
-
-def read_history(path: Path) -> Curves:
-    """results/train/{variant}/history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
-    rows = read_csv(path, ["step", "seed", *result_files.HISTORY])
-    with parsing(path):
-        return _curves(rows)
-
-
-def _curves(rows: list[dict[str, str]]) -> Curves:
-    steps = sorted({int(row["step"]) for row in rows})
-    seeds = sorted({int(row["seed"]) for row in rows})
-    column, line = {step: j for j, step in enumerate(steps)}, {seed: i for i, seed in enumerate(seeds)}
-    accuracy = np.full((len(seeds), len(steps)), np.nan)
-    loss = np.full_like(accuracy, np.nan)
-    diverged = np.zeros(len(seeds), dtype=bool)
-    for row in rows:
-        i, j = line[int(row["seed"])], column[int(row["step"])]
-        accuracy[i, j], loss[i, j] = parse_number(row["test_accuracy"]), parse_number(row["test_loss"])
-        diverged[i] |= parse_flag(row["diverged"])
-    return Curves(steps=np.array(steps), seeds=seeds, accuracy=accuracy, loss=loss, diverged=diverged)
-
-
-def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
-    """results/train/{variant}/sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
-    rows = read_csv(path, ["step", "seed", *result_files.SIGMOID_INPUTS])
-    with parsing(path):
-        return _percentiles(rows)
-
-
-def _percentiles(rows: list[dict[str, str]]) -> dict[tuple[int, int], Percentiles]:
-    grouped: dict[tuple[int, int], list[dict]] = {}
-    for row in rows:
-        grouped.setdefault((int(row["seed"]), int(row["unit"])), []).append(row)
-    curves = {}
-    for key, unit_rows in sorted(grouped.items()):
-        unit_rows.sort(key=lambda row: int(row["step"]))
-        curves[key] = Percentiles(
-            *(np.array([parse_number(row[name]) for row in unit_rows]) for name in ("step", "p15", "p50", "p85"))
-        )
-    return curves
-
-
-def read_trials(path: Path) -> list[TuningTrial]:
-    """results/tune/{variant}/trials.csv (number,lr,value,state,diverged), in trial order."""
-    rows = read_csv(path, ["number", "lr", "value", "state", "diverged"])
-    with parsing(path):
-        trials = [
-            TuningTrial(
-                number=int(row["number"]),
-                lr=float(row["lr"]),
-                value=float(row["value"]) if row["value"].strip() else None,
-                state=row["state"].strip().upper(),
-                diverged=parse_flag(row["diverged"]),
-            )
-            for row in rows
-        ]
-    return sorted(trials, key=lambda trial: trial.number)
 
 
 def target_key(target: float) -> str:

@@ -16,12 +16,14 @@ import torch
 import yaml
 
 from pipeline import evaluate as stage
-from src.cli import UsageError, report_user_errors
+from src.cli import report_user_errors
 from src.comparison import FIGURE_NAMES
 from src.config import VARIANTS, load_params, parse_params
 from src.data import load_split
-from src.evaluate import finite_or_none, load_variant, read_history, read_trials, score
+from src.errors import StudyError
 from src.models import build_model
+from src.results import read_history, read_trials
+from src.scores import finite_or_none, load_variant, score
 from tests import synthetic, synthetic_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -170,27 +172,27 @@ def test_models_and_history_with_different_seeds_are_refused(tree, tmp_path):
         (models / f"seed_{seed}.pt").write_bytes((root / "models" / "bn" / f"seed_{seed}.pt").read_bytes())
     (tmp_path / "results").symlink_to(root / "results")
     split = synthetic.split(20)
-    with pytest.raises(UsageError, match=r"models/bn holds seeds \[0, 1\] but its history has seeds \[0, 1, 2\]"):
+    with pytest.raises(StudyError, match=r"models/bn holds seeds \[0, 1\] but its history has seeds \[0, 1, 2\]"):
         load_variant(tmp_path, "bn", parse_params(raw).model, split, split)
 
 
 def test_a_missing_input_is_named(tree, tmp_path):
     split = synthetic.split(20)
-    with pytest.raises(UsageError, match=r"results/train/bn/history\.csv: no such file"):
+    with pytest.raises(StudyError, match=r"results/train/bn/history\.csv: no such file"):
         load_variant(tmp_path, "bn", parse_params(tree[1]).model, split, split)
 
 
 def test_a_malformed_value_names_the_file(tmp_path):
     path = tmp_path / "trials.csv"
     path.write_text("number,lr,value,state,diverged\n0,fast,0.9,COMPLETE,False\n")
-    with pytest.raises(UsageError, match=r"trials\.csv: malformed value \(could not convert string to float: 'fast'\)"):
+    with pytest.raises(StudyError, match=r"trials\.csv: malformed value \(could not convert string to float: 'fast'\)"):
         read_trials(path)
 
 
 def test_a_csv_missing_a_column_says_which_and_what_is_expected(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("step,seed,test_accuracy\n0,0,0.1\n")
-    with pytest.raises(UsageError, match=r"missing column\(s\) test_loss, diverged; expected step,seed,test_accuracy,"):
+    with pytest.raises(StudyError, match=r"missing column\(s\) test_loss, diverged; expected step,seed,test_accuracy,"):
         read_history(path)
 
 
