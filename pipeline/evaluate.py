@@ -55,18 +55,7 @@ def log_comparison_run(params: Params, metrics: Mapping, artifacts: Iterable[Pat
     logged_params = {"data": {"binarize": params.data.binarize}, "model": params.model.model_dump(),
                      "evaluate": params.evaluate.model_dump()}  # fmt: skip
     with tracking.stage_run("evaluate", tags={"stage": "evaluate"}, params=logged_params):
-        tracking.log_results({**_numeric_leaves(metrics), "evaluate_wall_time_s": seconds}, artifacts)
-
-
-def _numeric_leaves(tree: Mapping, prefix: str = "") -> dict[str, float]:
-    """{'bn': {'lr': 2.0}} -> {'bn.lr': 2.0}; None and non-finite values are left out (MLflow wants numbers)."""
-    leaves: dict[str, float] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            leaves.update(_numeric_leaves(value, f"{prefix}{key}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            leaves[f"{prefix}{key}"] = float(value)
-    return leaves
+        tracking.log_results({**metrics, "evaluate_wall_time_s": seconds}, artifacts)
 
 
 def _csv_number(value: float) -> str:

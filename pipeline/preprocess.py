@@ -11,7 +11,7 @@ from pathlib import Path
 from src.atomic import write_json
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
-from src.data import PROCESSED_DIR, RAW_DIR, make_splits, summarize, write_splits
+from src.data import PROCESSED_DIR, RAW_DIR, class_counts, make_splits, write_splits
 
 SUMMARY_PATH = Path("results/data_summary.json")
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     splits = make_splits(RAW_DIR, params.data.val_size, params.data.split_seed)
     write_splits(PROCESSED_DIR, splits)
-    summary = summarize(splits)
+    summary = class_counts(splits)
     write_json(SUMMARY_PATH, summary)
     print(", ".join(f"{name}: {counts['count']}" for name, counts in summary.items()))
 

@@ -16,9 +16,10 @@ from src.checkpoint import CHECKPOINT_DIR, Checkpoint, stage_identity
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split, read_split_arrays
-from src.engine import Trainer, TrainingData, TrainResult, resolve_device, schedule_for
+from src.engine import Trainer, TrainingData, TrainResult, resolve_device
 from src.models import build_model
 from src.resumable import StageRun, tracked_training
+from src.schedule import schedule_for
 
 MODELS = Path("models")
 OUT = Path("results/train")

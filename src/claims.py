@@ -34,8 +34,12 @@ class Claim:
     statistic: str
     scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
     estimate: stats.Estimate
-    verdict: stats.Verdict
+    bn_favoured: Literal["higher", "lower"]  # which side of no effect BN's claim is on
     note: str = ""  # what the reader must know to read the number (censoring, dropped seeds)
+
+    @property
+    def verdict(self) -> stats.Verdict:
+        return stats.verdict(self.estimate, 1.0 if self.scale == "ratio" else 0.0, self.bn_favoured)
 
     def as_metrics(self) -> dict:
         """{verdict, statistic, effect, ci_low, ci_high, n}: the claim as results/metrics.json holds it."""
@@ -61,14 +65,6 @@ class TrainedSeeds:
     drift: np.ndarray  # (S,) mean relative drift over the tracked sigmoids (stats.PercentileDrift.relative_drift)
 
 
-def _decide(
-    key: str, title: str, design: str, statistic: str, estimate: stats.Estimate, favoured: Literal["higher", "lower"],
-    *, scale: Literal["ratio", "accuracy", "plain"], note: str = "",
-) -> Claim:  # fmt: skip
-    verdict = stats.verdict(estimate, 1.0 if scale == "ratio" else 0.0, favoured)
-    return Claim(key, title, design, statistic, scale, estimate, verdict, note)
-
-
 def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, confidence: float) -> Claim:
     """Steps to `target` test accuracy, BN / vanilla per seed; a seed that never reaches it counts at the horizon."""
     horizon = float(vanilla.steps[-1])
@@ -83,19 +79,28 @@ def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, c
         if never
         else ""
     )
-    return _decide(
-        "faster_convergence", "BN converges faster", _train_design(vanilla),
-        f"steps to {target:.0%} test accuracy, BN / vanilla (geometric mean of per-seed ratios)",
-        stats.paired_ratio(steps["bn"], steps["vanilla"], confidence), "lower", scale="ratio", note=note,
-    )  # fmt: skip
+    return Claim(
+        key="faster_convergence",
+        title="BN converges faster",
+        design=_train_design(vanilla),
+        statistic=f"steps to {target:.0%} test accuracy, BN / vanilla (geometric mean of per-seed ratios)",
+        scale="ratio",
+        estimate=stats.paired_ratio(steps["bn"], steps["vanilla"], confidence),
+        bn_favoured="lower",
+        note=note,
+    )
 
 
 def higher_accuracy(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) -> Claim:
-    return _decide(
-        "higher_accuracy", "BN reaches a higher accuracy", _train_design(vanilla),
-        "final test accuracy, BN − vanilla (BN under Algorithm 2's population statistics)",
-        stats.paired_difference(bn.final_accuracy, vanilla.final_accuracy, confidence), "higher", scale="accuracy",
-    )  # fmt: skip
+    return Claim(
+        key="higher_accuracy",
+        title="BN reaches a higher accuracy",
+        design=_train_design(vanilla),
+        statistic="final test accuracy, BN − vanilla (BN under Algorithm 2's population statistics)",
+        scale="accuracy",
+        estimate=stats.paired_difference(bn.final_accuracy, vanilla.final_accuracy, confidence),
+        bn_favoured="higher",
+    )
 
 
 def stable_sigmoid_inputs(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) -> Claim:
@@ -103,13 +108,19 @@ def stable_sigmoid_inputs(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: f
     finite = np.isfinite(vanilla.drift) & np.isfinite(bn.drift)
     dropped = int((~finite).sum())
     note = f"{dropped} seed(s) left out: a tracked input with no spread has no relative drift" if dropped else ""
-    return _decide(
-        "stable_sigmoid_inputs", "BN keeps the sigmoid-input distribution stable", _train_design(vanilla),
-        f"drift of the last hidden layer's sigmoid inputs from {DRIFT_REFERENCE_FRACTION:.0%} of training to the end "
-        "(the mean absolute shift of the 15/50/85th percentiles over the 15–85 spread), BN − vanilla",
-        stats.paired_difference(bn.drift[finite], vanilla.drift[finite], confidence) if finite.any() else _no_pairs(),
-        "lower", scale="plain", note=note,
-    )  # fmt: skip
+    return Claim(
+        key="stable_sigmoid_inputs",
+        title="BN keeps the sigmoid-input distribution stable",
+        design=_train_design(vanilla),
+        statistic=f"drift of the last hidden layer's sigmoid inputs from {DRIFT_REFERENCE_FRACTION:.0%} of training "
+        "to the end (the mean absolute shift of the 15/50/85th percentiles over the 15–85 spread), BN − vanilla",
+        scale="plain",
+        estimate=stats.paired_difference(bn.drift[finite], vanilla.drift[finite], confidence)
+        if finite.any()
+        else _no_pairs(),
+        bn_favoured="lower",
+        note=note,
+    )
 
 
 def higher_usable_learning_rate(
@@ -123,22 +134,30 @@ def higher_usable_learning_rate(
         if at_top
         else ""
     )
-    return _decide(
-        "higher_usable_lr", "BN allows a higher learning rate", _sweep_design(vanilla, f"init std {init_std:g}"),
-        f"largest swept rate that trains (no divergence, final test accuracy ≥ {usable_accuracy:.0%}), BN / vanilla "
-        "(geometric mean of per-seed ratios)",
-        stats.paired_ratio(largest["bn"], largest["vanilla"], confidence), "higher", scale="ratio", note=note,
-    )  # fmt: skip
+    return Claim(
+        key="higher_usable_lr",
+        title="BN allows a higher learning rate",
+        design=_sweep_design(vanilla, f"init std {init_std:g}"),
+        statistic=f"largest swept rate that trains (no divergence, final test accuracy ≥ {usable_accuracy:.0%}), "
+        "BN / vanilla (geometric mean of per-seed ratios)",
+        scale="ratio",
+        estimate=stats.paired_ratio(largest["bn"], largest["vanilla"], confidence),
+        bn_favoured="higher",
+        note=note,
+    )
 
 
 def robust_to_initialisation(vanilla: SweepResults, bn: SweepResults, confidence: float) -> Claim:
     stds = ", ".join(f"{std:g}" for std in vanilla.init_stds)
-    return _decide(
-        "robust_to_init", "BN makes training robust to the initialisation", _sweep_design(vanilla, f"init std {stds}"),
-        "final test accuracy under the worst init std, averaged over the swept rates, BN − vanilla",
-        stats.paired_difference(worst_init_accuracy(bn), worst_init_accuracy(vanilla), confidence), "higher",
+    return Claim(
+        key="robust_to_init",
+        title="BN makes training robust to the initialisation",
+        design=_sweep_design(vanilla, f"init std {stds}"),
+        statistic="final test accuracy under the worst init std, averaged over the swept rates, BN − vanilla",
         scale="accuracy",
-    )  # fmt: skip
+        estimate=stats.paired_difference(worst_init_accuracy(bn), worst_init_accuracy(vanilla), confidence),
+        bn_favoured="higher",
+    )
 
 
 def _train_design(seeds: TrainedSeeds) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from src import figures
+from src import figures, sweep_figures
 from src.claims import Claim, TrainedSeeds, all_claims, check_same_seeds
 from src.config import VARIANTS, Params
 from src.data import PROCESSED_DIR, load_split
@@ -63,8 +63,10 @@ class Comparison:
             "confusion": figures.confusion_figure(
                 {v: sum(scores.confusion for scores in r.test.values()) for v, r in results.items()}
             ),
-            "robustness_map": figures.robustness_map_figure(robustness_grid(self.cells, sweeps["bn"], self.confidence)),
-            "shared_rates": figures.shared_rate_figure(
+            "robustness_map": sweep_figures.robustness_map_figure(
+                robustness_grid(self.cells, sweeps["bn"], self.confidence)
+            ),
+            "shared_rates": sweep_figures.shared_rate_figure(
                 [shared_rate_panel(sweeps, lr, model.init_std) for lr in self.params.evaluate.figure1_lrs],
                 model.init_std,
             ),
@@ -155,13 +157,13 @@ def example_unit(results: Mapping[str, VariantResults]) -> ExampleUnit:
     return ExampleUnit(seed=seed, unit=unit, drift=drift, start=start, end=end)
 
 
-def robustness_grid(cells: list[MapCell], sweep: SweepResults, confidence: float) -> figures.RobustnessGrid:
+def robustness_grid(cells: list[MapCell], sweep: SweepResults, confidence: float) -> sweep_figures.RobustnessGrid:
     shape = (len(sweep.init_stds), len(sweep.learning_rates))
 
     def grid(value) -> np.ndarray:
         return np.array([np.nan if value(cell) is None else value(cell) for cell in cells], dtype=float).reshape(shape)
 
-    return figures.RobustnessGrid(
+    return sweep_figures.RobustnessGrid(
         learning_rates=sweep.learning_rates,
         init_stds=sweep.init_stds,
         vanilla=grid(lambda cell: cell.vanilla),
@@ -176,7 +178,7 @@ def robustness_grid(cells: list[MapCell], sweep: SweepResults, confidence: float
 def shared_rate_panel(sweeps: Mapping[str, SweepResults], learning_rate: float, init_std: float):
     """Both variants at one shared rate and init: accuracy per seed, and seed 0's first tracked sigmoid."""
     cell = {v: (sweep.init_index(init_std), sweep.lr_index(learning_rate)) for v, sweep in sweeps.items()}
-    return figures.SharedRatePanel(
+    return sweep_figures.SharedRatePanel(
         lr=learning_rate,
         steps={v: sweep.steps for v, sweep in sweeps.items()},
         accuracy={v: sweep.accuracy[:, i, j] for v, sweep in sweeps.items() for i, j in [cell[v]]},

@@ -87,7 +87,7 @@ def write_splits(processed_dir: Path, splits: Mapping[str, Arrays]) -> None:
             np.savez(staging / f"{name}.npz", images=images, labels=labels)
 
 
-def summarize(splits: Mapping[str, Arrays]) -> dict[str, dict]:
+def class_counts(splits: Mapping[str, Arrays]) -> dict[str, dict]:
     """Per split: {"count": N, "per_class": [examples of digit 0, ..., of digit 9]}."""
     return {
         name: {"count": len(labels), "per_class": np.bincount(labels, minlength=CLASSES).tolist()}

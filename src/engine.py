@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -23,53 +22,12 @@ from tqdm import tqdm
 
 from src.affine import WeightDescent
 from src.batchnorm import population_statistics
-from src.config import Params
 from src.data import BatchOrder, Split, gather
 from src.errors import StudyError
 from src.models import MLP, member_losses, score_members, sigmoid_input_percentiles
+from src.schedule import Schedule
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
-
-
-def eval_schedule(steps: int, every: int, per_decade: int = 0) -> tuple[int, ...]:
-    """Step 0, every `every` steps, `per_decade` log-spaced steps (so early training is resolved), and the last.
-
-    The log-spaced steps are rounded to two significant digits (…, 1800, 2000, 2200, 2500, …), so they fall on
-    the linear ones where they nearly meet.
-    """
-    exponents = range(math.floor(per_decade * math.log10(steps)) + 1) if per_decade else ()
-    log_spaced = {round(float(f"{10 ** (i / per_decade):.2g}")) for i in exponents}
-    return tuple(sorted({*range(0, steps, every), *(step for step in log_spaced if step < steps), steps}))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    steps: int
-    batch_size: int
-    eval_steps: tuple[int, ...]  # must include 0 and `steps`
-    momentum: float
-    learning_rates: tuple[float, ...]  # one per member
-    # One shuffled data order per group of members: G seeds for K members, G dividing K; member k follows
-    # data_seeds[k // (K / G)]. One seed: every member sees the same batches (one GEMM for all of them).
-    data_seeds: tuple[int, ...]
-    population_batches: int = 500  # Algorithm 2: the training mini-batches BN's inference statistics average over
-
-
-def schedule_for(
-    params: Params, stage: Literal["train", "sweep", "tune"], learning_rates: Sequence[float], data_seeds: Sequence[int]
-) -> Schedule:
-    """The schedule of a stage's training run: its section's steps and evaluations, the batch size and momentum
-    every stage shares (params.train), BN's population pass (params.model)."""
-    section = getattr(params, stage)
-    return Schedule(
-        steps=section.steps,
-        batch_size=params.train.batch_size,
-        eval_steps=eval_schedule(section.steps, section.eval_every, section.evals_per_decade),
-        momentum=params.train.momentum,
-        learning_rates=tuple(learning_rates),
-        data_seeds=tuple(data_seeds),
-        population_batches=params.model.population_batches,
-    )
 
 
 @dataclass(frozen=True)

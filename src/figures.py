@@ -1,4 +1,4 @@
-"""The report's figures: the paper's Figure 1, the learning-rate search, the confusion matrices and the robustness map.
+"""The report's figures: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices.
 
 Every function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no
 pyplot state); `save` writes one to a PNG atomically.
@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap, LogNorm, Normalize, to_rgba
+from matplotlib.colors import LogNorm, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -31,7 +31,6 @@ ACCURACY_AXIS_FLOOR = 0.7
 ZOOM_WIDTH = 0.02
 TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
 PERCENTILE_STYLES = {"15th": ":", "50th": "-", "85th": "--"}  # the rows of a (3, evals) percentile array, in order
-NEUTRAL = "0.8"  # the colour of a cell with no value
 TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
     "complete": ("complete", {"marker": "o"}),
     "pruned": ("pruned (value when pruned)", {"marker": "o", "markerfacecolor": "none"}),
@@ -54,51 +53,19 @@ class TrialPoint:
             raise ValueError(f"TrialPoint.state must be one of {', '.join(TRIAL_STATES)}, got {self.state!r}")
 
 
-@dataclass(frozen=True)
-class RobustnessGrid:
-    """Final test accuracy over init std (rows, I) × learning rate (columns, L), each array (I, L); CIs NaN if none."""
-
-    learning_rates: np.ndarray
-    init_stds: np.ndarray
-    vanilla: np.ndarray
-    bn: np.ndarray
-    difference: np.ndarray  # BN − vanilla, mean over paired seeds
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    confidence: float
-
-    def __post_init__(self) -> None:
-        expected = (len(self.init_stds), len(self.learning_rates))
-        for name in ("vanilla", "bn", "difference", "ci_low", "ci_high"):
-            shape = np.shape(getattr(self, name))
-            if shape != expected:
-                raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
-
-
-@dataclass(frozen=True)
-class SharedRatePanel:
-    """One row of the shared-rate figure: both variants trained at `lr`; arrays keyed by variant."""
-
-    lr: float
-    steps: Mapping[str, np.ndarray]  # (evals,)
-    accuracy: Mapping[str, np.ndarray]  # (seeds, evals)
-    percentiles: Mapping[str, np.ndarray]  # (3, percentile evals): 15/50/85th of one example unit's input
-    percentile_steps: Mapping[str, np.ndarray]
-
-
 def accuracy_figure(
     steps: Mapping[str, np.ndarray],
     accuracy: Mapping[str, np.ndarray],
     title: str = "(a) Test accuracy; line: mean over seeds, band: min–max over seeds",
 ) -> Figure:
     """Figure 1(a): test accuracy (seeds, evals) against steps > 0 on a log axis, mean line and min–max band."""
-    figure = _figure((6.4, 4.6))
+    figure = new_figure((6.4, 4.6))
     axes = figure.subplots()
-    _draw_accuracy(axes, steps, accuracy)
+    draw_accuracy(axes, steps, accuracy)
     axes.set_xlabel("training step (log scale; step 0 not shown)")
     axes.set_ylabel("test accuracy")
     axes.set_title(title)
-    _legend(figure, [*axes.get_lines(), _band_handle()], columns=3)
+    legend_below(figure, [*axes.get_lines(), band_handle()], columns=3)
     return figure
 
 
@@ -106,16 +73,16 @@ def sigmoid_inputs_figure(
     steps: Mapping[str, np.ndarray], percentiles: Mapping[str, np.ndarray], subtitle: str
 ) -> Figure:
     """Figure 1(b, c): the 15/50/85th percentiles (3, evals) of one sigmoid's input, one panel per variant."""
-    figure = _figure((10, 4.4))
+    figure = new_figure((10, 4.4))
     # one y scale for both panels: a drift in one and its absence in the other are read on the same scale
     panels = figure.subplots(1, len(percentiles), sharey=True, squeeze=False)[0]
     for axes, letter, variant in zip(panels, "bcdefg", percentiles, strict=False):
-        _draw_percentiles(axes, steps[variant], percentiles[variant], COLORS[variant])
+        draw_percentiles(axes, steps[variant], percentiles[variant], COLORS[variant])
         axes.set_title(f"({letter}) {LABELS[variant]}")
         axes.set_xlabel("training step (log scale)")
     panels[0].set_ylabel("input to the sigmoid")
     figure.suptitle(f"A last-hidden-layer sigmoid's input over training\n{subtitle}")
-    _legend(figure, _percentile_handles(), columns=4)
+    legend_below(figure, percentile_handles(), columns=4)
     return figure
 
 
@@ -124,7 +91,7 @@ def lr_search_figure(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mappin
 
     Complete trials are filled, pruned ones hollow; diverged (×) and value-less (▼) trials sit at 0.
     """
-    figure = _figure((12, 5.2))
+    figure = new_figure((12, 5.2))
     whole, zoom = figure.subplots(1, 2)
     for axes in (whole, zoom):
         _draw_trials(axes, trials, best_lr)
@@ -142,13 +109,13 @@ def lr_search_figure(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mappin
         zoom.set_ylim(limits[1])
         zoom.set_title(f"(b) Zoom: trials within {ZOOM_WIDTH * 100:g} pp of the best value")
     handles = _trial_legend_handles(trials, best_lr)
-    _legend(figure, handles, columns=math.ceil(len(handles) / 2))
+    legend_below(figure, handles, columns=math.ceil(len(handles) / 2))
     return figure
 
 
 def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
     """Test-set confusion matrices (true × predicted), counts summed over seeds, log-scaled so errors show."""
-    figure = _figure((11, 5))
+    figure = new_figure((11, 5))
     panels = figure.subplots(1, len(confusions), squeeze=False)[0]
     for axes, (variant, confusion) in zip(panels, confusions.items(), strict=False):
         norm = LogNorm(vmin=0.5, vmax=max(float(confusion.max()), 1.0))
@@ -156,7 +123,7 @@ def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
         image = axes.imshow(np.maximum(confusion, 0.5), cmap=cmap, norm=norm)
         for (true, predicted), count in np.ndenumerate(confusion):
             if count:
-                _cell_text(axes, predicted, true, str(int(count)), cmap(norm(count)), fontsize=6)
+                cell_text(axes, predicted, true, str(int(count)), cmap(norm(count)), fontsize=6)
         classes = confusion.shape[0]
         axes.set_xticks(range(classes))
         axes.set_yticks(range(classes))
@@ -167,66 +134,6 @@ def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
     return figure
 
 
-def robustness_map_figure(grid: RobustnessGrid) -> Figure:
-    """Heatmaps over init std × learning rate: each variant's accuracy (%), and BN − vanilla (pp) with CI marks."""
-    rows, columns = grid.vanilla.shape
-    figure = _figure((4.2 + 1.3 * columns, 2.2 + 0.45 * rows))
-    panels = figure.subplots(1, 3, sharey=True)
-    accuracy_norm = Normalize(0, 100)
-    viridis = matplotlib.colormaps["viridis"].with_extremes(bad=NEUTRAL)
-    for axes, variant in zip(panels[:2], ("vanilla", "bn"), strict=True):
-        percent = 100 * getattr(grid, variant)
-        image = _heatmap(axes, percent, [[f"{v:.1f}" for v in row] for row in percent], viridis, accuracy_norm)
-        axes.set_title(f"{LABELS[variant]}: test accuracy (%)")
-    figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
-
-    difference = 100 * grid.difference
-    # symmetric limits put "no difference" on the diverging map's neutral middle
-    limit = max(float(np.nanmax(np.abs(difference), initial=0.0)), 1.0)
-    excludes_zero = (grid.ci_low > 0) | (grid.ci_high < 0)
-    texts = [
-        [f"{d:+.1f}" + ("*" if marked else "") for d, marked in zip(row, marks, strict=True)]
-        for row, marks in zip(difference, excludes_zero, strict=True)
-    ]
-    diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
-    image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
-    panels[2].set_title(f"BN − vanilla (pp); bold *: {grid.confidence:.0%} CI excludes 0")
-    figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
-
-    for axes in panels:
-        axes.set_xticks(range(columns), [_compact(lr) for lr in grid.learning_rates])
-        axes.set_xlabel("learning rate")
-    panels[0].set_yticks(range(rows), [_compact(std) for std in grid.init_stds])
-    panels[0].set_ylabel("init std σ")
-    figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
-    return figure
-
-
-def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Figure:
-    """Figure 1 at shared learning rates: one row per panel, columns (a) accuracy, (b) vanilla's and (c) BN's inputs."""
-    figure = _figure((13, 1.2 + 2.9 * len(panels)))
-    grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
-    for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
-        _draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
-        accuracy_axes.set_ylabel(f"lr = {_compact(panel.lr)}\ntest accuracy")
-        # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
-        percentile_axes[1].sharey(percentile_axes[0])
-        for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
-            _draw_percentiles(axes, panel.percentile_steps[variant], panel.percentiles[variant], COLORS[variant])
-        percentile_axes[0].set_ylabel("sigmoid input")
-    titles = ("(a) test accuracy", f"(b) {LABELS['vanilla']}: sigmoid input", f"(c) {LABELS['bn']}: sigmoid input")
-    for axes, title in zip(grid[0], titles, strict=True):
-        axes.set_title(title)
-    for axes in grid[-1]:
-        axes.set_xlabel("training step (log scale)")
-    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {_compact(init_std)}")
-    accuracy_handles = [
-        Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
-    ]
-    _legend(figure, [*accuracy_handles, _band_handle(), *_percentile_handles()], columns=7)
-    return figure
-
-
 def save(figure: Figure, path: str | Path) -> None:
     """Write `figure` to `path` as a PNG, whole or not at all."""
     with atomic_path(path) as temporary:
@@ -234,14 +141,14 @@ def save(figure: Figure, path: str | Path) -> None:
         figure.savefig(temporary, format="png", dpi=DPI)
 
 
-def _figure(size: tuple[float, float]) -> Figure:
+def new_figure(size: tuple[float, float]) -> Figure:
     # a Figure of its own canvas, outside pyplot: nothing global to close, and canvas.draw() works for tests
     figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _legend(figure: Figure, handles: Sequence, columns: int) -> None:
+def legend_below(figure: Figure, handles: Sequence, columns: int) -> None:
     # below the axes, never over the data
     figure.legend(handles=handles, loc="outside lower center", ncols=columns, frameon=False, fontsize="small")
 
@@ -253,7 +160,7 @@ def _positive(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     return steps[keep], np.asarray(values, dtype=float)[..., keep]
 
 
-def _draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray]) -> None:
+def draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray]) -> None:
     lowest = ACCURACY_AXIS_FLOOR
     for variant, values in accuracy.items():
         drawn, values = _positive(steps[variant], values)
@@ -271,7 +178,7 @@ def _draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mappin
     axes.grid(alpha=0.3, which="both")
 
 
-def _draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, color: str) -> None:
+def draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, color: str) -> None:
     steps, percentiles = _positive(steps, percentiles)
     axes.fill_between(steps, percentiles[0], percentiles[2], color=color, alpha=0.15, linewidth=0)
     for values, (name, style) in zip(percentiles, PERCENTILE_STYLES.items(), strict=True):
@@ -280,11 +187,11 @@ def _draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, co
     axes.grid(alpha=0.3, which="both")
 
 
-def _band_handle() -> Patch:
+def band_handle() -> Patch:
     return Patch(color="0.5", alpha=0.3, linewidth=0, label="min–max over seeds")
 
 
-def _percentile_handles() -> list:
+def percentile_handles() -> list:
     lines = [
         Line2D([], [], color="0.3", linestyle=style, label=f"{name} percentile")
         for name, style in PERCENTILE_STYLES.items()
@@ -353,22 +260,8 @@ def _zoom_limits(
     return (low / pad, high * pad), (min(*values, best - ZOOM_WIDTH) - margin, min(max(values) + margin, 1.0))
 
 
-def _heatmap(axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], cmap: Colormap, norm: Normalize):
-    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
-    for (row, column), value in np.ndenumerate(values):
-        text, background = ("n/a", NEUTRAL) if np.isnan(value) else (texts[row][column], cmap(norm(value)))
-        weight = "bold" if text.endswith("*") else "normal"
-        _cell_text(axes, column, row, text, background, fontsize=7, fontweight=weight)
-    return image
-
-
-def _cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> None:
+def cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> None:
     # dark text on a light cell, light text on a dark one
     red, green, blue, _ = to_rgba(background)
     color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
     axes.text(x, y, text, ha="center", va="center", color=color, **style)
-
-
-def _compact(number: float) -> str:
-    """Two significant digits without trailing zeros: 0.0316 -> "0.032", 100.0 -> "100"."""
-    return f"{float(f'{number:.2g}'):g}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,22 +22,29 @@ from src.data import Split
 from src.errors import StudyError
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """The net's shape: in → hidden_layers × (hidden_units, sigmoid) → classes, and BN's ε and momentum."""
+
+    in_features: int = 784
+    hidden_layers: int = 3
+    hidden_units: int = 100
+    classes: int = 10
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1  # of the moving averages BN normalises with while it trains
+
+
 class MLP(nn.Module):
-    """in → hidden_layers × (hidden_units, sigmoid) → classes, K members; BN layers are sigmoid(BN(W u)), no bias."""
+    """The paper's net, K members at once; BN layers are sigmoid(BN(W u)), without the bias BN's β replaces."""
 
     def __init__(
         self,
         members: int,
         batch_norm: bool,
         *,
-        in_features: int = 784,
-        hidden_layers: int = 3,
-        hidden_units: int = 100,
-        classes: int = 10,
-        init_std: float | Sequence[float] = 0.1,
-        bn_eps: float = 1e-5,
-        bn_momentum: float = 0.1,
         seeds: Sequence[int] | None = None,
+        init_std: float | Sequence[float] = 0.1,
+        architecture: Architecture = Architecture(),
     ):
         super().__init__()
         seeds = list(range(members)) if seeds is None else list(seeds)
@@ -48,17 +56,18 @@ class MLP(nn.Module):
             )
         self.members = members
         self.batch_norm = batch_norm
-        self.in_features = in_features
-        widths = [in_features] + [hidden_units] * hidden_layers
+        shape = architecture
+        self.in_features = shape.in_features
+        widths = [shape.in_features] + [shape.hidden_units] * shape.hidden_layers
         self.hidden = nn.ModuleList(
             MemberLinear(members, n_in, n_out, bias=not batch_norm) for n_in, n_out in itertools.pairwise(widths)
         )
         # BN's β takes the role of the dropped bias (Section 3.2)
         self.norms = nn.ModuleList(
-            BatchNorm(hidden_units, eps=bn_eps, momentum=bn_momentum, members=members)
-            for _ in range(hidden_layers if batch_norm else 0)
+            BatchNorm(shape.hidden_units, eps=shape.bn_eps, momentum=shape.bn_momentum, members=members)
+            for _ in range(shape.hidden_layers if batch_norm else 0)
         )
-        self.output = MemberLinear(members, hidden_units, classes, bias=True)
+        self.output = MemberLinear(members, shape.hidden_units, shape.classes, bias=True)
         self._initialise(seeds, init_stds)
 
     @torch.no_grad()
@@ -124,16 +133,14 @@ def build_model(
     """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") on `device`; init std per member, else the model's."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
-    model = MLP(
-        len(seeds),
-        variant == "bn",
+    architecture = Architecture(
         hidden_layers=model_config.hidden_layers,
         hidden_units=model_config.hidden_units,
-        init_std=model_config.init_std if init_stds is None else init_stds,
         bn_eps=model_config.bn_eps,
         bn_momentum=model_config.bn_momentum,
-        seeds=seeds,
     )
+    init_std = model_config.init_std if init_stds is None else init_stds
+    model = MLP(len(seeds), variant == "bn", seeds=seeds, init_std=init_std, architecture=architecture)
     return model.to(device)
 
 
@@ -197,23 +204,9 @@ def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, d
     except Exception as error:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError...)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StudyError(f"{path}: not a loadable model state dict ({first_line})") from None
-    _check_state_dict(path, state, model.state_dict(), variant)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)  # strict: every key, every shape
+    except (RuntimeError, TypeError, AttributeError) as error:
+        problems = "; ".join(line.strip() for line in str(error).strip().splitlines()[1:]) or str(error)
+        raise StudyError(f"{path}: not a {variant} model state dict ({problems})") from None
     return model.to(device).eval()
-
-
-def _check_state_dict(path: str | Path, state: object, expected: dict[str, Tensor], variant: Variant) -> None:
-    if not isinstance(state, dict):
-        raise StudyError(f"{path}: expected a state dict of a {variant} model, got {type(state).__name__}")
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(str(key) for key in set(state) - set(expected))
-    if missing or unexpected:
-        raise StudyError(
-            f"{path}: not a {variant} model state dict (missing keys: {missing or 'none'}; "
-            f"unexpected keys: {unexpected or 'none'})"
-        )
-    for name, reference in expected.items():
-        value = state[name]
-        if not isinstance(value, Tensor) or value.shape != reference.shape:
-            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise StudyError(f"{path}: {name} should be a tensor of shape {tuple(reference.shape)}, got {got}")

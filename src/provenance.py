@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from src import affine, batchnorm, data, engine, models
+from src import affine, batchnorm, data, engine, models, schedule
 from src.errors import StudyError
 
-TRAINING_CODE = (data, batchnorm, affine, models, engine)  # every module that decides what training computes
+TRAINING_CODE = (data, batchnorm, affine, models, schedule, engine)  # every module that decides what training computes
 
 
 def file_sha256(path: Path) -> str:

@@ -5,7 +5,6 @@ A member is labelled by the columns that say which run it is: {seed} in train@, 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from src.atomic import write_csv
 from src.engine import PERCENTILES, Evaluation, TrainResult
@@ -132,60 +132,37 @@ def model_paths(models_dir: Path) -> dict[int, Path]:
 
 def read_history(path: Path) -> Curves:
     """results/train/{variant}/history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
-    rows = read_csv(path, ["step", "seed", *HISTORY])
+    table = read_table(path, ["step", "seed", *HISTORY])
     with parsing(path):
-        return _curves(rows)
-
-
-def _curves(rows: list[dict[str, str]]) -> Curves:
-    steps = sorted({int(row["step"]) for row in rows})
-    seeds = sorted({int(row["seed"]) for row in rows})
-    column, line = {step: j for j, step in enumerate(steps)}, {seed: i for i, seed in enumerate(seeds)}
-    accuracy = np.full((len(seeds), len(steps)), np.nan)
-    loss = np.full_like(accuracy, np.nan)
-    diverged = np.zeros(len(seeds), dtype=bool)
-    for row in rows:
-        i, j = line[int(row["seed"])], column[int(row["step"])]
-        accuracy[i, j], loss[i, j] = parse_number(row["test_accuracy"]), parse_number(row["test_loss"])
-        diverged[i] |= parse_flag(row["diverged"])
-    return Curves(steps=np.array(steps), seeds=seeds, accuracy=accuracy, loss=loss, diverged=diverged)
+        accuracy, loss = (table.pivot(index="seed", columns="step", values=name) for name in HISTORY[:2])
+        return Curves(
+            steps=accuracy.columns.to_numpy(),
+            seeds=accuracy.index.tolist(),
+            accuracy=accuracy.to_numpy(dtype=float),
+            loss=loss.to_numpy(dtype=float),
+            diverged=table.groupby("seed")["diverged"].any().to_numpy(dtype=bool),
+        )
 
 
 def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
     """results/train/{variant}/sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
-    rows = read_csv(path, ["step", "seed", *SIGMOID_INPUTS])
+    table = read_table(path, ["step", "seed", *SIGMOID_INPUTS]).sort_values(["seed", "unit", "step"])
     with parsing(path):
-        return _percentiles(rows)
-
-
-def _percentiles(rows: list[dict[str, str]]) -> dict[tuple[int, int], Percentiles]:
-    grouped: dict[tuple[int, int], list[dict]] = {}
-    for row in rows:
-        grouped.setdefault((int(row["seed"]), int(row["unit"])), []).append(row)
-    curves = {}
-    for key, unit_rows in sorted(grouped.items()):
-        unit_rows.sort(key=lambda row: int(row["step"]))
-        curves[key] = Percentiles(
-            *(np.array([parse_number(row[name]) for row in unit_rows]) for name in ("step", "p15", "p50", "p85"))
-        )
-    return curves
+        return {
+            (int(seed), int(unit)): Percentiles(*(rows[name].to_numpy(dtype=float) for name in ("step", *LEVELS)))
+            for (seed, unit), rows in table.groupby(["seed", "unit"])
+        }
 
 
 def read_trials(path: Path) -> list[TuningTrial]:
     """results/tune/{variant}/trials.csv (number,lr,value,state,diverged), in trial order."""
-    rows = read_csv(path, list(TRIALS))
+    table = read_table(path, list(TRIALS)).sort_values("number")
     with parsing(path):
-        trials = [
-            TuningTrial(
-                number=int(row["number"]),
-                lr=float(row["lr"]),
-                value=float(row["value"]) if row["value"].strip() else None,
-                state=row["state"].strip().upper(),
-                diverged=parse_flag(row["diverged"]),
-            )
-            for row in rows
-        ]
-    return sorted(trials, key=lambda trial: trial.number)
+        return [
+            TuningTrial(int(row.number), float(row.lr), None if math.isnan(row.value) else float(row.value),
+                        str(row.state).strip().upper(), bool(row.diverged))
+            for row in table.itertuples()
+        ]  # fmt: skip
 
 
 @contextmanager
@@ -199,21 +176,26 @@ def parsing(path: Path) -> Iterator[None]:
         raise StudyError(f"{path}: malformed value ({error})") from None
 
 
-def read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """The rows of a CSV that must have at least `columns`; a missing file or column is one StudyError."""
+def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV that must have at least `columns`; a missing file or column, or no rows, is one StudyError.
+
+    Numbers are parsed exactly as Python's float() does (round-trip), so a value reads back bit for bit.
+    """
     try:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
+        table = pd.read_csv(path, float_precision="round_trip")
     except FileNotFoundError:
         raise StudyError(f"{path}: no such file (run the stage that writes it first: `dvc repro`)") from None
-    missing = [name for name in columns if name not in header]
+    except pd.errors.EmptyDataError:
+        raise StudyError(f"{path}: no rows") from None
+    missing = [name for name in columns if name not in table.columns]
     if missing:
         raise StudyError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
-    if not rows:
+    if table.empty:
         raise StudyError(f"{path}: no rows")
-    return rows
+    for name in ("diverged",) if "diverged" in table.columns else ():
+        if table[name].dtype != bool:
+            raise StudyError(f"{path}: malformed value (column {name} must be True or False)")
+    return table
 
 
 def read_json(path: Path) -> dict:
@@ -239,12 +221,3 @@ def read_tuned_learning_rate(path: Path, variant: str) -> float:
     if not (is_number and 0 < learning_rate < math.inf):
         raise StudyError(f"{path}: best_lr must be a positive number, got {learning_rate!r}; {rerun}")
     return float(learning_rate)
-
-
-def parse_number(text: str) -> float:
-    # a diverged model's loss may be recorded as nan or inf, or left empty
-    return float(text) if text.strip() else math.nan
-
-
-def parse_flag(text: str) -> bool:
-    return text.strip().lower() in {"1", "true", "yes"}

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from src import results, stats
 from src.errors import StudyError
-from src.results import parse_flag, parse_number, parsing, read_csv
+from src.results import parsing, read_table
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,26 @@ class SweepResults:
 
 def load_sweep(directory: Path) -> SweepResults:
     """results/sweep/<variant>/{final,history,sigmoid_inputs}.csv as arrays; a missing cell is one StudyError."""
-    labels = ("lr", "init_std", "seed")
-    final_rows = read_csv(directory / "final.csv", [*labels, *results.FINAL])
-    history_rows = read_csv(directory / "history.csv", ["step", *labels, *results.HISTORY])
-    percentile_rows = read_csv(directory / "sigmoid_inputs.csv", ["step", *labels, *results.SIGMOID_INPUTS])
+    labels = ["seed", "init_std", "lr"]
+    final = read_table(directory / "final.csv", [*labels, *results.FINAL])
+    history = read_table(directory / "history.csv", ["step", *labels, *results.HISTORY])
+    inputs = read_table(directory / "sigmoid_inputs.csv", ["step", *labels, *results.SIGMOID_INPUTS])
+    grid = [sorted(final[label].unique()) for label in labels]  # final.csv has one row per cell
+    steps, units = sorted(history["step"].unique()), sorted(inputs["unit"].unique())
     with parsing(directory):
-        sweep = _arrays(final_rows, history_rows, percentile_rows)
+        final_values = _on_grid(final, labels, grid, ["test_accuracy", "diverged"])
+        accuracy = _on_grid(history, [*labels, "step"], [*grid, steps], ["test_accuracy"])[..., 0]
+        percentiles = _on_grid(inputs, [*labels, "unit", "step"], [*grid, units, steps], list(results.LEVELS))
+    sweep = SweepResults(
+        learning_rates=np.array(grid[2], dtype=float),
+        init_stds=np.array(grid[1], dtype=float),
+        seeds=[int(seed) for seed in grid[0]],
+        final_accuracy=final_values[..., 0].astype(float),
+        diverged=final_values[..., 1] == True,  # noqa: E712 (an object array: True, False or NaN)
+        steps=np.array(steps),
+        accuracy=accuracy.astype(float),
+        percentiles=np.moveaxis(percentiles.astype(float), -1, -2),  # (..., units, 3 levels, steps)
+    )
     for name, values in (("final.csv", sweep.final_accuracy), ("history.csv", sweep.accuracy),
                          ("sigmoid_inputs.csv", sweep.percentiles)):  # fmt: skip
         if np.isnan(values).all(axis=tuple(range(3, values.ndim))).any():
@@ -52,36 +67,15 @@ def load_sweep(directory: Path) -> SweepResults:
     return sweep
 
 
-def _arrays(final_rows: list[dict], history_rows: list[dict], percentile_rows: list[dict]) -> SweepResults:
-    learning_rates = np.array(sorted({float(row["lr"]) for row in final_rows}))
-    init_stds = np.array(sorted({float(row["init_std"]) for row in final_rows}))
-    seeds = sorted({int(row["seed"]) for row in final_rows})
-    steps = np.array(sorted({int(row["step"]) for row in history_rows}))
-    units = sorted({int(row["unit"]) for row in percentile_rows})
-
-    def cell(row: dict) -> tuple[int, int, int]:
-        if int(row["seed"]) not in seeds:
-            raise ValueError(f"seed {row['seed']} is not one of final.csv's {seeds}")
-        return (
-            seeds.index(int(row["seed"])),
-            _index_of(init_stds, float(row["init_std"]), "init std"),
-            _index_of(learning_rates, float(row["lr"]), "learning rate"),
-        )
-
-    shape = (len(seeds), len(init_stds), len(learning_rates))
-    final_accuracy, diverged = np.full(shape, np.nan), np.zeros(shape, dtype=bool)
-    for row in final_rows:
-        final_accuracy[cell(row)] = parse_number(row["test_accuracy"])
-        diverged[cell(row)] = parse_flag(row["diverged"])
-    accuracy = np.full((*shape, len(steps)), np.nan)
-    for row in history_rows:
-        accuracy[(*cell(row), int(np.searchsorted(steps, int(row["step"]))))] = parse_number(row["test_accuracy"])
-    percentiles = np.full((*shape, len(units), len(results.LEVELS), len(steps)), np.nan)
-    for row in percentile_rows:
-        where = (*cell(row), units.index(int(row["unit"])))
-        at = int(np.searchsorted(steps, int(row["step"])))
-        percentiles[(*where, slice(None), at)] = [parse_number(row[level]) for level in results.LEVELS]
-    return SweepResults(learning_rates, init_stds, seeds, final_accuracy, diverged, steps, accuracy, percentiles)
+def _on_grid(table: pd.DataFrame, index: list[str], levels: list, columns: list[str]) -> np.ndarray:
+    """`columns` of `table` as an array over every combination of `levels` (NaN where a row is missing)."""
+    indexed = table.set_index(index)
+    full = pd.MultiIndex.from_product(levels, names=index)
+    if not indexed.index.isin(full).all():
+        stray = indexed.index[~indexed.index.isin(full)][0]
+        raise ValueError(f"a row for {dict(zip(index, stray, strict=True))} is outside final.csv's grid")
+    values = indexed[columns].reindex(full).to_numpy()
+    return values.reshape(*(len(level) for level in levels), len(columns))
 
 
 def check_paired(vanilla: SweepResults, bn: SweepResults) -> None:

@@ -44,11 +44,6 @@ class Scores:
     loss: float
     confusion: np.ndarray  # confusion[true, predicted], counts
 
-    @property
-    def per_class_accuracy(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.diag(self.confusion) / self.confusion.sum(axis=1)
-
 
 @dataclass(frozen=True)
 class VariantResults:
@@ -155,7 +150,7 @@ def build_metrics(
 def variant_metrics(result: VariantResults, targets: Sequence[float], confidence: float) -> dict:
     """train@ of one variant at its tuned rate: final numbers (BN under both inference rules), speed, drift."""
     seeds = sorted(result.test)
-    test_accuracy = stats.summarize([result.test[seed].accuracy for seed in seeds], confidence)
+    test_accuracy = stats.seed_summary([result.test[seed].accuracy for seed in seeds], confidence)
     train_accuracy = float(np.mean([result.train[seed].accuracy for seed in seeds]))
     curves = result.curves
     metrics = {

@@ -17,7 +17,7 @@ from scipy import stats
 
 
 @dataclass(frozen=True)
-class Summary:
+class SeedSummary:
     """Mean of per-seed values, sample std (ddof=1) and the t-interval of the mean; None where n < 2."""
 
     n: int
@@ -53,16 +53,12 @@ class Estimate:
 Verdict = Literal["holds", "contradicted", "not shown"]
 
 
-def summarize(values: Sequence[float] | np.ndarray, confidence: float) -> Summary:
+def seed_summary(values: Sequence[float] | np.ndarray, confidence: float) -> SeedSummary:
     """Mean, std (ddof=1) and the `confidence` t-interval of the mean of `values` (one per seed)."""
     values = _as_sample(values)
-    n = values.size
-    mean = float(values.mean())
-    if n < 2:
-        return Summary(n=n, mean=mean, std=None, ci_low=None, ci_high=None)
-    std = float(values.std(ddof=1))
-    half_width = stats.t.ppf(0.5 + confidence / 2, df=n - 1) * std / math.sqrt(n)
-    return Summary(n=n, mean=mean, std=std, ci_low=mean - half_width, ci_high=mean + half_width)
+    interval = _mean_with_interval(values, confidence)
+    std = float(values.std(ddof=1)) if values.size > 1 else None
+    return SeedSummary(n=values.size, mean=interval.effect, std=std, ci_low=interval.ci_low, ci_high=interval.ci_high)
 
 
 def first_step_reaching(steps: np.ndarray, accuracy: np.ndarray, target: float) -> int | None:
@@ -79,13 +75,6 @@ def steps_to_target(steps: np.ndarray, accuracy_per_seed: np.ndarray, target: fl
     reached = [step for step in firsts if step is not None]
     median = float(np.median(reached)) if reached else None
     return StepsToTarget(target=target, median=median, n_reached=len(reached), n_seeds=len(firsts))
-
-
-def steps_ratio(vanilla: StepsToTarget, bn: StepsToTarget) -> float | None:
-    """vanilla median / BN median (the paper's "N× fewer steps"); None unless both reached it at a step > 0."""
-    if vanilla.median is None or bn.median is None or bn.median == 0:
-        return None
-    return vanilla.median / bn.median
 
 
 def mean_accuracy_over_steps(steps: np.ndarray, accuracy: np.ndarray) -> float:
@@ -114,16 +103,6 @@ class PercentileDrift:
         the reference 15–85 spread. It grows with a moving median and with a widening or narrowing spread."""
         shifts = (abs(self.p15_shift), abs(self.median_shift), abs(self.p85_shift))
         return sum(shifts) / 3 / self.spread_at_reference if self.spread_at_reference > 0 else math.inf
-
-    @property
-    def relative_median_shift(self) -> float:
-        """|median shift| in units of the reference 15–85 spread: a scale-free size of the drift."""
-        return abs(self.median_shift) / self.spread_at_reference if self.spread_at_reference > 0 else math.inf
-
-    @property
-    def relative_spread_change(self) -> float:
-        """|spread at the end / spread at the reference − 1|."""
-        return abs(self.spread_at_end / self.spread_at_reference - 1) if self.spread_at_reference > 0 else math.inf
 
 
 def percentile_drift(

@@ -6,6 +6,7 @@ Swapping the tracker means rewriting this file only.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -31,6 +32,8 @@ _HOST = socket.gethostname()
 
 def configure(experiment: str) -> str:
     """Point MLflow at $MLFLOW_TRACKING_URI (default: ./mlflow.db) and the named experiment; return its id."""
+    # MLflow checks this before each usage event: the study runs where there is no internet to send it to
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     experiment_id = mlflow.set_experiment(experiment).experiment_id
     close_abandoned_runs(experiment_id)
@@ -51,15 +54,15 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def flatten(config: Mapping[str, object], prefix: str = "") -> dict[str, str]:
-    """{'train': {'steps': 5}} -> {'train.steps': '5'}: MLflow params are flat strings."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
+def flatten(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """{'train': {'steps': 5}} -> {'train.steps': 5}: MLflow's params and metrics are flat."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, prefix=f"{name}."))
         else:
-            flat[name] = str(value)
+            flat[name] = value
     return flat
 
 
@@ -128,7 +131,7 @@ class MemberRuns:
     def _create(self, experiment_id: str, parent: str, member: Member) -> str:
         tags = {MLFLOW_PARENT_RUN_ID: parent, **process_tags(), **member.tags}
         run_id = self._client.create_run(experiment_id, tags=tags, run_name=member.name).info.run_id
-        self._client.log_batch(run_id, params=[Param(key, value) for key, value in flatten(member.params).items()])
+        self._client.log_batch(run_id, params=[Param(key, str(value)) for key, value in flatten(member.params).items()])
         return run_id
 
     def log_history(self, histories: Sequence[Mapping[str, Sequence[tuple[int, float]]]]) -> None:
@@ -185,33 +188,15 @@ def log_dataset(dataset: mlflow.data.dataset.Dataset, context: str = "training")
     mlflow.log_input(dataset, context=context)
 
 
-def log_member_run(
-    name: str,
-    *,
-    tags: Mapping[str, str],
-    params: Mapping[str, object],
-    metrics: Mapping[str, Sequence[tuple[int, float]]],
-    artifacts: Iterable[Path] = (),
-    datasets: Iterable[tuple[mlflow.data.dataset.Dataset, str]] = (),
-) -> str:
-    """One finished child run under the active parent run, its whole history written in a few batches.
-
-    `metrics` maps a metric name to its (step, value) pairs; `datasets` pairs a dataset with its context.
-    """
-    with mlflow.start_run(run_name=name, nested=True, tags={**process_tags(), **tags}) as run:
-        run_id = run.info.run_id
-        mlflow.log_params(flatten(params))
-        for dataset, context in datasets:
-            mlflow.log_input(dataset, context=context)
-        _log_metric_history(run_id, metrics)
-        for path in artifacts:
-            mlflow.log_artifact(str(path))
-    return run_id
-
-
-def log_results(metrics: Mapping[str, float], artifacts: Iterable[Path]) -> None:
-    """Log `metrics` and the files `artifacts` on the active stage run, each file under its own directory."""
-    mlflow.log_metrics(dict(metrics))
+def log_results(metrics: Mapping[str, object], artifacts: Iterable[Path]) -> None:
+    """Log the numbers of `metrics` (nested; None, flags and text are left out) and the files `artifacts` on the
+    active stage run, each file under its own directory."""
+    numbers = {
+        name: float(value)
+        for name, value in flatten(metrics).items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+    mlflow.log_metrics(numbers)
     for path in artifacts:
         mlflow.log_artifact(str(path), artifact_path=str(path.parent))
 

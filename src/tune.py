@@ -21,8 +21,9 @@ from src import tracking
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split
-from src.engine import Trainer, TrainingData, TrainResult, resolve_device, schedule_for
+from src.engine import Trainer, TrainingData, TrainResult, resolve_device
 from src.models import build_model
+from src.schedule import schedule_for
 from src.study import HEARTBEAT_S, best_summary, default_study_name, open_storage, open_study, study_settings
 from src.trials import OnEval, Told, TrainBatch, TrialWorker
 
@@ -65,24 +66,25 @@ def tune_variant(
 
 def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
     """One nested MLflow run per told trial: its learning rate, validation curve and final state."""
-    for trial, history in told:
-        tracking.log_member_run(
-            f"{study_name}-trial{trial.number}",
-            tags={
-                "stage": "tune",
-                "variant": variant,
-                "study_name": study_name,
-                "trial": str(trial.number),
-                "state": "diverged" if trial.user_attrs["diverged"] else trial.state.name,
-                "device": device,
-                "best_trial": "false",  # until tag_best_run says otherwise
-            },
+    members = [
+        tracking.Member(
+            name=f"{study_name}-trial{trial.number}",
+            tags={"stage": "tune", "variant": variant, "study_name": study_name, "trial": str(trial.number),
+                  "device": device, "best_trial": "false"},  # until tag_best_run says otherwise
             params={"lr": trial.params["lr"], "trial": trial.number},
-            metrics={
-                "val_accuracy": [(row["step"], row["accuracy"]) for row in history],
-                "val_loss": [(row["step"], row["loss"]) for row in history],
-            },
         )
+        for trial, _ in told
+    ]  # fmt: skip
+    runs = tracking.MemberRuns(members)
+    runs.log_history(
+        [
+            {"val_accuracy": [(row["step"], row["accuracy"]) for row in history],
+             "val_loss": [(row["step"], row["loss"]) for row in history]}
+            for _, history in told
+        ]
+    )  # fmt: skip
+    states = [{"state": "diverged" if trial.user_attrs["diverged"] else trial.state.name} for trial, _ in told]
+    runs.finish(tags=states, metrics=[{} for _ in told])
 
 
 def tag_best_run(experiment_id: str, study_name: str, best_number: int) -> None:

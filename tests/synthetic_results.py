@@ -31,8 +31,9 @@ from src.atomic import write_csv
 from src.comparison import Comparison, compare
 from src.config import Params, load_params, parse_params
 from src.data import load_split
-from src.engine import Evaluation, Schedule, Trainer, TrainingData, TrainResult, eval_schedule
+from src.engine import Evaluation, Trainer, TrainingData, TrainResult
 from src.models import build_model
+from src.schedule import Schedule, eval_schedule
 from tests import synthetic
 
 SEEDS = [0, 1, 2]

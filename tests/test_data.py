@@ -11,11 +11,11 @@ import torch
 
 from src.data import (
     SPLITS,
+    class_counts,
     load_split,
     make_splits,
     read_split_arrays,
     stratified_split,
-    summarize,
     write_splits,
 )
 from src.errors import StudyError
@@ -137,7 +137,7 @@ def test_rewriting_the_splits_replaces_the_directory_whole(raw_dir, tmp_path):
 
 
 def test_the_summary_counts_each_class_per_split(raw_dir):
-    summary = summarize(make_splits(raw_dir, val_size=20, seed=0))
+    summary = class_counts(make_splits(raw_dir, val_size=20, seed=0))
 
     assert summary["test"] == {"count": 30, "per_class": [3] * 10}
     assert summary["val"] == {"count": 20, "per_class": [2] * 10}  # stratified: 10% of every class

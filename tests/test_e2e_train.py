@@ -7,8 +7,9 @@ import torch
 
 from src.config import load_params
 from src.data import Split, make_splits
-from src.engine import Schedule, Trainer, TrainingData
+from src.engine import Trainer, TrainingData
 from src.models import build_model
+from src.schedule import Schedule
 
 pytestmark = pytest.mark.e2e
 

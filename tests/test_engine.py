@@ -14,19 +14,11 @@ from src import models
 from src.batchnorm import population_statistics
 from src.config import load_params
 from src.data import BatchOrder, gather
-from src.engine import (
-    PERCENTILES,
-    Evaluation,
-    Schedule,
-    Trainer,
-    TrainingData,
-    eval_schedule,
-    resolve_device,
-    schedule_for,
-)
+from src.engine import PERCENTILES, Evaluation, Trainer, TrainingData, resolve_device
 from src.errors import StudyError
 from src.models import build_model, member_losses
 from src.models import score_members as evaluate
+from src.schedule import Schedule, eval_schedule, schedule_for
 from tests import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,8 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from src import figures
-from src.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel, TrialPoint
+from src import figures, sweep_figures
+from src.figures import COLORS, LABELS, TrialPoint
+from src.sweep_figures import RobustnessGrid, SharedRatePanel
 
 STEPS = np.arange(0, 5001, 500)
 BOTH = ("vanilla", "bn")
@@ -124,7 +125,7 @@ LEGEND_FIGURES = {
     "accuracy": lambda: figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY),
     "sigmoid inputs": lambda: figures.sigmoid_inputs_figure(dict.fromkeys(BOTH, STEPS), PERCENTILES, "seed 0, unit 3"),
     "lr search": lambda: figures.lr_search_figure(TRIALS, BEST_LR),
-    "shared rate": lambda: figures.shared_rate_figure(_panels(), init_std=0.5),
+    "shared rate": lambda: sweep_figures.shared_rate_figure(_panels(), init_std=0.5),
 }
 
 
@@ -249,7 +250,7 @@ def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
 
 def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points():
     grid = _grid()
-    vanilla, bn, difference = figures.robustness_map_figure(grid).axes[:3]
+    vanilla, bn, difference = sweep_figures.robustness_map_figure(grid).axes[:3]
     assert _cell_texts(vanilla) == {
         (0, 0): "90.0",
         (0, 1): "95.0",
@@ -266,7 +267,7 @@ def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points(
 
 
 def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
-    difference = figures.robustness_map_figure(_grid()).axes[2]
+    difference = sweep_figures.robustness_map_figure(_grid()).axes[2]
     marked = {cell for cell, text in _cell_texts(difference).items() if text.endswith("*")}
     bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
     assert marked == bold == {(0, 0), (1, 0), (1, 2)}
@@ -274,7 +275,7 @@ def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
 
 
 def test_a_difference_without_a_value_shows_n_a_on_a_scale_centred_at_zero():
-    difference = figures.robustness_map_figure(_grid()).axes[2]
+    difference = sweep_figures.robustness_map_figure(_grid()).axes[2]
     assert _cell_texts(difference)[(0, 2)] == "n/a"
     (image,) = difference.get_images()
     assert image.norm.vmin == -image.norm.vmax == pytest.approx(-46.0)  # ± the largest |difference|, in pp
@@ -287,7 +288,7 @@ def test_a_robustness_grid_of_the_wrong_shape_is_refused():
 
 
 def test_the_shared_rate_figure_has_a_row_per_learning_rate_with_accuracy_and_both_variants_inputs():
-    figure = figures.shared_rate_figure(_panels(), init_std=0.5)
+    figure = sweep_figures.shared_rate_figure(_panels(), init_std=0.5)
     grid = {(a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start): a for a in figure.axes}
     assert sorted(grid) == [(row, column) for row in range(2) for column in range(3)]
     assert "same learning rate" in figure.get_suptitle() and "0.5" in figure.get_suptitle()

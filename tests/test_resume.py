@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from src.checkpoint import CHECKPOINT_DIR
-from src.engine import eval_schedule
+from src.schedule import eval_schedule
 from tests import synthetic
 from tests.processes import run, start, write_params
 

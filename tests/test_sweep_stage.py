@@ -13,7 +13,7 @@ import yaml
 
 from pipeline import sweep as sweep_stage
 from src.config import load_params
-from src.engine import eval_schedule
+from src.schedule import eval_schedule
 from tests import synthetic
 
 STEPS, EVAL_EVERY = 60, 30
