@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +34,11 @@ def write_processed(directory: Path, sizes: dict[str, int] | None = None) -> Pat
         images, labels = images_and_labels(count, seed)
         np.savez(directory / f"{name}.npz", images=images, labels=labels)
     return directory
+
+
+def write_tuned(root: Path, rates: dict[str, float] | None = None) -> None:
+    """results/tune/<variant>/best.json as the tune stage leaves it: the learning rate train@ will use."""
+    for variant, rate in (rates or {"vanilla": 0.5, "bn": 2.0}).items():
+        best = root / "results" / "tune" / variant / "best.json"
+        best.parent.mkdir(parents=True, exist_ok=True)
+        best.write_text(json.dumps({"variant": variant, "best_lr": rate}))

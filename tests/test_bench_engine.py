@@ -9,6 +9,7 @@ import torch
 
 from benchmarks import bench_engine as bench
 from src.cli import report_user_errors
+from src.data import Split
 from src.engine import Trainer, TrainingData
 from src.models import build_model
 from src.schedule import Schedule
@@ -57,7 +58,8 @@ def test_a_short_run_prints_a_row_per_configuration_whose_numbers_agree(capsys):
             gflops = rate * bench.matmul_flops_per_step() / 1e9
             assert float(row[6]) == pytest.approx(gflops, abs=0.06)
             share = int(row[7].removesuffix(" %"))
-            assert 0 < share <= 100 and share == pytest.approx(100 * gflops / peak, abs=1)
+            # not bounded by 100 %: on a busy machine the one GEMM that sets the ceiling may have been slowed
+            assert share > 0 and share == pytest.approx(100 * gflops / peak, abs=1)
 
 
 def test_from_k_8_the_engine_is_also_measured_without_its_fused_weight_step():
@@ -71,19 +73,22 @@ def test_from_k_8_the_engine_is_also_measured_without_its_fused_weight_step():
 
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])
 def test_the_unfused_engine_trains_the_same_networks_as_the_engine(variant, one_torch_thread):
-    data, probe = bench.random_split(600, torch.device("cpu"), seed=0), bench.random_split(60, torch.device("cpu"), 1)
+    def double(split):  # float64, so that the two orders of summation agree to far below any real difference
+        return Split(images=split.images.double(), labels=split.labels)
+
+    data, probe = (double(bench.random_split(n, torch.device("cpu"), seed)) for n, seed in ((600, 0), (60, 1)))
     schedule = Schedule(steps=20, batch_size=60, eval_steps=(0, 20), momentum=0.0, learning_rates=(0.5, 2.0),
                         data_seeds=(0, 1), population_batches=2)  # fmt: skip
     fused, unfused = (
-        trainer(build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu"), TrainingData(data, probe), schedule)
+        trainer(build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu").double(), TrainingData(data, probe), schedule)
         for trainer in (Trainer, bench.AutogradTrainer)
     )
     fused.run(progress=False)
     unfused.run(progress=False)
     trained, untrained = unfused.model.state_dict(), build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu")
     for name, expected in fused.model.state_dict().items():
-        torch.testing.assert_close(trained[name], expected, rtol=1e-4, atol=1e-5, msg=name)  # float32 rounding differs
-    assert not torch.equal(trained["hidden.0.weight"], untrained.hidden[0].weight)
+        torch.testing.assert_close(trained[name], expected, rtol=1e-9, atol=1e-11, msg=name)
+    assert not torch.equal(trained["hidden.0.weight"].float(), untrained.hidden[0].weight)
 
 
 def test_an_unavailable_device_is_one_clear_line(monkeypatch, capsys):

@@ -359,6 +359,7 @@ def train_project(tmp_path, mlflow_store, monkeypatch) -> Path:
     """A project ready for `train`: synthetic processed data and a short schedule; the working directory."""
     project = tmp_path / "project"
     synthetic.write_processed(project / "data" / "processed")
+    synthetic.write_tuned(project)
     write_params(project, _small_training())
     monkeypatch.chdir(project)
     return project
@@ -389,15 +390,17 @@ def test_a_killed_train_stage_leaves_no_partial_output_and_a_rerun_completes(tra
     client = mlflow.MlflowClient(mlflow_store)
 
     first = kill_while_training(train_project, mlflow_store)
-    assert contents(train_project, "models", "results") == {}, "a first run killed mid-training leaves nothing"
+    assert contents(train_project, "models", "results/train") == {}, "a first run killed mid-training leaves nothing"
 
     write_params(train_project, _small_training())
     train_stage.main(["--variant", "bn"])
-    complete = contents(train_project, "models", "results")
+    complete = contents(train_project, "models", "results/train")
     assert client.get_run(first.info.run_id).info.status == "KILLED"  # closed by the re-run: its process is gone
 
     second = kill_while_training(train_project, mlflow_store)
-    assert contents(train_project, "models", "results") == complete, "a killed re-run leaves the previous outputs whole"
+    assert contents(train_project, "models", "results/train") == complete, (
+        "a killed re-run leaves the previous outputs whole"
+    )
 
     write_params(train_project, _small_training())
     train_stage.main(["--variant", "bn"])
@@ -420,7 +423,6 @@ def test_a_killed_train_stage_leaves_no_partial_output_and_a_rerun_completes(tra
 )
 def test_a_damaged_tuning_result_stops_the_train_stage_with_one_line(train_project, capsys, content, problem):
     best = train_project / "results" / "tune" / "bn" / "best.json"
-    best.parent.mkdir(parents=True)
     best.write_text(content)
 
     with pytest.raises(SystemExit) as exit_info:
@@ -455,7 +457,7 @@ def test_a_damaged_processed_split_stops_the_train_stage_with_one_line(train_pro
     line = assert_one_line_error(exit_info.value.code, capsys.readouterr().err)
     assert line.startswith("error: data/processed/train.npz: not a split archive with arrays 'images' and 'labels'")
     assert not (train_project / "data" / "processed" / "code-ran").exists()
-    assert not (train_project / "models").exists() and not (train_project / "results").exists()
+    assert not (train_project / "models").exists() and not (train_project / "results" / "train").exists()
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ def _small(raw: dict) -> None:
 
 def _project(directory: Path) -> Path:
     synthetic.write_processed(directory / "data" / "processed")
+    synthetic.write_tuned(directory)
     write_params(directory, _small)
     return directory
 

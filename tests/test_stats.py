@@ -133,7 +133,6 @@ def test_a_distribution_that_stays_put_has_no_drift():
     drift = percentile_drift(steps, -flat, 0 * flat, flat, reference_fraction=0.1)
     assert drift.reference_step == 1000
     assert drift.median_shift == 0 and drift.relative_drift == 0
-    assert drift.relative_drift == 0
 
 
 def test_relative_drift_is_the_mean_absolute_percentile_shift_over_the_reference_spread():
@@ -148,7 +147,7 @@ def test_a_pure_widening_of_the_spread_counts_as_drift():
     # the median stays put while the 15th and 85th percentiles move apart: shifts of opposite sign do not cancel
     steps = np.array([0, 100, 1000])
     drift = percentile_drift(steps, [-1.0, -1.0, -2.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0], reference_fraction=0.1)
-    assert drift.median_shift == 0 and drift.relative_drift == 0
+    assert drift.median_shift == 0
     assert drift.relative_drift == pytest.approx((1 + 0 + 1) / 3 / 2)
 
 

@@ -18,6 +18,7 @@ import yaml
 from pipeline import train as train_stage
 from src.config import load_params
 from src.data import load_split
+from src.errors import StudyError
 from src.models import load_member
 from src.scores import score
 from tests import synthetic
@@ -36,6 +37,7 @@ def project(tmp_path, repo_root, monkeypatch, mlflow_store):
     raw["model"]["population_batches"] = 5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     synthetic.write_processed(tmp_path / "data" / "processed")
+    synthetic.write_tuned(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -60,7 +62,7 @@ def test_the_stage_writes_every_declared_output(project, variant):
     assert len(sigmoid_inputs) == 3 * SEEDS * UNITS
     assert list(sigmoid_inputs[0]) == ["step", "seed", "unit", "p15", "p50", "p85"]
     summary = json.loads((project / "results" / "train" / variant / "summary.json").read_text())
-    assert summary["lr_source"] == "params" and summary["lr"] == getattr(params.train.fallback_lr, variant)
+    assert summary["lr_source"] == "tune" and summary["lr"] == {"vanilla": 0.5, "bn": 2.0}[variant]
     # the final accuracy is the saved model's (BN: Algorithm 2), the history's last point BN's moving averages
     for seed, accuracy in zip(range(SEEDS), summary["final_test_accuracy"], strict=True):
         model = load_member(project / "models" / variant / f"seed_{seed}.pt", params.model, variant, "cpu")
@@ -72,13 +74,18 @@ def test_the_stage_writes_every_declared_output(project, variant):
     assert "wall_time_s" not in summary, "the summary is an output that must reproduce bit for bit"
 
 
-def test_the_tuned_learning_rate_wins_over_the_fallback(project):
-    best = project / "results" / "tune" / "bn" / "best.json"
-    best.parent.mkdir(parents=True)
-    best.write_text(json.dumps({"best_lr": 0.75}))
+def test_the_stage_trains_at_the_tuned_learning_rate(project):
+    synthetic.write_tuned(project, {"bn": 0.75})
     train_stage.main(["--variant", "bn"])
     summary = json.loads((project / "results" / "train" / "bn" / "summary.json").read_text())
     assert (summary["lr"], summary["lr_source"]) == (0.75, "tune")
+
+
+def test_without_a_tuning_result_the_stage_says_which_stage_to_run(project):
+    (project / "results" / "tune" / "bn" / "best.json").unlink()
+    with pytest.raises(StudyError, match=r"results/tune/bn/best.json: no such file \(run `dvc repro tune@bn` first\)"):
+        train_stage.main(["--variant", "bn"])
+    assert not (project / "models").exists()
 
 
 def test_every_seed_is_an_mlflow_run_under_one_parent(project):
