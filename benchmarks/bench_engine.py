@@ -26,7 +26,8 @@ from tqdm import tqdm
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, ModelConfig
 from src.data import Split
-from src.engine import Trainer, TrainingData, resolve_device
+from src.device import resolve_device
+from src.engine import Trainer, TrainingData
 from src.models import build_model
 from src.schedule import Schedule
 

@@ -17,7 +17,8 @@ from src.checkpoint import CHECKPOINT_DIR, Checkpoint, stage_identity
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split
-from src.engine import Trainer, TrainingData, resolve_device
+from src.device import resolve_device
+from src.engine import Trainer, TrainingData
 from src.models import build_model
 from src.resumable import StageRun, tracked_training
 from src.schedule import schedule_for

@@ -23,7 +23,6 @@ from tqdm import tqdm
 from src.affine import WeightDescent
 from src.batchnorm import population_statistics
 from src.data import BatchOrder, Split, gather
-from src.errors import StudyError
 from src.models import MLP, member_losses, score_members, sigmoid_input_percentiles
 from src.schedule import Schedule
 
@@ -61,21 +60,6 @@ class TrainResult:
     final: Evaluation | None  # None while training goes on
     stopped: list[bool]
     wall_time_s: float
-
-
-def resolve_device(name: str, setting: str = "train.device") -> torch.device:
-    """'auto' picks CUDA, then MPS, then the CPU; a named device must be available (`setting` names the knob)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(name, False):
-        usable = ", ".join(["auto", *(device for device, ok in available.items() if ok)])
-        raise StudyError(f"{setting}: '{name}' is not available on this machine (usable here: {usable})")
-    return torch.device(name)
 
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]

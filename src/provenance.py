@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from src import affine, batchnorm, data, engine, models, schedule
+from src import affine, batchnorm, data, device, engine, models, schedule
 from src.errors import StudyError
 
-TRAINING_CODE = (data, batchnorm, affine, models, schedule, engine)  # every module that decides what training computes
+# every module that decides what training computes
+TRAINING_CODE = (data, batchnorm, affine, models, schedule, engine, device)
 
 
 def file_sha256(path: Path) -> str:

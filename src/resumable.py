@@ -56,12 +56,16 @@ class Outcome:
             f"({100 * self.checkpoint_overhead:.2f} % of training)"
         )
 
-    def finish(self) -> None:
-        """Every member's final accuracy and diverged flag, the stage's timing; then the member runs FINISHED."""
+    def finish(self, member_metrics: Sequence[Mapping[str, float]] | None = None) -> None:
+        """Every member's final accuracy, diverged flag and `member_metrics`, the stage's timing; then the member
+        runs FINISHED."""
         final = self.result.final
+        extra = member_metrics or [{} for _ in final.accuracy]
         self.member_runs.finish(
             tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
-            metrics=[{"final_test_accuracy": accuracy} for accuracy in final.accuracy],
+            metrics=[
+                {"final_test_accuracy": accuracy, **more} for accuracy, more in zip(final.accuracy, extra, strict=True)
+            ],
         )
         timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
         tracking.log_results(timing, artifacts=[])

@@ -100,10 +100,13 @@ def _reason(error: BaseException) -> str:
     return redact(lines[0]) if lines else type(cause).__name__
 
 
-def study_settings(params: Params, variant: str, data_dir: Path = data.PROCESSED_DIR) -> dict:
-    """Everything that makes two trials comparable; a study only holds trials run under the same settings."""
+def study_settings(params: Params, variant: str, device: str, data_dir: Path = data.PROCESSED_DIR) -> dict:
+    """Everything that makes two trials comparable; a study only holds trials run under the same settings.
+
+    `device` is the resolved one (cpu, cuda, mps): the same seeds give other numbers on another device type."""
     return {
         "variant": variant,
+        "device": device,
         "steps": params.tune.steps,
         "eval_every": params.tune.eval_every,
         "evals_per_decade": params.tune.evals_per_decade,
@@ -174,6 +177,7 @@ def best_summary(study: optuna.Study, variant: str, storage_url: str, budget: in
         "n_pruned": count(ran, (TrialState.PRUNED,)),
         "n_failed": count(ran, (TrialState.FAIL,)),
         "steps": study.user_attrs["settings"]["steps"],
+        "device": study.user_attrs["settings"]["device"],
     }
 
 

@@ -28,6 +28,10 @@ _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 
 # Logged on every run so that a later invocation can tell a crashed run from a live one.
 _HOST = socket.gethostname()
+# MLflow 3's experiment tag for its UI: runs, metrics and models ("Model training"), not GenAI's traces
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# What decides a run's numbers; dvc.lock, results/ and reports/ are outputs DVC rewrites while the stages run
+CODE_AND_PARAMS = ("src", "pipeline", "params.yaml", "dvc.yaml", "pyproject.toml")
 
 
 def configure(experiment: str) -> str:
@@ -36,15 +40,17 @@ def configure(experiment: str) -> str:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     experiment_id = mlflow.set_experiment(experiment).experiment_id
+    for key, value in EXPERIMENT_KIND.items():
+        mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
     close_abandoned_runs(experiment_id)
     return experiment_id
 
 
 def git_commit() -> str:
-    """The commit the code runs from, with '-dirty' when the work tree has changes; 'unknown' outside git."""
+    """The commit the code runs from, with '-dirty' when its code or params differ from it; 'unknown' outside git."""
     try:
         commit = _git("rev-parse", "HEAD")
-        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(_git("status", "--porcelain", "--", *CODE_AND_PARAMS))  # new files count too
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit

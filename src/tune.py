@@ -21,7 +21,8 @@ from src import tracking
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split
-from src.engine import Trainer, TrainingData, TrainResult, resolve_device
+from src.device import resolve_device
+from src.engine import Trainer, TrainingData, TrainResult
 from src.models import build_model
 from src.schedule import schedule_for
 from src.study import HEARTBEAT_S, best_summary, default_study_name, open_storage, open_study, study_settings
@@ -48,7 +49,7 @@ def tune_variant(
     """Join (or start) the variant's study and work on it until it has its budget of finished trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial would bury the progress bar
     device = resolve_device(params.train.device)
-    settings = study_settings(params, variant)
+    settings = study_settings(params, variant, device.type)
     storage = open_storage(params.tune.storage, heartbeat_s)
     study = open_study(storage, study_name or default_study_name(settings), settings, params.tune.trials_per_batch)
     train_batch = engine_objective(params, variant, device)

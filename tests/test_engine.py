@@ -14,7 +14,8 @@ from src import models
 from src.batchnorm import population_statistics
 from src.config import load_params
 from src.data import BatchOrder, gather
-from src.engine import PERCENTILES, Evaluation, Trainer, TrainingData, resolve_device
+from src.device import resolve_device
+from src.engine import PERCENTILES, Evaluation, Trainer, TrainingData
 from src.errors import StudyError
 from src.models import build_model, member_losses
 from src.models import score_members as evaluate

@@ -511,7 +511,7 @@ def _small_study(raw: dict) -> None:
 def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train_project):
     write_params(train_project, _small_study)
     params = load_params()
-    settings = study.study_settings(params, "bn")
+    settings = study.study_settings(params, "bn", "cpu")
     storage = study.open_storage(params.tune.storage)
     tuning = study.open_study(storage, study.default_study_name(settings), settings, trials_per_batch=2)
     tuning.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...

@@ -317,12 +317,13 @@ def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
 
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(workdir):
     params = load_params()
-    name = default_study_name(study_settings(params, "bn"))
+    name = default_study_name(study_settings(params, "bn", "cpu"))
     more_trials = params.model_copy(update={"tune": params.tune.model_copy(update={"trials": 99})})
     longer = params.model_copy(update={"tune": params.tune.model_copy(update={"steps": 999})})
     assert name.startswith("bn-mnist-bn-")
-    assert default_study_name(study_settings(more_trials, "bn")) == name
-    assert default_study_name(study_settings(longer, "bn")) != name
+    assert default_study_name(study_settings(more_trials, "bn", "cpu")) == name
+    assert default_study_name(study_settings(longer, "bn", "cpu")) != name
+    assert default_study_name(study_settings(params, "bn", "cuda")) != name, "a study is per device type"
 
 
 # --- resume and concurrent workers ---------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""train@ logs every seed as an MLflow model and registers the best by validation accuracy as the champion,
+which `mlflow models predict` serves without this project's code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import train as train_stage
+from src import registry
+from src.config import load_params
+from src.data import load_split
+from src.models import load_member
+from tests import synthetic
+
+SEEDS = 3
+
+
+@pytest.fixture
+def trained(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
+    """train@bn run once on synthetic data in tmp_path; returns (project, summary)."""
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    raw["train"].update(steps=8, eval_every=4, evals_per_decade=0, seeds=SEEDS, tracked_units=1,
+                        percentile_examples=20, device="cpu")  # fmt: skip
+    raw["model"]["population_batches"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    synthetic.write_processed(tmp_path / "data" / "processed")
+    synthetic.write_tuned(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    train_stage.main(["--variant", "bn"])
+    return tmp_path, json.loads((tmp_path / "results" / "train" / "bn" / "summary.json").read_text())
+
+
+def test_the_seed_with_the_best_validation_accuracy_is_the_registered_champion(trained):
+    _, summary = trained
+    validation = summary["final_val_accuracy"]
+    assert len(validation) == SEEDS and all(0.0 <= accuracy <= 1.0 for accuracy in validation)
+    assert len(set(validation)) > 1, "the seeds must differ for the choice to mean anything"
+    assert summary["champion_seed"] == summary["seeds"][int(np.argmax(validation))]
+
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("bn-mnist-bn", registry.CHAMPION)
+    assert champion.tags["seed"] == str(summary["champion_seed"])
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["seed"] == str(summary["champion_seed"]) and run.data.tags["stage"] == "train"
+    assert run.data.metrics["final_val_accuracy"] == pytest.approx(max(validation))
+
+
+def test_every_seed_run_has_a_model_with_a_signature_and_an_input_example(trained):
+    runs = mlflow.search_runs(experiment_names=["bn-mnist"], filter_string="tags.stage = 'train'", output_format="list")
+    seed_runs = [run for run in runs if "seed" in run.data.tags]
+    assert len(seed_runs) == SEEDS
+    for run in seed_runs:
+        (output,) = run.outputs.model_outputs
+        info = mlflow.models.get_model_info(f"models:/{output.model_id}")
+        assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 784)
+        assert info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 10)
+        assert info.saved_input_example_info is not None
+        assert info.flavors["pytorch"]["pytorch_version"] == torch.__version__
+
+
+def test_the_champion_loads_in_plain_torch_with_algorithm_2_statistics_and_predicts_as_its_member(trained):
+    project, summary = trained
+    network = registry.load_champion("bn-mnist-bn")  # MLflow's default format: a torch.export program, no pickle
+    params = load_params(project / "params.yaml")
+    member = load_member(project / "models" / "bn" / f"seed_{summary['champion_seed']}.pt", params.model, "bn", "cpu")
+    state = network.state_dict()
+    for layer, position in enumerate((1, 4, 7)):  # Linear, BatchNorm1d, Sigmoid per hidden layer
+        torch.testing.assert_close(state[f"{position}.running_mean"], member.norms[layer].running_mean[0])
+        torch.testing.assert_close(state[f"{position}.running_var"], member.norms[layer].running_var[0])
+    test = load_split(project / "data" / "processed", "test", torch.device("cpu"), params.data.binarize)
+    with torch.no_grad():
+        torch.testing.assert_close(network(test.images), member(test.images)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_new_run_registers_a_new_version_and_moves_the_alias(trained):
+    train_stage.main(["--variant", "bn"])
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions("name = 'bn-mnist-bn'")
+    assert sorted(int(version.version) for version in versions) == [1, 2]
+    assert int(client.get_model_version_by_alias("bn-mnist-bn", registry.CHAMPION).version) == 2
+
+
+def test_mlflow_models_predict_serves_the_champion_on_a_json_of_test_images(trained, tmp_path):
+    project, _ = trained
+    params = load_params(project / "params.yaml")
+    test = load_split(project / "data" / "processed", "test", torch.device("cpu"), params.data.binarize)
+    images = test.images[:5].numpy()
+    (tmp_path / "input.json").write_text(json.dumps({"inputs": images.tolist()}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/bn-mnist-bn@champion",
+         "--env-manager", "local", "-i", "input.json", "-t", "json", "-o", "predictions.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONSAFEPATH": "1"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    predictions = np.array(json.loads((tmp_path / "predictions.json").read_text())["predictions"])
+    assert predictions.shape == (5, 10)
+    with torch.no_grad():
+        expected = registry.load_champion("bn-mnist-bn")(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(predictions, expected, rtol=1e-5, atol=1e-5)
