@@ -1,6 +1,6 @@
 """Benchmark: model-steps per second of the engine against the plain loop a typical reproduction writes.
 
-    python -m benchmarks.bench_engine                 # both variants, K = 1, 4, 8, 16, on the best device
+    python -m benchmarks.bench_engine                 # both variants, K = 1, 8, 16, 81, on the best device
     python -m benchmarks.bench_engine --steps 200 --rounds 1 --device cpu
 
 Everything is measured side by side in one run on the paper's shapes (784 → 3×100 → 10, batch 60), and the
@@ -109,7 +109,7 @@ class Configuration:
 
     variant: str
     members: int
-    shared: bool = False  # one data order for all members (tuning), else one per member (seeds)
+    orders: int | None = None  # data orders, each shared by members/orders members; None: one per member (seeds)
     fused: bool = True  # the affine weights stepped inside the backward (src/affine.py), else autograd's ∂ℓ/∂W
 
     @property
@@ -122,10 +122,13 @@ class Configuration:
     def order(self) -> str:
         if self.members == PLAIN:
             return "shuffled"
-        return "shared (tuning)" if self.shared else "own per member (seeds)"
+        if self.orders is None or self.orders == self.members:
+            return "own per member (seeds)"
+        return "shared (tuning)" if self.orders == 1 else f"{self.orders} orders, one per seed (sweep)"
 
 
 PLAIN = 0  # "members" of the plain loop's row: one nn.Sequential, not the engine
+SWEEP_ORDERS = 3  # sweep@'s default seeds: its 81 members share one data order per seed
 
 
 class AutogradTrainer(Trainer):
@@ -148,7 +151,7 @@ def engine_model_steps_per_s(configuration: Configuration, data: Split, probe: S
         schedule = Schedule(
             steps=count, batch_size=BATCH, eval_steps=(0, count), momentum=0.0, population_batches=2,
             learning_rates=(LEARNING_RATE,) * members,
-            data_seeds=(0,) if configuration.shared else tuple(range(members)),
+            data_seeds=tuple(range(configuration.orders or members)),
         )  # fmt: skip
         _synchronize(device)
         started = time.perf_counter()
@@ -168,14 +171,19 @@ def random_split(examples: int, device: torch.device, seed: int) -> Split:
 
 
 def configurations(members: list[int]) -> list[Configuration]:
-    """Per variant: the plain loop, the engine at every K (K > 1: both data orders), and at K ≥ 8 the unfused engine."""
+    """Per variant: the plain loop; the engine at every K with one data order per member, and for K > 1 with one
+    shared order (tuning) and, where K is a multiple of it, the sweep's SWEEP_ORDERS orders; at K ≥ 8 every engine
+    row also unfused."""
     rows = []
     for variant in VARIANTS:
         rows.append(Configuration(variant, PLAIN))
         for k in members:
-            for shared in (False, True) if k > 1 else (False,):
-                rows += [Configuration(variant, k, shared)] + (
-                    [Configuration(variant, k, shared, False)] if k >= 8 else []
+            orders = (
+                [None] + ([1] if k > 1 else []) + ([SWEEP_ORDERS] if k > SWEEP_ORDERS and k % SWEEP_ORDERS == 0 else [])
+            )
+            for order in orders:
+                rows += [Configuration(variant, k, order)] + (
+                    [Configuration(variant, k, order, False)] if k >= 8 else []
                 )
     return rows
 
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="timed steps per configuration (default 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions, best kept (default 3)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 8, 16], help="K values (default 1 4 8 16)")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 16, 81], help="K values (default 1 8 16 81)")
     args = parser.parse_args(argv)
     if args.steps < 10:
         parser.error(f"--steps must be >= 10, got {args.steps}")

@@ -42,11 +42,12 @@ class Claim:
         return stats.verdict(self.estimate, 1.0 if self.scale == "ratio" else 0.0, self.bn_favoured)
 
     def as_metrics(self) -> dict:
-        """{verdict, statistic, effect, ci_low, ci_high, n}: the claim as results/metrics.json holds it."""
+        """{verdict, statistic, scale, effect, ci_low, ci_high, n}: the claim as results/metrics.json holds it."""
         estimate = self.estimate
         return {
             "verdict": self.verdict,
             "statistic": self.statistic,
+            "scale": self.scale,
             "effect": estimate.effect,
             "ci_low": estimate.ci_low,
             "ci_high": estimate.ci_high,

@@ -179,10 +179,10 @@ def parsing(path: Path) -> Iterator[None]:
 def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     """A CSV that must have at least `columns`; a missing file or column, or no rows, is one StudyError.
 
-    Numbers are parsed exactly as Python's float() does (round-trip), so a value reads back bit for bit.
+    Numbers are parsed exactly as Python's float() does (pandas 3's default), so a value reads back bit for bit.
     """
     try:
-        table = pd.read_csv(path, float_precision="round_trip")
+        table = pd.read_csv(path)
     except FileNotFoundError:
         raise StudyError(f"{path}: no such file (run the stage that writes it first: `dvc repro`)") from None
     except pd.errors.EmptyDataError:

@@ -65,10 +65,17 @@ def test_a_short_run_prints_a_row_per_configuration_whose_numbers_agree(capsys):
 def test_from_k_8_the_engine_is_also_measured_without_its_fused_weight_step():
     rows = bench.configurations([1, 8])
     unfused = [row for row in rows if not row.fused]
-    assert [(row.variant, row.members, row.shared) for row in unfused] == [
-        ("vanilla", 8, False), ("vanilla", 8, True), ("bn", 8, False), ("bn", 8, True)
+    assert [(row.variant, row.members, row.orders) for row in unfused] == [
+        ("vanilla", 8, None), ("vanilla", 8, 1), ("bn", 8, None), ("bn", 8, 1)
     ]  # fmt: skip
     assert all(row.loop.startswith("engine, autograd") for row in unfused)
+
+
+def test_at_the_sweeps_member_count_the_sweeps_data_layout_is_measured_too():
+    rows = [row for row in bench.configurations([81]) if row.variant == "bn" and row.fused]
+    assert [row.order for row in rows] == [
+        "shuffled", "own per member (seeds)", "shared (tuning)", "3 orders, one per seed (sweep)"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])

@@ -1,0 +1,61 @@
+"""`python -m src.metrics`: the metrics a person reads, within 120 columns, every claim and every sweep cell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from src import metrics
+from tests import synthetic_results
+
+
+@pytest.fixture(scope="module")
+def metrics_file(tmp_path_factory, repo_root):
+    """The metrics.json the evaluate stage would write for a synthetic results tree."""
+    root = tmp_path_factory.mktemp("results")
+    synthetic_results.write_results_tree(root, repo_root)
+    path = root / "metrics.json"
+    path.write_text(json.dumps(synthetic_results.comparison_of(root).metrics))
+    return path
+
+
+def test_every_line_fits_120_columns_and_every_claim_and_cell_is_there(metrics_file):
+    printed = subprocess.run(
+        [sys.executable, "-m", "src.metrics", str(metrics_file)], capture_output=True, text=True, check=True
+    ).stdout
+    lines = printed.splitlines()
+    assert max(len(line) for line in lines) <= metrics.WIDTH
+    content = json.loads(metrics_file.read_text())
+    for key, claim in content["claims"].items():
+        (line,) = [line for line in lines if line.startswith(key)]
+        assert claim["verdict"] in line
+    header = next(index for index, line in enumerate(lines) if line.startswith("init std / lr"))
+    map_rows = [line.split() for line in lines[header + 1 :]]
+    assert [row[0] for row in map_rows] == [key.removeprefix("init_std_") for key in content["robustness_map"]]
+    assert [len(row) - 1 for row in map_rows] == [len(cells) for cells in content["robustness_map"].values()]
+
+
+def test_effects_are_shown_on_their_scale():
+    assert metrics._effect(0.0023, "accuracy") == "+0.23 pp"
+    assert metrics._effect(0.7455, "ratio") == "0.75×"
+    assert metrics._effect(0.072, "plain") == "+0.072"
+    assert metrics._effect(None, "ratio") == "n/a"
+
+
+def test_a_cell_is_starred_only_when_its_interval_excludes_zero():
+    grid = {"init_std_0.1": {"lr_1": {"difference": 0.02, "ci_low": 0.01, "ci_high": 0.03},
+                             "lr_10": {"difference": 0.02, "ci_low": -0.01, "ci_high": 0.05},
+                             "lr_100": {"difference": -0.04, "ci_low": -0.06, "ci_high": -0.02}}}  # fmt: skip
+    (row,) = metrics.map_table(grid)[2:]
+    assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*"]
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "src.metrics", str(tmp_path / "none.json")], capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and "none.json" in completed.stderr
