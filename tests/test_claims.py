@@ -303,13 +303,14 @@ def test_bn_hurt_more_by_a_bad_init_is_contradicted():
 # --- the claims together ------------------------------------------------------------------------------------------
 
 
-def test_a_claim_as_metrics_is_its_verdict_statistic_and_estimate():
+def test_a_claim_as_metrics_is_its_verdict_statistic_scale_and_estimate():
     claim = higher_accuracy(trained(final_accuracy=final_accuracy(0.0, 1)), trained(), CONFIDENCE)
     metrics = claim.as_metrics()
-    assert list(metrics) == ["verdict", "statistic", "effect", "ci_low", "ci_high", "n"]
+    assert list(metrics) == ["verdict", "statistic", "scale", "effect", "ci_low", "ci_high", "n"]
     assert metrics == {
         "verdict": claim.verdict,
         "statistic": claim.statistic,
+        "scale": "accuracy",
         "effect": claim.estimate.effect,
         "ci_low": claim.estimate.ci_low,
         "ci_high": claim.estimate.ci_high,
