@@ -84,13 +84,14 @@ def test_bn_keeps_its_accuracy_under_the_worst_init(comparison):
     assert claim.estimate.ci_low > 0.8
 
 
-def test_each_claim_in_the_metrics_is_its_verdict_statistic_effect_interval_and_pairs(comparison):
+def test_each_claim_in_the_metrics_is_its_verdict_statistic_scale_effect_interval_and_pairs(comparison):
     assert list(comparison.metrics["claims"]) == CLAIM_KEYS
     for claim in comparison.claims:
         estimate = claim.estimate
         assert comparison.metrics["claims"][claim.key] == {
             "verdict": claim.verdict,
             "statistic": claim.statistic,
+            "scale": claim.scale,
             "effect": estimate.effect,
             "ci_low": estimate.ci_low,
             "ci_high": estimate.ci_high,

@@ -105,7 +105,8 @@ def test_the_metrics_have_a_fixed_schema_of_plain_json_values(metrics):
     assert list(metrics) == ["claims", "vanilla", "bn", "horizon", "robustness_map"]
     assert set(metrics["claims"]) == CLAIM_KEYS
     for claim in metrics["claims"].values():
-        assert set(claim) == {"verdict", "statistic", "effect", "ci_low", "ci_high", "n"}
+        assert set(claim) == {"verdict", "statistic", "scale", "effect", "ci_low", "ci_high", "n"}
+        assert claim["scale"] in {"ratio", "accuracy", "plain"}
         assert claim["verdict"] in {"holds", "contradicted", "not shown"} and isinstance(claim["n"], int)
     for variant in VARIANTS:
         section = metrics[variant]

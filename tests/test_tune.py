@@ -186,9 +186,9 @@ def test_outputs_follow_the_contract(workdir):
     best = json.loads((workdir / "results/tune/bn/best.json").read_text())
     assert list(best) == [
         "variant", "study_name", "storage", "best_lr", "best_value",
-        "trials_budget", "n_complete", "n_pruned", "n_failed", "steps",
+        "trials_budget", "n_complete", "n_pruned", "n_failed", "steps", "device",
     ]  # fmt: skip
-    assert best["variant"] == "bn" and best["storage"] == "sqlite:///optuna.db"
+    assert best["variant"] == "bn" and best["storage"] == "sqlite:///optuna.db" and best["device"] == "cpu"
     assert best["trials_budget"] == 4 and best["n_complete"] + best["n_pruned"] == 4 and best["steps"] == STEPS
     with (workdir / "results/tune/bn/trials.csv").open() as handle:
         reader = csv.DictReader(handle)
