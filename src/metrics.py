@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from src.cli import OneLineParser, report_user_errors
+from src.errors import StudyError
 from src.results import read_json
 
 METRICS = Path("results/metrics.json")
@@ -90,7 +91,14 @@ def _steps(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", type=Path, default=METRICS, help=f"a metrics file (default: {METRICS})")
-    print(render(read_json(parser.parse_args(argv).path)))
+    path = parser.parse_args(argv).path
+    try:
+        text = render(read_json(path))
+    except (KeyError, TypeError, AttributeError) as error:  # written by another version of the study, or not by it
+        raise StudyError(
+            f"{path}: not a metrics file of this study (no {error} where expected); `dvc repro evaluate` rewrites it"
+        ) from None
+    print(text)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ from tests import synthetic_results
 
 
 @pytest.fixture(scope="module")
-def metrics_file(tmp_path_factory, repo_root):
+def metrics_file(tree):
     """The metrics.json the evaluate stage would write for a synthetic results tree."""
-    root = tmp_path_factory.mktemp("results")
-    synthetic_results.write_results_tree(root, repo_root)
+    root = tree[0]
     path = root / "metrics.json"
     path.write_text(json.dumps(synthetic_results.comparison_of(root).metrics))
     return path
@@ -51,6 +50,17 @@ def test_a_cell_is_starred_only_when_its_interval_excludes_zero():
                              "lr_100": {"difference": -0.04, "ci_low": -0.06, "ci_high": -0.02}}}  # fmt: skip
     (row,) = metrics.map_table(grid)[2:]
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*"]
+
+
+def test_a_metrics_file_of_another_shape_is_one_line_naming_what_is_missing(tmp_path):
+    old = {"claims": {"higher_accuracy": {"verdict": "holds", "effect": 0.002, "ci_low": 0.001, "ci_high": 0.003}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))  # as written before claims carried their scale
+    completed = subprocess.run(
+        [sys.executable, "-m", "src.metrics", str(tmp_path / "metrics.json")], capture_output=True, text=True
+    )
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr.count("\n") == 1
+    assert "metrics.json: not a metrics file of this study (no 'scale' where expected)" in completed.stderr
 
 
 def test_a_missing_file_is_one_line(tmp_path):
