@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tests import synthetic_results
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, repo_root) -> tuple[Path, dict]:
+    """A synthetic results tree as the stages before evaluate leave it, once per test module: (root, raw params)."""
+    root = tmp_path_factory.mktemp("repo")
+    return root, synthetic_results.write_results_tree(root, repo_root)
 
 
 @pytest.fixture(scope="session")

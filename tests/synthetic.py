@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from src.data import Split
 
@@ -42,3 +43,15 @@ def write_tuned(root: Path, rates: dict[str, float] | None = None) -> None:
         best = root / "results" / "tune" / variant / "best.json"
         best.parent.mkdir(parents=True, exist_ok=True)
         best.write_text(json.dumps({"variant": variant, "best_lr": rate}))
+
+
+def write_train_project(root: Path, repo_root: Path, *, seeds: int, population_batches: int) -> None:
+    """A tiny project in `root` for train@: the repository's params with an 8-step schedule on the CPU, synthetic
+    processed data and a tuning result."""
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    raw["train"].update(steps=8, eval_every=4, evals_per_decade=0, seeds=seeds, tracked_units=1,
+                        percentile_examples=20, device="cpu")  # fmt: skip
+    raw["model"]["population_batches"] = population_batches
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    write_processed(root / "data" / "processed")
+    write_tuned(root)

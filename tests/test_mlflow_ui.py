@@ -11,7 +11,6 @@ import urllib.request
 
 import mlflow
 import pytest
-import yaml
 
 from pipeline import train as train_stage
 from tests import synthetic
@@ -25,13 +24,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture
 def served(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
     """A tiny train@bn run in a fresh store, and an `mlflow server` on 127.0.0.1 over it; yields (url, experiment)."""
-    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["train"].update(steps=8, eval_every=4, evals_per_decade=0, seeds=2, tracked_units=1, percentile_examples=20,
-                        device="cpu")  # fmt: skip
-    raw["model"]["population_batches"] = 2
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    synthetic.write_processed(tmp_path / "data" / "processed")
-    synthetic.write_tuned(tmp_path)
+    synthetic.write_train_project(tmp_path, repo_root, seeds=2, population_batches=2)
     monkeypatch.chdir(tmp_path)
     train_stage.main(["--variant", "bn"])
     experiment = mlflow.MlflowClient().get_experiment_by_name("bn-mnist")

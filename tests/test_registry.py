@@ -12,7 +12,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from pipeline import train as train_stage
 from src import registry
@@ -27,13 +26,7 @@ SEEDS = 3
 @pytest.fixture
 def trained(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
     """train@bn run once on synthetic data in tmp_path; returns (project, summary)."""
-    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["train"].update(steps=8, eval_every=4, evals_per_decade=0, seeds=SEEDS, tracked_units=1,
-                        percentile_examples=20, device="cpu")  # fmt: skip
-    raw["model"]["population_batches"] = 3
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    synthetic.write_processed(tmp_path / "data" / "processed")
-    synthetic.write_tuned(tmp_path)
+    synthetic.write_train_project(tmp_path, repo_root, seeds=SEEDS, population_batches=3)
     monkeypatch.chdir(tmp_path)
     train_stage.main(["--variant", "bn"])
     return tmp_path, json.loads((tmp_path / "results" / "train" / "bn" / "summary.json").read_text())

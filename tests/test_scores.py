@@ -32,12 +32,6 @@ CLAIM_KEYS = {"faster_convergence", "higher_accuracy", "higher_usable_lr", "stab
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory, repo_root) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("repo")
-    return root, synthetic_results.write_results_tree(root, repo_root)
-
-
-@pytest.fixture(scope="module")
 def results(tree):
     root, raw = tree
     params = parse_params(raw)
