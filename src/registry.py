@@ -35,6 +35,7 @@ def signature(network: nn.Module, images: np.ndarray) -> ModelSignature:
 def log_networks(run_ids: Sequence[str], networks: Sequence[nn.Module], images: np.ndarray) -> list[ModelInfo]:
     """Log networks[k] as the model of run run_ids[k], with its signature and an input example from `images`."""
     example = np.ascontiguousarray(images[:EXAMPLE_IMAGES], dtype=np.float32)
+    shared_signature = signature(networks[0], example)  # every member has the same shapes
     infos = []
     for run_id, network in zip(run_ids, networks, strict=True):
         infos.append(
@@ -42,7 +43,7 @@ def log_networks(run_ids: Sequence[str], networks: Sequence[nn.Module], images: 
                 network,
                 name="model",
                 run_id=run_id,
-                signature=signature(network, example),
+                signature=shared_signature,
                 input_example=example,
                 pip_requirements=requirements(),  # stated, so MLflow need not load the model to infer them
             )
@@ -55,9 +56,3 @@ def register_champion(model: ModelInfo, name: str, tags: Mapping[str, str]) -> M
     version = mlflow.register_model(model.model_uri, name, tags=dict(tags))
     mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
     return version
-
-
-def load_champion(name: str) -> nn.Module:
-    """The registered model `name`'s champion. MLflow's default format stores it as a torch.export program (no
-    pickle): it loads as a GraphModule with the plain network's state-dict keys ('1.running_mean', ...)."""
-    return mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}", map_location="cpu")

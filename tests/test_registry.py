@@ -21,6 +21,7 @@ from src.models import load_member
 from tests import synthetic
 
 SEEDS = 3
+CHAMPION_URI = f"models:/bn-mnist-bn@{registry.CHAMPION}"
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ def test_every_seed_run_has_a_model_with_a_signature_and_an_input_example(traine
 
 def test_the_champion_loads_in_plain_torch_with_algorithm_2_statistics_and_predicts_as_its_member(trained):
     project, summary = trained
-    network = registry.load_champion("bn-mnist-bn")  # MLflow's default format: a torch.export program, no pickle
+    # MLflow's default PyTorch format: a torch.export program (no pickle), loaded as a GraphModule
+    network = mlflow.pytorch.load_model(CHAMPION_URI, map_location="cpu")
     params = load_params(project / "params.yaml")
     member = load_member(project / "models" / "bn" / f"seed_{summary['champion_seed']}.pt", params.model, "bn", "cpu")
     state = network.state_dict()
@@ -97,5 +99,6 @@ def test_mlflow_models_predict_serves_the_champion_on_a_json_of_test_images(trai
     predictions = np.array(json.loads((tmp_path / "predictions.json").read_text())["predictions"])
     assert predictions.shape == (5, 10)
     with torch.no_grad():
-        expected = registry.load_champion("bn-mnist-bn")(torch.from_numpy(images)).numpy()
+        champion = mlflow.pytorch.load_model(CHAMPION_URI, map_location="cpu")
+        expected = champion(torch.from_numpy(images)).numpy()
     np.testing.assert_allclose(predictions, expected, rtol=1e-5, atol=1e-5)
