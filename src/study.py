@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import re
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,8 +22,9 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from src import data
+from src import data, databases
 from src.config import Params
+from src.databases import reason, redact
 from src.errors import StudyError
 from src.provenance import code_sha256, data_sha256
 
@@ -35,16 +33,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEARTBEAT_S = 10
 GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves room for a busy database
 MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
-SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before "database is locked"
-CONNECT_TIMEOUT_S = 10  # an unreachable database server fails fast instead of hanging
-SCHEMA_ATTEMPTS = 3
 
 # --- storage and study ---------------------------------------------------------------------------------------
-
-
-def redact(url: str) -> str:
-    """`url` with any password replaced by ***, even when the URL does not parse."""
-    return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
@@ -58,46 +48,30 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
         raise StudyError(f"storage {shown}: unsupported database '{parsed.drivername}' (use sqlite or postgresql)")
-    if parsed.get_backend_name() == "sqlite":
-        connect_args = {"timeout": SQLITE_TIMEOUT_S}
-    else:
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
     probe = None
     try:
-        probe = sqlalchemy.create_engine(url, connect_args=connect_args)
+        probe = sqlalchemy.create_engine(url, connect_args=databases.connect_args(parsed))
         probe.connect().close()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
-        raise StudyError(f"storage {shown}: cannot connect ({_reason(error)})") from None
+        raise StudyError(f"storage {shown}: cannot connect ({reason(error)})") from None
     finally:
         if probe is not None:
             probe.dispose()
-    attempts_left = SCHEMA_ATTEMPTS
-    while True:
-        try:
-            with quiet_heartbeat_warnings():
-                return RDBStorage(
-                    url,
-                    engine_kwargs={"connect_args": connect_args},
-                    heartbeat_interval=heartbeat_s,
-                    grace_period=GRACE_HEARTBEATS * heartbeat_s,
-                    # a dead worker's trial is re-queued at its learning rate, at most MAX_RETRIES times
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
-                )
-        except sqlalchemy.exc.SQLAlchemyError as error:
-            # workers that start together on an empty database race to create Optuna's tables: one loses
-            attempts_left -= 1
-            if not attempts_left:
-                raise StudyError(f"storage {shown}: cannot create Optuna's tables ({_reason(error)})") from None
-            time.sleep(random.uniform(0.5, 1.5))
-        except RuntimeError as error:  # Optuna's schema check: the storage was made by another Optuna version
-            raise StudyError(f"storage {shown}: {_reason(error)}") from None
-
-
-def _reason(error: BaseException) -> str:
-    """The first line of what the database driver said, without any password."""
-    cause = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    return redact(lines[0]) if lines else type(cause).__name__
+    try:
+        # workers that start together on an empty database would each create Optuna's tables: one at a time
+        with databases.first_use(url), quiet_heartbeat_warnings():
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": databases.connect_args(parsed)},
+                heartbeat_interval=heartbeat_s,
+                grace_period=GRACE_HEARTBEATS * heartbeat_s,
+                # a dead worker's trial is re-queued at its learning rate, at most MAX_RETRIES times
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise StudyError(f"storage {shown}: cannot create Optuna's tables ({reason(error)})") from None
+    except RuntimeError as error:  # Optuna's schema check: the storage was made by another Optuna version
+        raise StudyError(f"storage {shown}: {reason(error)}") from None
 
 
 def study_settings(params: Params, variant: str, device: str, data_dir: Path = data.PROCESSED_DIR) -> dict:

@@ -22,6 +22,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from src import databases
+
 # MLflow's own default store: `mlflow ui` run from the repository root with no arguments shows it.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
@@ -38,12 +40,17 @@ def configure(experiment: str) -> str:
     """Point MLflow at $MLFLOW_TRACKING_URI (default: ./mlflow.db) and the named experiment; return its id."""
     # MLflow checks this before each usage event: the study runs where there is no internet to send it to
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
-    experiment_id = mlflow.set_experiment(experiment).experiment_id
-    for key, value in EXPERIMENT_KIND.items():
-        mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
-    close_abandoned_runs(experiment_id)
-    return experiment_id
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    mlflow.set_tracking_uri(uri)
+    # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
+    with databases.first_use(uri):
+        experiment = mlflow.set_experiment(experiment)
+        client = MlflowClient()
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+    close_abandoned_runs(experiment.experiment_id)
+    return experiment.experiment_id
 
 
 def git_commit() -> str:

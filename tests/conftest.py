@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,55 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL server of our own on 127.0.0.1 for the session; its URL (trust authentication)."""
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: float(path.parts[-3]))
+    if not initdbs:
+        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+    bin_dir = initdbs[-1].parent
+    # postgres refuses to run as root: run it as the postgres user, in a directory it owns
+    # (pytest's tmp_path is private to its owner, so a directory of its own under /tmp)
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="tune-postgres-"))
+    if as_server:
+        shutil.chown(home, "postgres", "postgres")
+    data, port = home / "data", free_port()
+    subprocess.run(
+        [*as_server, bin_dir / "initdb", "-D", data, "-U", "optuna", "--auth=trust", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={home} -c fsync=off"
+    pg_ctl = [*as_server, bin_dir / "pg_ctl", "-D", data, "-l", home / "server.log", "-w"]
+    subprocess.run([*pg_ctl, "-o", options, "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def new_postgres_database(postgres_url):
+    """A function that creates an empty database on the session's PostgreSQL server and returns its URL."""
+    import sqlalchemy
+
+    server = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def create(name: str) -> str:
+        with server.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+    yield create
+    server.dispose()

@@ -10,13 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -77,41 +74,6 @@ def edit_params(directory: Path, **tune_values) -> None:
     params = yaml.safe_load((directory / "params.yaml").read_text())
     params["tune"].update(tune_values)
     write_params(directory, params)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A PostgreSQL server of our own on 127.0.0.1 for the session; its URL (trust authentication)."""
-    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: float(path.parts[-3]))
-    if not initdbs:
-        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
-    bin_dir = initdbs[-1].parent
-    # postgres refuses to run as root: run it as the postgres user, in a directory it owns
-    # (pytest's tmp_path is private to its owner, so a directory of its own under /tmp)
-    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="tune-postgres-"))
-    if as_server:
-        shutil.chown(home, "postgres", "postgres")
-    data, port = home / "data", _free_port()
-    subprocess.run(
-        [*as_server, bin_dir / "initdb", "-D", data, "-U", "optuna", "--auth=trust", "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={home} -c fsync=off"
-    pg_ctl = [*as_server, bin_dir / "pg_ctl", "-D", data, "-l", home / "server.log", "-w"]
-    subprocess.run([*pg_ctl, "-o", options, "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def tuner(directory: Path, *args: str) -> subprocess.Popen:
