@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from src import figures, tracking
-from src.atomic import atomic_directory, write_csv, write_json, write_text
+from src import figures, metrics, provenance, report, tracking
+from src.atomic import atomic_directory, write_csv, write_text
 from src.cli import OneLineParser, report_user_errors
-from src.comparison import FIGURES, REPORT, compare
-from src.config import Params, load_params
+from src.comparison import compare
+from src.config import load_params
+from src.outcomes import mean_curves
 
-METRICS = Path("results/metrics.json")
 PLOTS = Path("results/plots")
 
 
@@ -26,36 +25,30 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     started = time.perf_counter()
     comparison = compare(params)
-    report = comparison.report()
+    numbers = metrics.build(comparison)
+    drawn = figures.report_figures(comparison)
+    text = report.render(comparison, numbers, list(drawn))
 
     # outputs are written only once everything that can fail has been computed (the figures into a staging
     # directory): a crash leaves the previous outputs whole, not new metrics beside an old report
-    with atomic_directory(FIGURES) as staging:
-        for name, figure in comparison.figures().items():
+    with atomic_directory(report.FIGURES) as staging:
+        for name, figure in drawn.items():
             figures.save(figure, staging / f"{name}.png")
-    write_json(METRICS, comparison.metrics)
-    for quantity, (steps, columns) in comparison.plot_curves().items():
+    numbers.write(metrics.METRICS)
+    for quantity in ("accuracy", "loss"):
+        steps, columns = mean_curves(comparison.tuned, quantity)
         rows = ({"step": int(step), **{v: _csv_number(columns[v][i]) for v in columns}} for i, step in enumerate(steps))
         write_csv(PLOTS / f"{quantity}.csv", rows, ["step", *columns])
-    write_text(REPORT, report)
+    write_text(report.REPORT, text)
 
-    log_comparison_run(
-        params,
-        comparison.metrics,
-        artifacts=[METRICS, REPORT, *sorted(FIGURES.glob("*.png"))],
-        seconds=time.perf_counter() - started,
-    )
-    verdicts = ", ".join(f"{claim.key}: {claim.verdict}" for claim in comparison.claims)
-    print(f"evaluate: {verdicts}; wrote {METRICS}, {REPORT} and the figures in {FIGURES}/")
-
-
-def log_comparison_run(params: Params, metrics: Mapping, artifacts: Iterable[Path], seconds: float) -> None:
-    """One MLflow run for the comparison: every number of metrics.json, the report and the figures."""
     tracking.configure(params.tracking.experiment)
-    logged_params = {"data": {"binarize": params.data.binarize}, "model": params.model.model_dump(),
-                     "evaluate": params.evaluate.model_dump()}  # fmt: skip
-    with tracking.stage_run("evaluate", tags={"stage": "evaluate"}, params=logged_params):
-        tracking.log_results({**metrics, "evaluate_wall_time_s": seconds}, artifacts)
+    logged_params = provenance.stage_params(params, "evaluate")
+    with tracking.parent_run("evaluate", tags={"stage": "evaluate"}, params=logged_params):
+        artifacts = [metrics.METRICS, report.REPORT, *sorted(report.FIGURES.glob("*.png"))]
+        seconds = time.perf_counter() - started
+        tracking.log_results({**numbers.model_dump(), "evaluate_wall_time_s": seconds}, artifacts)
+    verdicts = ", ".join(f"{claim.key}: {claim.verdict}" for claim in comparison.claims)
+    print(f"evaluate: {verdicts}; wrote {metrics.METRICS}, {report.REPORT} and the figures in {report.FIGURES}/")
 
 
 def _csv_number(value: float) -> str:

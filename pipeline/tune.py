@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from src.atomic import write_csv, write_json
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.results import TRIALS
-from src.study import best_summary, trial_rows
+from src.results import stage_dir, write_trials
+from src.study import best_summary, finished_trials
 from src.tune import describe, tune_variant
 
 
@@ -20,10 +17,10 @@ def main(argv: list[str] | None = None) -> None:
 
     study = tune_variant(params, variant)
 
-    out = Path("results/tune") / variant
+    directory = stage_dir("tune", variant)
     best = best_summary(study, variant, params.tune.storage, params.tune.trials)
-    write_json(out / "best.json", best)
-    write_csv(out / "trials.csv", trial_rows(study), TRIALS)
+    best.write(directory)
+    write_trials(directory, finished_trials(study))
     print(describe(best))
 
 

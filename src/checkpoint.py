@@ -13,27 +13,14 @@ from pathlib import Path
 import torch
 
 from src.atomic import atomic_path
-from src.data import PROCESSED_DIR
-from src.provenance import code_sha256, data_sha256, file_sha256
+from src.provenance import differences
 
 CHECKPOINT_DIR = Path(".checkpoints")
 
 
-def stage_identity(
-    stage: str, variant: str, device: torch.device, stage_file: str, params: dict, splits: tuple[str, ...]
-) -> dict:
-    """Everything that decides a training stage's outputs: its params, the data it reads, the code that trains."""
-    return {
-        "stage": stage,
-        "variant": variant,
-        "device": str(device),
-        "params": params,
-        "data_sha256": data_sha256(PROCESSED_DIR, splits),
-        "code_sha256": {**code_sha256(), Path(stage_file).name: file_sha256(Path(stage_file))},
-    }
-
-
 class Checkpoint:
+    """One stage's checkpoint file, valid only under `identity` (src/provenance.stage_identity)."""
+
     def __init__(self, path: Path, identity: dict):
         self.path = Path(path)
         self.identity = identity
@@ -50,7 +37,7 @@ class Checkpoint:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             return self.refuse(f"it cannot be read ({reason})")
         if identity != self.identity:
-            return self.refuse(f"it was made under other settings ({_differences(identity, self.identity)})")
+            return self.refuse(f"it was made under other settings ({differences(identity, self.identity)})")
         return payload
 
     def save(self, payload: dict) -> None:
@@ -64,20 +51,3 @@ class Checkpoint:
         """Say why the checkpoint is not resumed; returns None, the payload a refused checkpoint gives."""
         print(f"checkpoint {self.path} ignored: {why}; starting from step 0", file=sys.stderr)
         return None
-
-
-def _differences(saved: object, current: object, prefix: str = "") -> str:
-    """'train.steps: 50000 -> 20000, ...': the leaves where two nested dicts differ."""
-    if isinstance(saved, dict) and isinstance(current, dict):
-        parts = [
-            _differences(saved.get(key), current.get(key), f"{prefix}{key}.")
-            for key in sorted({*saved, *current}, key=str)
-            if saved.get(key) != current.get(key)
-        ]
-        return ", ".join(parts)
-    return f"{prefix.rstrip('.')}: {_short(saved)} -> {_short(current)}"
-
-
-def _short(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 16 else text[:12] + "…"

@@ -11,19 +11,16 @@ the other side, "not shown" otherwise. No effect is 0 for a difference and 1 for
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from src import stats
-from src.errors import StudyError
-from src.robustness import SweepResults, usable_learning_rates, worst_init_accuracy
-
-NAMES = {"vanilla": "vanilla", "bn": "BN"}
-# Figure 1 (b, c) compares the sigmoid-input distribution after the first tenth of training with the end.
-DRIFT_REFERENCE_FRACTION = 0.1
+from src.config import DISPLAY_NAMES
+from src.outcomes import DRIFT_REFERENCE_FRACTION, TunedOutcome, usable_learning_rates, worst_init_accuracy
+from src.results import SweepResults
 
 
 @dataclass(frozen=True)
@@ -41,40 +38,16 @@ class Claim:
     def verdict(self) -> stats.Verdict:
         return stats.verdict(self.estimate, 1.0 if self.scale == "ratio" else 0.0, self.bn_favoured)
 
-    def as_metrics(self) -> dict:
-        """{verdict, statistic, scale, effect, ci_low, ci_high, n}: the claim as results/metrics.json holds it."""
-        estimate = self.estimate
-        return {
-            "verdict": self.verdict,
-            "statistic": self.statistic,
-            "scale": self.scale,
-            "effect": estimate.effect,
-            "ci_low": estimate.ci_low,
-            "ci_high": estimate.ci_high,
-            "n": estimate.n,
-        }
 
-
-@dataclass(frozen=True)
-class TrainedSeeds:
-    """One variant's train@ outcome per seed, in seed order."""
-
-    seeds: list[int]
-    steps: np.ndarray  # (E,) evaluation steps
-    accuracy: np.ndarray  # (S, E) test accuracy over training
-    final_accuracy: np.ndarray  # (S,) the saved models scored on the test split
-    drift: np.ndarray  # (S,) mean relative drift over the tracked sigmoids (stats.PercentileDrift.relative_drift)
-
-
-def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, confidence: float) -> Claim:
+def faster_convergence(vanilla: TunedOutcome, bn: TunedOutcome, target: float, confidence: float) -> Claim:
     """Steps to `target` test accuracy, BN / vanilla per seed; a seed that never reaches it counts at the horizon."""
-    horizon = float(vanilla.steps[-1])
+    horizon = float(vanilla.curves.steps[-1])
     steps, never = {}, []
-    for name, seeds in (("vanilla", vanilla), ("bn", bn)):
-        curves = np.nan_to_num(seeds.accuracy, nan=-1.0)  # an evaluation a seed lacks never reaches the target
-        firsts = [stats.first_step_reaching(seeds.steps, curve, target) for curve in curves]
+    for name, outcome in (("vanilla", vanilla), ("bn", bn)):
+        curves = np.nan_to_num(outcome.curves.accuracy, nan=-1.0)  # an evaluation a seed lacks never reaches it
+        firsts = [stats.first_step_reaching(outcome.curves.steps, curve, target) for curve in curves]
         steps[name] = [horizon if first is None else max(first, 1) for first in firsts]
-        never += [f"{NAMES[name]} seed {s}" for s, first in zip(seeds.seeds, firsts, strict=True) if first is None]
+        never += [f"{DISPLAY_NAMES[name]} seed {s}" for s, f in zip(outcome.seeds, firsts, strict=True) if f is None]
     note = (
         f"{', '.join(never)} never reached {target:.0%}: counted at the last step, which pulls the ratio toward 1"
         if never
@@ -92,7 +65,7 @@ def faster_convergence(vanilla: TrainedSeeds, bn: TrainedSeeds, target: float, c
     )
 
 
-def higher_accuracy(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) -> Claim:
+def higher_accuracy(vanilla: TunedOutcome, bn: TunedOutcome, confidence: float) -> Claim:
     return Claim(
         key="higher_accuracy",
         title="BN reaches a higher accuracy",
@@ -104,7 +77,7 @@ def higher_accuracy(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) 
     )
 
 
-def stable_sigmoid_inputs(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: float) -> Claim:
+def stable_sigmoid_inputs(vanilla: TunedOutcome, bn: TunedOutcome, confidence: float) -> Claim:
     """The distribution drift of the last hidden layer's sigmoid inputs from 10 % of training to the end."""
     finite = np.isfinite(vanilla.drift) & np.isfinite(bn.drift)
     dropped = int((~finite).sum())
@@ -127,7 +100,8 @@ def stable_sigmoid_inputs(vanilla: TrainedSeeds, bn: TrainedSeeds, confidence: f
 def higher_usable_learning_rate(
     vanilla: SweepResults, bn: SweepResults, init_std: float, usable_accuracy: float, confidence: float
 ) -> Claim:
-    largest = {name: usable_learning_rates(sweep, init_std, usable_accuracy) for name, sweep in
+    row = list(vanilla.init_stds).index(init_std)
+    largest = {name: usable_learning_rates(sweep, row, usable_accuracy) for name, sweep in
                (("vanilla", vanilla), ("bn", bn))}  # fmt: skip
     at_top = int((largest["bn"] == bn.learning_rates[-1]).sum())
     note = (
@@ -161,8 +135,8 @@ def robust_to_initialisation(vanilla: SweepResults, bn: SweepResults, confidence
     )
 
 
-def _train_design(seeds: TrainedSeeds) -> str:
-    return f"train@: each variant at its tuned rate, {len(seeds.seeds)} paired seeds"
+def _train_design(outcome: TunedOutcome) -> str:
+    return f"train@: each variant at its tuned rate, {len(outcome.seeds)} paired seeds"
 
 
 def _sweep_design(sweep: SweepResults, inits: str) -> str:
@@ -175,7 +149,7 @@ def _no_pairs() -> stats.Estimate:
 
 
 def all_claims(
-    trained: Mapping[str, TrainedSeeds],
+    trained: Mapping[str, TunedOutcome],
     swept: Mapping[str, SweepResults],
     *,
     convergence_target: float,
@@ -193,12 +167,60 @@ def all_claims(
     ]
 
 
-def check_same_seeds(trained: Mapping[str, TrainedSeeds]) -> Sequence[int]:
-    """The seeds both variants were trained on: they must be the same, or no seed has a pair."""
-    seeds = {name: result.seeds for name, result in trained.items()}
-    if seeds["vanilla"] != seeds["bn"]:
-        raise StudyError(
-            f"train@ ran vanilla on seeds {seeds['vanilla']} and BN on {seeds['bn']}: the comparison pairs them "
-            "seed by seed; re-run `dvc repro train`"
+# --- the sweep's map and the horizon check -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapCell:
+    init_std: float
+    learning_rate: float
+    vanilla: float  # mean final test accuracy over seeds
+    bn: float
+    difference: stats.Estimate  # BN − vanilla, paired by seed
+
+    @property
+    def side(self) -> Literal["above", "below"] | None:
+        """Whether BN is significantly higher ("above"), lower ("below") or neither, by the paired interval."""
+        return stats.side(self.difference, 0.0)
+
+
+def robustness_map(vanilla: SweepResults, bn: SweepResults, confidence: float) -> list[MapCell]:
+    """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla."""
+    return [
+        MapCell(
+            init_std=float(init_std),
+            learning_rate=float(learning_rate),
+            vanilla=float(vanilla.final_accuracy[:, i, j].mean()),
+            bn=float(bn.final_accuracy[:, i, j].mean()),
+            difference=stats.paired_difference(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j], confidence),
         )
-    return seeds["bn"]
+        for i, init_std in enumerate(vanilla.init_stds)
+        for j, learning_rate in enumerate(vanilla.learning_rates)
+    ]
+
+
+@dataclass(frozen=True)
+class HorizonCheck:
+    """Is the rate tuned at `tune.steps` still the best after `sweep.steps`? Compared on the sweep's grid."""
+
+    tuned_lr: float
+    nearest_swept_lr: float  # the grid rate nearest the tuned one (log scale)
+    best_swept_lr: float  # the grid rate with the highest mean final accuracy over seeds
+    shortfall: stats.Estimate  # accuracy at the best rate − at the nearest one, paired by seed
+
+    @property
+    def within_seed_noise(self) -> bool:
+        return stats.side(self.shortfall, 0.0) != "above"
+
+
+def horizon_check(sweep: SweepResults, tuned_lr: float, init_index: int, confidence: float) -> HorizonCheck:
+    """The tuned rate against the sweep's best at the init std of `init_index`."""
+    row = sweep.final_accuracy[:, init_index]  # (S, L)
+    nearest = int(np.argmin(np.abs(np.log(sweep.learning_rates) - math.log(tuned_lr))))
+    best = int(np.argmax(row.mean(axis=0)))
+    return HorizonCheck(
+        tuned_lr=tuned_lr,
+        nearest_swept_lr=float(sweep.learning_rates[nearest]),
+        best_swept_lr=float(sweep.learning_rates[best]),
+        shortfall=stats.paired_difference(row[:, best], row[:, nearest], confidence),
+    )

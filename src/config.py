@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -14,6 +14,7 @@ from src.errors import StudyError
 
 Variant = Literal["vanilla", "bn"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
+DISPLAY_NAMES: dict[str, str] = {"vanilla": "vanilla", "bn": "BN"}  # how prose and tables name the variants
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -117,6 +118,14 @@ class SweepConfig(_Section):
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
 
+    def lr_index(self, learning_rate: float) -> int:
+        """The position of a swept rate, given to six significant digits (0.316228 for 0.31622776…)."""
+        for index, swept in enumerate(self.learning_rates):
+            if math.isclose(learning_rate, swept, rel_tol=1e-6):
+                return index
+        swept = ", ".join(f"{lr:.4g}" for lr in self.learning_rates)
+        raise ValueError(f"{learning_rate:g} is not a swept learning rate ({swept})")
+
 
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
@@ -153,11 +162,11 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _figure1_lrs_are_swept(self) -> Params:
-        grid = self.sweep.learning_rates
-        off_grid = [lr for lr in self.evaluate.figure1_lrs if not any(math.isclose(lr, g, rel_tol=1e-6) for g in grid)]
-        if off_grid:
-            swept = ", ".join(f"{lr:.4g}" for lr in grid)
-            raise ValueError(f"evaluate.figure1_lrs must be swept learning rates ({swept}), got {off_grid}")
+        for learning_rate in self.evaluate.figure1_lrs:
+            try:
+                self.sweep.lr_index(learning_rate)
+            except ValueError as error:
+                raise ValueError(f"evaluate.figure1_lrs: {error}") from None
         if self.model.init_std not in self.sweep.init_stds:
             raise ValueError(
                 f"sweep.init_stds must include model.init_std ({self.model.init_std}), the init the claims compare at, "
@@ -179,29 +188,40 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    return validated(Params, raw, source)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], raw: object, source: str, hint: str = "") -> Model:
+    """`raw` as a `model`; any problem raises one ConfigError naming `source` and each bad key (then `hint`)."""
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         # one line however many problems: the stages print it as their single `error: ...` line
-        raise ConfigError(f"{source}: " + "; ".join(_describe_all(error.errors()))) from None
+        problems = "; ".join(_describe_all(error.errors(), model))
+        raise ConfigError(f"{source}: {problems}" + (f"; {hint}" if hint else "")) from None
 
 
-def _describe_all(issues: list[dict]) -> list[str]:
+def _describe_all(issues: list[dict], root: type[BaseModel]) -> list[str]:
     """One description per mistake: a misspelt key is named once, not again as the key that is then missing."""
     suggested = {
-        (*issue["loc"][:-1], _suggestion(issue["loc"])) for issue in issues if issue["type"] == "extra_forbidden"
+        (*issue["loc"][:-1], _suggestion(issue["loc"], root)) for issue in issues if issue["type"] == "extra_forbidden"
     }
     return [
-        _describe(issue) for issue in issues if not (issue["type"] == "missing" and tuple(issue["loc"]) in suggested)
+        _describe(issue, root)
+        for issue in issues
+        if not (issue["type"] == "missing" and tuple(issue["loc"]) in suggested)
     ]
 
 
-def _describe(issue: dict) -> str:
+def _describe(issue: dict, root: type[BaseModel]) -> str:
     key = ".".join(str(part) for part in issue["loc"])
     if issue["type"] == "extra_forbidden":
-        suggestion = _suggestion(issue["loc"])
-        hint = f"did you mean '{suggestion}'?" if suggestion else f"known keys: {', '.join(_known_keys(issue['loc']))}"
-        return f"unknown key '{key}' ({hint})"
+        suggestion = _suggestion(issue["loc"], root)
+        known = ", ".join(_known_keys(issue["loc"], root))
+        return f"unknown key '{key}' ({f'did you mean {suggestion!r}?' if suggestion else f'known keys: {known}'})"
     if issue["type"] == "missing":
         return f"missing key '{key}'"
     where = f"{key}: " if key else ""  # an empty key: the file as a whole (empty, or not a mapping)
@@ -215,20 +235,20 @@ def _describe(issue: dict) -> str:
     return f"{where}{message}, got {got!r}{hint}"
 
 
-def _known_keys(loc: tuple) -> list[str]:
+def _known_keys(loc: tuple, root: type[BaseModel]) -> list[str]:
     """The keys allowed beside the last one of `loc`."""
-    section = _section_at(loc[:-1])
+    section = _section_at(loc[:-1], root)
     return sorted(section.model_fields) if section else []
 
 
-def _suggestion(loc: tuple) -> str | None:
+def _suggestion(loc: tuple, root: type[BaseModel]) -> str | None:
     """The allowed key closest to the unknown last key of `loc`, if one is close."""
-    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc, root), n=1)
     return close[0] if close else None
 
 
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Params
+def _section_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    model = root
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):

@@ -1,7 +1,9 @@
-"""The report's figures: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices.
+"""The report's figures and the one drawing kit they share.
 
-Every function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no
-pyplot state); `save` writes one to a PNG atomically.
+train@: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices; sweep@: the robustness
+map (accuracy per learning rate × init std, and BN − vanilla) and Figure 1 at shared learning rates. Each figure
+function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no pyplot
+state); `report_figures` hands them the comparison's numbers, and `save` writes one to a PNG atomically.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm, to_rgba
+from matplotlib.colors import Colormap, LogNorm, Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from src.atomic import atomic_path
+from src.comparison import Comparison
+from src.results import SweepResults, TuningTrial
 
 LABELS = {"vanilla": "without BN", "bn": "with BN"}
 COLORS = {"vanilla": "tab:blue", "bn": "tab:red"}
@@ -29,7 +33,6 @@ DPI = 150
 ACCURACY_AXIS_FLOOR = 0.7
 # The learning-rate search's zoom shows the trials this close to the best value: where the choice is made.
 ZOOM_WIDTH = 0.02
-TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
 PERCENTILE_STYLES = {"15th": ":", "50th": "-", "85th": "--"}  # the rows of a (3, evals) percentile array, in order
 TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
     "complete": ("complete", {"marker": "o"}),
@@ -37,20 +40,6 @@ TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
     "diverged": ("diverged (drawn at 0)", {"marker": "x"}),
     "no value": ("no value: failed, or pruned before reporting (drawn at 0)", {"marker": "v"}),
 }
-
-
-@dataclass(frozen=True)
-class TrialPoint:
-    """One trial of a learning-rate study; a pruned trial's value is its last reported accuracy, not a final one."""
-
-    lr: float
-    value: float | None
-    state: str
-    diverged: bool
-
-    def __post_init__(self) -> None:
-        if self.state not in TRIAL_STATES:
-            raise ValueError(f"TrialPoint.state must be one of {', '.join(TRIAL_STATES)}, got {self.state!r}")
 
 
 def accuracy_figure(
@@ -86,7 +75,7 @@ def sigmoid_inputs_figure(
     return figure
 
 
-def lr_search_figure(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> Figure:
+def lr_search_figure(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> Figure:
     """Validation accuracy against learning rate for every trial: the whole search, and a zoom on where it is decided.
 
     Complete trials are filled, pruned ones hollow; diverged (×) and value-less (▼) trials sit at 0.
@@ -199,7 +188,7 @@ def percentile_handles() -> list:
     return [*lines, Patch(color="0.5", alpha=0.25, linewidth=0, label="15–85th range")]
 
 
-def _kind(trial: TrialPoint) -> str:
+def _kind(trial: TuningTrial) -> str:
     # a diverged trial is drawn as such whatever value it was given; a failed trial's value means nothing
     if trial.diverged:
         return "diverged"
@@ -208,7 +197,7 @@ def _kind(trial: TrialPoint) -> str:
     return "complete" if trial.state == "COMPLETE" else "pruned"
 
 
-def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> None:
+def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> None:
     for variant, study in trials.items():
         color = COLORS[variant]
         for kind, (text, style) in TRIAL_MARKERS.items():
@@ -223,7 +212,7 @@ def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TrialPoint]], best_lr
             axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6, label=f"{LABELS[variant]}: tuned lr")
 
 
-def _trial_legend_handles(trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]) -> list:
+def _trial_legend_handles(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> list:
     # colour says the variant, the marker says the kind: one entry each rather than one per pair
     variants = [
         Line2D([], [], color=COLORS[v], linestyle="--", label=f"{LABELS[v]}, tuned lr {best_lr[v]:.3g}")
@@ -241,7 +230,7 @@ def _trial_legend_handles(trials: Mapping[str, Sequence[TrialPoint]], best_lr: M
 
 
 def _zoom_limits(
-    trials: Mapping[str, Sequence[TrialPoint]], best_lr: Mapping[str, float | None]
+    trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]
 ) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """(x, y) limits around the trials within ZOOM_WIDTH of the best value, the tuned lrs and each study's best."""
     valued = {v: [t for t in study if _kind(t) in ("complete", "pruned")] for v, study in trials.items()}
@@ -265,3 +254,179 @@ def cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> Non
     red, green, blue, _ = to_rgba(background)
     color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
     axes.text(x, y, text, ha="center", va="center", color=color, **style)
+
+
+# --- sweep@: the robustness map and Figure 1 at shared rates --------------------------------------------------
+
+NEUTRAL = "0.8"  # the colour of a cell with no value
+
+
+@dataclass(frozen=True)
+class RobustnessGrid:
+    """Final test accuracy over init std (rows, I) × learning rate (columns, L), each array (I, L); CIs NaN if none."""
+
+    learning_rates: np.ndarray
+    init_stds: np.ndarray
+    vanilla: np.ndarray
+    bn: np.ndarray
+    difference: np.ndarray  # BN − vanilla, mean over paired seeds
+    significant: np.ndarray  # bool: the paired interval excludes 0
+    confidence: float
+
+    def __post_init__(self) -> None:
+        expected = (len(self.init_stds), len(self.learning_rates))
+        for name in ("vanilla", "bn", "difference", "significant"):
+            shape = np.shape(getattr(self, name))
+            if shape != expected:
+                raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
+
+
+@dataclass(frozen=True)
+class SharedRatePanel:
+    """One row of the shared-rate figure: both variants trained at `lr`; arrays keyed by variant."""
+
+    lr: float
+    steps: Mapping[str, np.ndarray]  # (evals,)
+    accuracy: Mapping[str, np.ndarray]  # (seeds, evals)
+    percentiles: Mapping[str, np.ndarray]  # (3, percentile evals): 15/50/85th of one example unit's input
+    percentile_steps: Mapping[str, np.ndarray]
+
+
+def robustness_map_figure(grid: RobustnessGrid) -> Figure:
+    """Heatmaps over init std × learning rate: each variant's accuracy (%), and BN − vanilla (pp) with CI marks."""
+    rows, columns = grid.vanilla.shape
+    figure = new_figure((4.2 + 1.3 * columns, 2.2 + 0.45 * rows))
+    panels = figure.subplots(1, 3, sharey=True)
+    accuracy_norm = Normalize(0, 100)
+    viridis = matplotlib.colormaps["viridis"].with_extremes(bad=NEUTRAL)
+    for axes, variant in zip(panels[:2], ("vanilla", "bn"), strict=True):
+        percent = 100 * getattr(grid, variant)
+        image = _heatmap(axes, percent, [[f"{v:.1f}" for v in row] for row in percent], viridis, accuracy_norm)
+        axes.set_title(f"{LABELS[variant]}: test accuracy (%)")
+    figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
+
+    difference = 100 * grid.difference
+    # symmetric limits put "no difference" on the diverging map's neutral middle
+    limit = max(float(np.nanmax(np.abs(difference), initial=0.0)), 1.0)
+    texts = [
+        [f"{d:+.1f}" + ("*" if marked else "") for d, marked in zip(row, marks, strict=True)]
+        for row, marks in zip(difference, grid.significant, strict=True)
+    ]
+    diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
+    image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
+    panels[2].set_title(f"BN − vanilla (pp); bold *: {grid.confidence:.0%} CI excludes 0")
+    figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
+
+    for axes in panels:
+        axes.set_xticks(range(columns), [_compact(lr) for lr in grid.learning_rates])
+        axes.set_xlabel("learning rate")
+    panels[0].set_yticks(range(rows), [_compact(std) for std in grid.init_stds])
+    panels[0].set_ylabel("init std σ")
+    figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
+    return figure
+
+
+def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Figure:
+    """Figure 1 at shared learning rates: one row per panel, columns (a) accuracy, (b) vanilla's and (c) BN's inputs."""
+    figure = new_figure((13, 1.2 + 2.9 * len(panels)))
+    grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
+    for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
+        draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
+        accuracy_axes.set_ylabel(f"lr = {_compact(panel.lr)}\ntest accuracy")
+        # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
+        percentile_axes[1].sharey(percentile_axes[0])
+        for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
+            draw_percentiles(axes, panel.percentile_steps[variant], panel.percentiles[variant], COLORS[variant])
+        percentile_axes[0].set_ylabel("sigmoid input")
+    titles = ("(a) test accuracy", f"(b) {LABELS['vanilla']}: sigmoid input", f"(c) {LABELS['bn']}: sigmoid input")
+    for axes, title in zip(grid[0], titles, strict=True):
+        axes.set_title(title)
+    for axes in grid[-1]:
+        axes.set_xlabel("training step (log scale)")
+    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {_compact(init_std)}")
+    accuracy_handles = [
+        Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
+    ]
+    legend_below(figure, [*accuracy_handles, band_handle(), *percentile_handles()], columns=7)
+    return figure
+
+
+def _heatmap(axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], cmap: Colormap, norm: Normalize):
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        text, background = ("n/a", NEUTRAL) if np.isnan(value) else (texts[row][column], cmap(norm(value)))
+        weight = "bold" if text.endswith("*") else "normal"
+        cell_text(axes, column, row, text, background, fontsize=7, fontweight=weight)
+    return image
+
+
+def _compact(number: float) -> str:
+    """Two significant digits without trailing zeros: 0.0316 -> "0.032", 100.0 -> "100"."""
+    return f"{float(f'{number:.2g}'):g}"
+
+
+# --- the report's figures, from the comparison -------------------------------------------------------------------
+
+FIGURE_NAMES = ("test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion")
+
+
+def report_figures(comparison: Comparison) -> dict[str, Figure]:
+    """file stem -> figure, every figure of the report (FIGURE_NAMES)."""
+    tuned, sweeps, example = comparison.tuned, comparison.sweeps, comparison.example
+    params = comparison.params
+    unit = (example.seed, example.unit)
+    paper_init = params.sweep.init_stds.index(params.model.init_std)
+    figures = {
+        "test_accuracy": accuracy_figure(
+            {v: o.curves.steps for v, o in tuned.items()}, {v: o.curves.accuracy for v, o in tuned.items()}
+        ),
+        "sigmoid_inputs": sigmoid_inputs_figure(
+            {v: o.sigmoid_inputs[unit].steps for v, o in tuned.items()},
+            {v: o.sigmoid_inputs[unit].stacked() for v, o in tuned.items()},
+            subtitle=f"seed {example.seed}, unit {example.unit}, each variant at its tuned rate",
+        ),
+        "robustness_map": robustness_map_figure(robustness_grid(comparison)),
+        "shared_rates": shared_rate_figure(
+            [
+                shared_rate_panel(sweeps, lr, params.sweep.lr_index(lr), paper_init)
+                for lr in params.evaluate.figure1_lrs
+            ],
+            params.model.init_std,
+        ),
+        "lr_search": lr_search_figure(
+            {v: o.trials for v, o in tuned.items()}, {v: o.tuning.best_lr for v, o in tuned.items()}
+        ),
+        "confusion": confusion_figure({v: sum(s.confusion for s in o.test.values()) for v, o in tuned.items()}),
+    }
+    return {name: figures[name] for name in FIGURE_NAMES}
+
+
+def robustness_grid(comparison: Comparison) -> RobustnessGrid:
+    sweep = comparison.params.sweep
+    shape = (len(sweep.init_stds), len(sweep.learning_rates))
+
+    def grid(value) -> np.ndarray:
+        return np.array([np.nan if value(cell) is None else value(cell) for cell in comparison.cells]).reshape(shape)
+
+    return RobustnessGrid(
+        learning_rates=np.array(sweep.learning_rates),
+        init_stds=np.array(sweep.init_stds),
+        vanilla=grid(lambda cell: cell.vanilla),
+        bn=grid(lambda cell: cell.bn),
+        difference=grid(lambda cell: cell.difference.effect),
+        significant=np.array([cell.side is not None for cell in comparison.cells]).reshape(shape),
+        confidence=comparison.params.evaluate.confidence,
+    )
+
+
+def shared_rate_panel(
+    sweeps: Mapping[str, SweepResults], learning_rate: float, lr_index: int, init_index: int
+) -> SharedRatePanel:
+    """Both variants at one shared rate and init: accuracy per seed, and seed 0's first tracked sigmoid."""
+    return SharedRatePanel(
+        lr=learning_rate,
+        steps={v: sweep.steps for v, sweep in sweeps.items()},
+        accuracy={v: sweep.accuracy[:, init_index, lr_index] for v, sweep in sweeps.items()},
+        percentiles={v: sweep.percentiles[0, init_index, lr_index, 0] for v, sweep in sweeps.items()},
+        percentile_steps={v: sweep.steps for v, sweep in sweeps.items()},
+    )

@@ -1,35 +1,137 @@
-"""The per-member result files the training stages write and evaluate reads: one column layout, defined here.
+"""The files the stages hand each other, each defined once: its layout, its writer and, beside it, its reader.
 
-A member is labelled by the columns that say which run it is: {seed} in train@, {lr, init_std, seed} in sweep@.
+    tune@<variant>   results/tune/<variant>/best.json, trials.csv
+    train@<variant>  models/<variant>/seed_<s>.pt; results/train/<variant>/history.csv, sigmoid_inputs.csv, summary.json
+    sweep@<variant>  results/sweep/<variant>/history.csv, sigmoid_inputs.csv, final.csv, summary.json
+
+A reader returns a typed object. A missing file, key or column, or a malformed value, is one StudyError naming the
+file and what is wrong, with the stage to re-run; nothing falls back to a default.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict
 
-from src.atomic import write_csv
+from src.atomic import atomic_directory, write_csv, write_json
+from src.config import Params, PositiveFloat, validated
 from src.engine import PERCENTILES, Evaluation, TrainResult
 from src.errors import StudyError
+from src.members import MemberTable
+from src.schedule import eval_schedule
+
+RESULTS = Path("results")
+MODELS = Path("models")
 
 HISTORY = ("test_accuracy", "test_loss", "diverged")  # history.csv: step, <labels>, then these
 LEVELS = tuple(f"p{round(q * 100)}" for q in PERCENTILES)  # p15, p50, p85
 SIGMOID_INPUTS = ("unit", *LEVELS)  # sigmoid_inputs.csv: step, <labels>, then these
 FINAL = ("test_accuracy", "test_loss", "diverged")  # final.csv: <labels>, then these
-TRIALS = ("number", "lr", "value", "state", "diverged")  # results/tune/<variant>/trials.csv
+TRIALS = ("number", "lr", "value", "state", "diverged")  # trials.csv
+TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")  # the states of a finished trial that ran
 
-Labels = Sequence[Mapping[str, object]]  # one mapping per member, the same keys for all
+
+def stage_dir(stage: str, variant: str) -> Path:
+    """results/<stage>/<variant>: where a stage's small outputs for one variant live."""
+    return RESULTS / stage / variant
 
 
-def write_history(path: Path, result: TrainResult, labels: Labels) -> None:
-    """Every evaluation of every member (BN under its moving averages, as it trains)."""
+class JsonFile(BaseModel):
+    """A JSON file one stage writes and another reads: its keys are the fields, in the order they are written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    NAME: ClassVar[str]
+    STAGE: ClassVar[str]  # the stage that writes it, named in the error a bad file gives
+
+    def write(self, directory: Path) -> None:
+        write_json(directory / self.NAME, self.model_dump())
+
+    @classmethod
+    def read(cls, directory: Path) -> Self:
+        path = directory / cls.NAME
+        rerun = f"re-run `dvc repro {cls.STAGE}@{directory.name}` to rewrite it"
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StudyError(f"{path}: no such file (run `dvc repro {cls.STAGE}@{directory.name}` first)") from None
+        except ValueError as error:
+            raise StudyError(f"{path}: not valid JSON ({error}); {rerun}") from None
+        return validated(cls, raw, source=str(path), hint=rerun)
+
+
+# --- tune@: best.json and trials.csv -----------------------------------------------------------------------------
+
+
+class TuningSummary(JsonFile):
+    """best.json: the tuned learning rate and how the study's trials ended."""
+
+    NAME: ClassVar[str] = "best.json"
+    STAGE: ClassVar[str] = "tune"
+    variant: str
+    study_name: str
+    storage: str  # its password redacted
+    best_lr: PositiveFloat
+    best_value: float
+    trials_budget: int
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    steps: int
+    device: str
+
+
+@dataclass(frozen=True)
+class TuningTrial:
+    """One row of trials.csv: a finished trial that ran."""
+
+    number: int
+    lr: float
+    value: float | None  # validation accuracy (the last reported one for a pruned trial); None if it failed
+    state: str  # COMPLETE | PRUNED | FAIL
+    diverged: bool
+
+    def __post_init__(self) -> None:
+        if self.state not in TRIAL_STATES:
+            raise ValueError(f"a trial's state must be one of {', '.join(TRIAL_STATES)}, got {self.state!r}")
+
+
+def write_trials(directory: Path, trials: Sequence[TuningTrial]) -> None:
+    rows = (
+        {"number": t.number, "lr": t.lr, "value": "" if t.value is None else t.value, "state": t.state,
+         "diverged": t.diverged}
+        for t in trials
+    )  # fmt: skip
+    write_csv(directory / "trials.csv", rows, TRIALS)
+
+
+def read_trials(directory: Path) -> list[TuningTrial]:
+    """trials.csv (number,lr,value,state,diverged), in trial order."""
+    path = directory / "trials.csv"
+    table = read_table(path, TRIALS).sort_values("number")
+    with parsing(path):
+        return [
+            TuningTrial(int(row.number), float(row.lr), None if math.isnan(row.value) else float(row.value),
+                        str(row.state).strip().upper(), bool(row.diverged))
+            for row in table.itertuples()
+        ]  # fmt: skip
+
+
+# --- train@ and sweep@: per-member histories ---------------------------------------------------------------------
+
+
+def write_history(directory: Path, result: TrainResult, members: MemberTable) -> None:
+    """history.csv: every evaluation of every member (BN under its moving averages, as it trains)."""
+    labels = members.rows()
     rows = (
         {
             "step": step,
@@ -41,11 +143,12 @@ def write_history(path: Path, result: TrainResult, labels: Labels) -> None:
         for i, step in enumerate(result.eval_steps)
         for member, label in enumerate(labels)
     )
-    write_csv(path, rows, ["step", *labels[0], *HISTORY])
+    write_csv(directory / "history.csv", rows, ["step", *members.labels, *HISTORY])
 
 
-def write_sigmoid_inputs(path: Path, result: TrainResult, labels: Labels) -> None:
-    """The 15/50/85th percentiles of each tracked last-hidden-layer sigmoid's input, at every evaluation."""
+def write_sigmoid_inputs(directory: Path, result: TrainResult, members: MemberTable) -> None:
+    """sigmoid_inputs.csv: the 15/50/85th percentiles of each tracked last-layer sigmoid's input, every evaluation."""
+    labels = members.rows()
     rows = (
         {
             "step": step,
@@ -57,35 +160,50 @@ def write_sigmoid_inputs(path: Path, result: TrainResult, labels: Labels) -> Non
         for member, label in enumerate(labels)
         for unit in range(result.percentiles.shape[-1])
     )
-    write_csv(path, rows, ["step", *labels[0], *SIGMOID_INPUTS])
+    write_csv(directory / "sigmoid_inputs.csv", rows, ["step", *members.labels, *SIGMOID_INPUTS])
 
 
-def write_final(path: Path, final: Evaluation, labels: Labels) -> None:
-    """Each member's trained network on the test split (BN under Algorithm 2's population statistics)."""
-    rows = (
-        {**label, "test_accuracy": accuracy, "test_loss": loss, "diverged": diverged}
-        for label, accuracy, loss, diverged in zip(labels, final.accuracy, final.loss, final.diverged, strict=True)
-    )
-    write_csv(path, rows, [*labels[0], *FINAL])
+# --- train@: the models, their curves and summary.json -----------------------------------------------------------
 
 
-def metric_histories(result: TrainResult, with_percentiles: bool) -> list[dict[str, list[tuple[int, float]]]]:
-    """Per member, MLflow metric name -> (step, value): test accuracy and loss, and optionally the sigmoid inputs."""
-    return [dict(_member_metrics(result, member, with_percentiles)) for member in range(result.accuracy.shape[1])]
+class TrainSummary(JsonFile):
+    """train@'s summary.json: the rate every seed trained at and the trained networks' final numbers."""
+
+    NAME: ClassVar[str] = "summary.json"
+    STAGE: ClassVar[str] = "train"
+    variant: str
+    lr: PositiveFloat
+    lr_source: str
+    seeds: list[int]
+    steps: int
+    batch_size: int
+    # BN: the trained network under Algorithm 2's population statistics (history.csv: moving averages)
+    final_test_accuracy: list[float]
+    final_test_accuracy_mean: float
+    final_test_accuracy_std: float
+    final_val_accuracy: list[float]
+    champion_seed: int
+    n_diverged: int
+    device: str
 
 
-def _member_metrics(result: TrainResult, member: int, with_percentiles: bool) -> Iterator[tuple[str, list]]:
-    steps = result.eval_steps
-    yield "test_accuracy", list(zip(steps, result.accuracy[:, member].tolist(), strict=True))
-    yield "test_loss", list(zip(steps, result.loss[:, member].tolist(), strict=True))
-    if with_percentiles and result.percentiles is not None:
-        for unit in range(result.percentiles.shape[-1]):
-            for level, name in enumerate(LEVELS):
-                values = result.percentiles[:, level, member, unit].tolist()
-                yield f"sigmoid_input_unit{unit}_{name}", list(zip(steps, values, strict=True))
+def write_models(directory: Path, state_dicts: Sequence[dict], seeds: Sequence[int]) -> None:
+    """models/<variant>/seed_<s>.pt, one member's state dict each (BN: Algorithm 2's statistics), all or none."""
+    with atomic_directory(directory) as staging:
+        for state, seed in zip(state_dicts, seeds, strict=True):
+            torch.save(state, staging / f"seed_{seed}.pt")
 
 
-# --- reading ---------------------------------------------------------------------------------------------------
+def model_paths(directory: Path) -> dict[int, Path]:
+    """seed -> models/<variant>/seed_<seed>.pt, in seed order."""
+    found = {}
+    for path in directory.glob("seed_*.pt"):
+        suffix = path.stem.removeprefix("seed_")
+        if suffix.isdigit():
+            found[int(suffix)] = path
+    if not found:
+        raise StudyError(f"{directory}: no seed_*.pt models (run the train stage first)")
+    return dict(sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -108,30 +226,40 @@ class Percentiles:
     p50: np.ndarray
     p85: np.ndarray
 
+    def stacked(self) -> np.ndarray:
+        """(3, evals): the rows 15th, 50th, 85th."""
+        return np.stack([self.p15, self.p50, self.p85])
+
 
 @dataclass(frozen=True)
-class TuningTrial:
-    number: int
-    lr: float
-    value: float | None  # validation accuracy (the last reported one for a pruned trial); None if it failed
-    state: str  # COMPLETE | PRUNED | FAIL
-    diverged: bool
+class TrainedRun:
+    """What train@ wrote for one variant, read back."""
+
+    summary: TrainSummary
+    curves: Curves
+    sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
+    models: dict[int, Path]  # seed -> its saved network
 
 
-def model_paths(models_dir: Path) -> dict[int, Path]:
-    """seed -> models_dir/seed_{seed}.pt, in seed order."""
-    found = {}
-    for path in models_dir.glob("seed_*.pt"):
-        suffix = path.stem.removeprefix("seed_")
-        if suffix.isdigit():
-            found[int(suffix)] = path
-    if not found:
-        raise StudyError(f"{models_dir}: no seed_*.pt models (run the train stage first)")
-    return dict(sorted(found.items()))
+def read_trained(variant: str) -> TrainedRun:
+    """train@<variant>'s outputs; models, history and summary must cover the same seeds."""
+    directory = stage_dir("train", variant)
+    run = TrainedRun(
+        summary=TrainSummary.read(directory),
+        curves=read_history(directory / "history.csv"),
+        sigmoid_inputs=read_sigmoid_inputs(directory / "sigmoid_inputs.csv"),
+        models=model_paths(MODELS / variant),
+    )
+    if not sorted(run.models) == run.curves.seeds == run.summary.seeds:
+        raise StudyError(
+            f"train@{variant}: models/{variant} holds seeds {sorted(run.models)}, its history {run.curves.seeds} and "
+            f"its summary {run.summary.seeds}: re-run `dvc repro train@{variant}`"
+        )
+    return run
 
 
 def read_history(path: Path) -> Curves:
-    """results/train/{variant}/history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
+    """train@'s history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
     table = read_table(path, ["step", "seed", *HISTORY])
     with parsing(path):
         accuracy, loss = (table.pivot(index="seed", columns="step", values=name) for name in HISTORY[:2])
@@ -145,7 +273,7 @@ def read_history(path: Path) -> Curves:
 
 
 def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
-    """results/train/{variant}/sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
+    """train@'s sigmoid_inputs.csv (step,seed,unit,p15,p50,p85) as (seed, unit) -> percentiles."""
     table = read_table(path, ["step", "seed", *SIGMOID_INPUTS]).sort_values(["seed", "unit", "step"])
     with parsing(path):
         return {
@@ -154,15 +282,88 @@ def read_sigmoid_inputs(path: Path) -> dict[tuple[int, int], Percentiles]:
         }
 
 
-def read_trials(path: Path) -> list[TuningTrial]:
-    """results/tune/{variant}/trials.csv (number,lr,value,state,diverged), in trial order."""
-    table = read_table(path, list(TRIALS)).sort_values("number")
-    with parsing(path):
-        return [
-            TuningTrial(int(row.number), float(row.lr), None if math.isnan(row.value) else float(row.value),
-                        str(row.state).strip().upper(), bool(row.diverged))
-            for row in table.itertuples()
-        ]  # fmt: skip
+# --- sweep@: final.csv, summary.json, and the whole sweep read back on its grid ----------------------------------
+
+
+class SweepSummary(JsonFile):
+    """sweep@'s summary.json."""
+
+    NAME: ClassVar[str] = "summary.json"
+    STAGE: ClassVar[str] = "sweep"
+    variant: str
+    members: int
+    steps: int
+    device: str
+
+
+def write_final(directory: Path, final: Evaluation, members: MemberTable) -> None:
+    """final.csv: each member's trained network on the test split (BN under Algorithm 2's population statistics)."""
+    rows = (
+        {**label, "test_accuracy": accuracy, "test_loss": loss, "diverged": diverged}
+        for label, accuracy, loss, diverged in zip(
+            members.rows(), final.accuracy, final.loss, final.diverged, strict=True
+        )
+    )
+    write_csv(directory / "final.csv", rows, [*members.labels, *FINAL])
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    """One variant's sweep on params.sweep's grid, as arrays indexed [seed, init std, learning rate, ...]."""
+
+    learning_rates: np.ndarray  # (L,) as params.sweep lists them
+    init_stds: np.ndarray  # (I,)
+    seeds: list[int]
+    final_accuracy: np.ndarray  # (S, I, L): the trained network (BN: Algorithm 2's population statistics)
+    diverged: np.ndarray  # (S, I, L)
+    steps: np.ndarray  # (E,)
+    accuracy: np.ndarray  # (S, I, L, E): test accuracy over training (BN: moving averages)
+    percentiles: np.ndarray  # (S, I, L, units, 3, E): the 15/50/85th percentiles of each tracked sigmoid's input
+
+
+def read_sweep(variant: str, params: Params) -> SweepResults:
+    """sweep@<variant>'s CSVs on the grid, eval steps and tracked units of `params`; a missing or stray row is one
+    StudyError naming the file."""
+    directory, sweep = stage_dir("sweep", variant), params.sweep
+    labels = ["seed", "init_std", "lr"]
+    grid = [sweep.seed_list, sweep.init_stds, sweep.learning_rates]
+    steps = list(eval_schedule(sweep.steps, sweep.eval_every, sweep.evals_per_decade))
+    units = list(range(params.train.tracked_units))
+    final = _on_grid(directory / "final.csv", labels, grid, ["test_accuracy", "diverged"])
+    accuracy = _on_grid(directory / "history.csv", [*labels, "step"], [*grid, steps], ["test_accuracy"])
+    percentiles = _on_grid(directory / "sigmoid_inputs.csv", [*labels, "unit", "step"], [*grid, units, steps],
+                           list(LEVELS))  # fmt: skip
+    return SweepResults(
+        learning_rates=np.array(sweep.learning_rates, dtype=float),
+        init_stds=np.array(sweep.init_stds, dtype=float),
+        seeds=sweep.seed_list,
+        final_accuracy=final[..., 0].astype(float),
+        diverged=final[..., 1].astype(bool),
+        steps=np.array(steps),
+        accuracy=accuracy[..., 0].astype(float),
+        percentiles=np.moveaxis(percentiles.astype(float), -1, -2),  # (..., units, 3 levels, steps)
+    )
+
+
+def _on_grid(path: Path, index: list[str], levels: list[list], columns: list[str]) -> np.ndarray:
+    """`columns` of the CSV at `path` over every combination of `levels`: exactly one row each."""
+    table = read_table(path, [*index, *columns])
+    rerun = f"re-run `dvc repro sweep@{path.parent.name}`"
+    indexed = table.set_index(index)
+    full = pd.MultiIndex.from_product(levels, names=index)
+    stray = indexed.index[~indexed.index.isin(full)]
+    if len(stray) or indexed.index.has_duplicates:
+        row = stray[0] if len(stray) else indexed.index[indexed.index.duplicated()][0]
+        what = "outside params.yaml's sweep" if len(stray) else "given twice"
+        raise StudyError(f"{path}: the row for {dict(zip(index, row, strict=True))} is {what}; {rerun}")
+    if not full.isin(indexed.index).all():
+        missing = full[~full.isin(indexed.index)][0]
+        raise StudyError(f"{path}: no row for {dict(zip(index, missing, strict=True))}; {rerun}")
+    values = indexed[columns].reindex(full).to_numpy()
+    return values.reshape(*(len(level) for level in levels), len(columns))
+
+
+# --- reading tables ----------------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -196,28 +397,3 @@ def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
         if table[name].dtype != bool:
             raise StudyError(f"{path}: malformed value (column {name} must be True or False)")
     return table
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such file (run the stage that writes it first: `dvc repro`)") from None
-    except json.JSONDecodeError as error:
-        raise StudyError(f"{path}: not valid JSON: {error}") from None
-
-
-def read_tuned_learning_rate(path: Path, variant: str) -> float:
-    """best_lr of a tuning result (results/tune/<variant>/best.json); anything else is one StudyError naming it."""
-    rerun = f"re-run `dvc repro tune@{variant}` to rewrite it"
-    try:
-        best = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such file (run `dvc repro tune@{variant}` first)") from None
-    except ValueError as error:
-        raise StudyError(f"{path}: not valid JSON ({error}); {rerun}") from None
-    learning_rate = best.get("best_lr") if isinstance(best, dict) else None
-    is_number = isinstance(learning_rate, int | float) and not isinstance(learning_rate, bool)
-    if not (is_number and 0 < learning_rate < math.inf):
-        raise StudyError(f"{path}: best_lr must be a positive number, got {learning_rate!r}; {rerun}")
-    return float(learning_rate)

@@ -146,15 +146,24 @@ def paired_ratio(bn: Sequence[float], vanilla: Sequence[float], confidence: floa
     )
 
 
+def side(estimate: Estimate, no_effect: float) -> Literal["above", "below"] | None:
+    """Where the interval lies: wholly "above" or "below" `no_effect`, or None when it includes it or there is none.
+
+    The one place that decides whether an interval excludes no effect."""
+    if estimate.ci_low is None or estimate.ci_high is None:
+        return None
+    if estimate.ci_low > no_effect:
+        return "above"
+    return "below" if estimate.ci_high < no_effect else None
+
+
 def verdict(estimate: Estimate, no_effect: float, bn_favoured: Literal["higher", "lower"]) -> Verdict:
     """The verdict: "holds" if the interval excludes `no_effect` on BN's side, "contradicted" if on the other side,
     else "not shown"."""
-    if estimate.ci_low is None or estimate.ci_high is None:
+    where = side(estimate, no_effect)
+    if where is None:
         return "not shown"
-    above, below = estimate.ci_low > no_effect, estimate.ci_high < no_effect
-    if above or below:
-        return "holds" if above == (bn_favoured == "higher") else "contradicted"
-    return "not shown"
+    return "holds" if (where == "above") == (bn_favoured == "higher") else "contradicted"
 
 
 def _mean_with_interval(values: np.ndarray, confidence: float) -> Estimate:

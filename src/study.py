@@ -14,7 +14,6 @@ import json
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import optuna
 import sqlalchemy
@@ -22,19 +21,17 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from src import data, databases
-from src.config import Params
+from src import databases, provenance
+from src.config import Params, TuneConfig
 from src.databases import reason, redact
 from src.errors import StudyError
-from src.provenance import code_sha256, data_sha256
+from src.results import TuningSummary, TuningTrial
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEARTBEAT_S = 10
 GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves room for a busy database
 MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
-
-# --- storage and study ---------------------------------------------------------------------------------------
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
@@ -74,28 +71,11 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
         raise StudyError(f"storage {shown}: {reason(error)}") from None
 
 
-def study_settings(params: Params, variant: str, device: str, data_dir: Path = data.PROCESSED_DIR) -> dict:
-    """Everything that makes two trials comparable; a study only holds trials run under the same settings.
-
-    `device` is the resolved one (cpu, cuda, mps): the same seeds give other numbers on another device type."""
-    return {
-        "variant": variant,
-        "device": device,
-        "steps": params.tune.steps,
-        "eval_every": params.tune.eval_every,
-        "evals_per_decade": params.tune.evals_per_decade,
-        "lr_min": params.tune.lr_min,
-        "lr_max": params.tune.lr_max,
-        "seed": params.tune.seed,
-        "pruning_warmup_evals": params.tune.pruning_warmup_evals,
-        "batch_size": params.train.batch_size,
-        "momentum": params.train.momentum,
-        "binarize": params.data.binarize,
-        "model": params.model.model_dump(),
-        "data_sha256": data_sha256(data_dir, ("train", "val")),
-        # a fixed bug in the training code must not be resumed into a study of the buggy code's trials
-        "code_sha256": code_sha256(),
-    }
+def study_settings(params: Params, variant: str, device: str) -> dict:
+    """Everything that makes two trials comparable: the tune stage's deciding params, the resolved device (the same
+    seeds give other numbers on another device type), the train and val data, the training code (a fixed bug must
+    not be resumed into a study of the buggy code's trials). A study only holds trials run under the same settings."""
+    return provenance.stage_identity(params, "tune", variant, device, ("train", "val"))
 
 
 def default_study_name(settings: dict) -> str:
@@ -104,9 +84,8 @@ def default_study_name(settings: dict) -> str:
     return f"bn-mnist-{settings['variant']}-{digest}"
 
 
-def open_study(storage: RDBStorage, name: str, settings: dict, trials_per_batch: int) -> optuna.Study:
+def open_study(storage: RDBStorage, name: str, settings: dict, tune: TuneConfig) -> optuna.Study:
     """Create or resume the study `name`; resuming one that was run under other settings is a StudyError."""
-    evals_protected = settings["pruning_warmup_evals"]
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -115,56 +94,50 @@ def open_study(storage: RDBStorage, name: str, settings: dict, trials_per_batch:
         # The first batch always completes; a later trial may be pruned from its (warmup + 1)-th evaluation on
         # (MedianPruner prunes from step == n_warmup_steps; step 0 is never reported).
         pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=trials_per_batch, n_warmup_steps=(evals_protected + 1) * settings["eval_every"]
+            n_startup_trials=tune.trials_per_batch, n_warmup_steps=(tune.pruning_warmup_evals + 1) * tune.eval_every
         ),
     )
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", settings)  # a worker starting at the same time may write first: re-read
     stored = study.user_attrs["settings"]
     if stored != settings:
-        changed = ", ".join(
-            f"{key}: {stored.get(key)} -> {settings.get(key)}"
-            for key in settings
-            if stored.get(key) != settings.get(key)
-        )
+        changed = provenance.differences(stored, settings)
         raise StudyError(f"study '{name}' was run under other settings ({changed}): give another --study-name")
     return study
 
 
-# --- the budget, claims, heartbeats and dead workers' trials -------------------------------------------------
-
-
-def best_summary(study: optuna.Study, variant: str, storage_url: str, budget: int) -> dict:
+def best_summary(study: optuna.Study, variant: str, storage_url: str, budget: int) -> TuningSummary:
     """best.json: the best learning rate and how the study's trials ended."""
     trials = study.get_trials(deepcopy=False)
     if not count(trials, (TrialState.COMPLETE,)):
         raise StudyError(f"study '{study.study_name}' has no completed trial yet: run the tuner (longer --timeout?)")
     ran = [trial for trial in trials if "lr" in trial.params]  # a surplus trial never ran
-    return {
-        "variant": variant,
-        "study_name": study.study_name,
-        "storage": redact(storage_url),
-        "best_lr": study.best_params["lr"],
-        "best_value": study.best_value,
-        "trials_budget": budget,
-        "n_complete": count(ran, (TrialState.COMPLETE,)),
-        "n_pruned": count(ran, (TrialState.PRUNED,)),
-        "n_failed": count(ran, (TrialState.FAIL,)),
-        "steps": study.user_attrs["settings"]["steps"],
-        "device": study.user_attrs["settings"]["device"],
-    }
+    settings = study.user_attrs["settings"]
+    return TuningSummary(
+        variant=variant,
+        study_name=study.study_name,
+        storage=redact(storage_url),
+        best_lr=study.best_params["lr"],
+        best_value=study.best_value,
+        trials_budget=budget,
+        n_complete=count(ran, (TrialState.COMPLETE,)),
+        n_pruned=count(ran, (TrialState.PRUNED,)),
+        n_failed=count(ran, (TrialState.FAIL,)),
+        steps=settings["params"]["tune"]["steps"],
+        device=settings["device"],
+    )
 
 
-def trial_rows(study: optuna.Study) -> list[dict]:
+def finished_trials(study: optuna.Study) -> list[TuningTrial]:
     """trials.csv: every finished trial that ran, in order (value: final, or last reported when pruned)."""
     return [
-        {
-            "number": trial.number,
-            "lr": trial.params["lr"],
-            "value": "" if trial.value is None else trial.value,
-            "state": trial.state.name,
-            "diverged": bool(trial.user_attrs.get("diverged", False)),
-        }
+        TuningTrial(
+            number=trial.number,
+            lr=trial.params["lr"],
+            value=trial.value,
+            state=trial.state.name,
+            diverged=bool(trial.user_attrs.get("diverged", False)),
+        )
         for trial in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
         if "lr" in trial.params
     ]

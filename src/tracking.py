@@ -84,10 +84,10 @@ def process_tags() -> dict[str, str]:
 
 
 @contextmanager
-def stage_run(
+def parent_run(
     name: str, tags: Mapping[str, str], params: Mapping[str, object], run_id: str | None = None
 ) -> Iterator[str]:
-    """A parent run for one stage invocation, or the run `run_id` continued (a resumed stage).
+    """The parent run of one stage invocation, or the run `run_id` continued (a resumed stage).
 
     FINISHED on success, KILLED on Ctrl-C, FAILED otherwise.
     """

@@ -24,6 +24,7 @@ from src.data import PROCESSED_DIR, load_split
 from src.device import resolve_device
 from src.engine import Trainer, TrainingData, TrainResult
 from src.models import build_model
+from src.results import TuningSummary
 from src.schedule import schedule_for
 from src.study import HEARTBEAT_S, best_summary, default_study_name, open_storage, open_study, study_settings
 from src.trials import OnEval, Told, TrainBatch, TrialWorker
@@ -51,13 +52,13 @@ def tune_variant(
     device = resolve_device(params.train.device)
     settings = study_settings(params, variant, device.type)
     storage = open_storage(params.tune.storage, heartbeat_s)
-    study = open_study(storage, study_name or default_study_name(settings), settings, params.tune.trials_per_batch)
+    study = open_study(storage, study_name or default_study_name(settings), settings, params.tune)
     train_batch = engine_objective(params, variant, device)
 
     experiment_id = tracking.configure(params.tracking.experiment)
     tags = {"stage": "tune", "variant": variant, "study_name": study.study_name, "device": str(device)}
     run_params = {"study": settings, "trials": params.tune.trials, "trials_per_batch": params.tune.trials_per_batch}
-    with tracking.stage_run(f"tune-{variant}", tags=tags, params=run_params):
+    with tracking.parent_run(f"tune-{variant}", tags=tags, params=run_params):
         worker = TrialWorker(study, storage, params.tune, heartbeat_s)
         worker.run(train_batch, on_batch=lambda told: log_trials(study.study_name, variant, str(device), told))
         if any(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
@@ -95,12 +96,12 @@ def tag_best_run(experiment_id: str, study_name: str, best_number: int) -> None:
     tracking.set_run_tags(experiment_id, {**study_runs, "trial": str(best_number)}, {"best_trial": "true"})
 
 
-def describe(best: dict) -> str:
+def describe(best: TuningSummary) -> str:
     """One line for the terminal: the study, its best learning rate, and how its trials ended."""
     return (
-        f"tune@{best['variant']}: study {best['study_name']}: best lr={best['best_lr']:.4g} "
-        f"(validation accuracy {best['best_value']:.4f}); {best['n_complete']} complete, "
-        f"{best['n_pruned']} pruned, {best['n_failed']} failed; budget {best['trials_budget']}"
+        f"tune@{best.variant}: study {best.study_name}: best lr={best.best_lr:.4g} "
+        f"(validation accuracy {best.best_value:.4f}); {best.n_complete} complete, "
+        f"{best.n_pruned} pruned, {best.n_failed} failed; budget {best.trials_budget}"
     )
 
 

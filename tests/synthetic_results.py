@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from pipeline.sweep import grid
 from src import results
-from src.atomic import write_csv
 from src.comparison import Comparison, compare
 from src.config import Params, load_params, parse_params
 from src.data import load_split
 from src.engine import Evaluation, Trainer, TrainingData, TrainResult
+from src.members import MemberTable
 from src.models import build_model
 from src.schedule import Schedule, eval_schedule
 from tests import synthetic
@@ -88,10 +86,10 @@ def write_results_tree(root: Path, repo_root: Path) -> dict:
     params = parse_params(raw)
     processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": 200})
     for variant in ("vanilla", "bn"):
-        final = _write_models(root / "models" / variant, params, processed, variant)
-        _write_training(root / "results" / "train" / variant, params, variant, final)
-        _write_tuning(root / "results" / "tune" / variant, variant)
-        write_sweep(root / "results" / "sweep" / variant, params, variant)
+        final = _write_models(root / results.MODELS / variant, params, processed, variant)
+        _write_training(root / results.stage_dir("train", variant), params, variant, final)
+        _write_tuning(root / results.stage_dir("tune", variant), variant)
+        write_sweep(root / results.stage_dir("sweep", variant), params, variant)
     return raw
 
 
@@ -117,9 +115,7 @@ def _write_models(directory: Path, params: Params, processed: Path, variant: str
         final = Trainer(model, TrainingData(train, test), schedule).run(progress=False).final
     finally:
         torch.set_num_threads(threads)
-    directory.mkdir(parents=True, exist_ok=True)
-    for member, seed in enumerate(SEEDS):
-        torch.save(model.member_state_dict(member), directory / f"seed_{seed}.pt")
+    results.write_models(directory, [model.member_state_dict(member) for member in range(len(SEEDS))], SEEDS)
     return final
 
 
@@ -132,23 +128,24 @@ def _write_training(directory: Path, params: Params, variant: str, final: Evalua
         [np.stack([-1 - 3 * d - unit, -2 * d, 1 + d], axis=1) for unit in range(UNITS)], axis=-1
     )  # (evals, levels, seeds, units)
     result = _train_result(STEPS, accuracy, np.zeros(accuracy.shape, dtype=bool), percentiles, final)
-    labels = [{"seed": seed} for seed in SEEDS]
-    results.write_history(directory / "history.csv", result, labels)
-    results.write_sigmoid_inputs(directory / "sigmoid_inputs.csv", result, labels)
-    summary = {
-        "variant": variant,
-        "lr": LEARNING_RATES[variant],
-        "lr_source": "tune",
-        "seeds": SEEDS,
-        "steps": int(STEPS[-1]),
-        "batch_size": params.train.batch_size,
-        "final_test_accuracy": final.accuracy,
-        "final_test_accuracy_mean": float(np.mean(final.accuracy)),
-        "final_test_accuracy_std": float(np.std(final.accuracy, ddof=1)),
-        "n_diverged": 0,
-        "device": "cpu",
-    }
-    (directory / "summary.json").write_text(json.dumps(summary))
+    members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
+    results.write_history(directory, result, members)
+    results.write_sigmoid_inputs(directory, result, members)
+    results.TrainSummary(
+        variant=variant,
+        lr=LEARNING_RATES[variant],
+        lr_source="tune",
+        seeds=SEEDS,
+        steps=int(STEPS[-1]),
+        batch_size=params.train.batch_size,
+        final_test_accuracy=final.accuracy,
+        final_test_accuracy_mean=float(np.mean(final.accuracy)),
+        final_test_accuracy_std=float(np.std(final.accuracy, ddof=1)),
+        final_val_accuracy=final.accuracy,
+        champion_seed=SEEDS[0],
+        n_diverged=0,
+        device="cpu",
+    ).write(directory)
 
 
 def sweep_final_accuracy(variant: str) -> np.ndarray:
@@ -167,11 +164,14 @@ def sweep_diverged(variant: str) -> np.ndarray:
 
 def write_sweep(directory: Path, params: Params, variant: str) -> None:
     """results/sweep/<variant>/{history,sigmoid_inputs,final}.csv and summary.json: params' sweep grid, one member
-    per cell in the order the sweep stage trains them (pipeline/sweep.py:grid)."""
-    members = grid(params)
+    per cell in the order the sweep stage trains them (MemberTable.grid)."""
+    members = MemberTable.grid(params.sweep)
     steps = np.array(eval_schedule(params.sweep.steps, params.sweep.eval_every, params.sweep.evals_per_decade))
     final_table, diverged_table = sweep_final_accuracy(variant), sweep_diverged(variant)
-    cells = [(SEEDS.index(m["seed"]), SWEEP_INIT_STDS.index(m["init_std"]), _rate_index(m["lr"])) for m in members]
+    cells = [
+        (SEEDS.index(seed), SWEEP_INIT_STDS.index(init_std), _rate_index(lr))
+        for lr, init_std, seed in zip(members.lr, members.init_std, members.seed, strict=True)
+    ]
     final = np.array([final_table[cell] for cell in cells])  # (members,)
     diverges = np.array([diverged_table[cell[1:]] for cell in cells])
     # the curves rise towards the final accuracy; a diverging run is flat at DIVERGED_ACCURACY from its divergence
@@ -190,11 +190,10 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
         diverged=diverges.tolist(),
     )
     result = _train_result(steps, accuracy, diverged, percentiles, evaluation)
-    results.write_history(directory / "history.csv", result, members)
-    results.write_sigmoid_inputs(directory / "sigmoid_inputs.csv", result, members)
-    results.write_final(directory / "final.csv", evaluation, members)
-    summary = {"variant": variant, "members": len(members), "steps": params.sweep.steps, "device": "cpu"}
-    (directory / "summary.json").write_text(json.dumps(summary))
+    results.write_history(directory, result, members)
+    results.write_sigmoid_inputs(directory, result, members)
+    results.write_final(directory, evaluation, members)
+    results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
 def _rate_index(lr: float) -> int:
@@ -220,24 +219,23 @@ def _write_tuning(directory: Path, variant: str) -> None:
     # vanilla diverges from lr 5 on, BN only at 50; a failed trial has no value
     lrs = [0.05, 0.5, 5.0, 20.0, 50.0]
     diverges_from = 5.0 if variant == "vanilla" else 50.0
-    rows = []
+    trials = []
     for number, lr in enumerate(lrs):
         diverged = lr >= diverges_from
         state = "PRUNED" if diverged or number == 0 else "COMPLETE"
-        value = 0.098 if diverged else 0.9 + 0.01 * number
-        rows.append({"number": number, "lr": lr, "value": value, "state": state, "diverged": diverged})
-    rows.append({"number": len(lrs), "lr": 1.0, "value": "", "state": "FAIL", "diverged": False})
-    write_csv(directory / "trials.csv", rows, ["number", "lr", "value", "state", "diverged"])
-    best = {
-        "variant": variant,
-        "study_name": f"bn-mnist-{variant}",
-        "storage": "sqlite:///optuna.db",
-        "best_lr": LEARNING_RATES[variant],
-        "best_value": 0.93,
-        "trials_budget": len(rows),
-        "n_complete": sum(row["state"] == "COMPLETE" for row in rows),
-        "n_pruned": sum(row["state"] == "PRUNED" for row in rows),
-        "n_failed": 1,
-        "steps": 100,  # tuned on fewer steps than the sweep runs: what the horizon check is for
-    }
-    (directory / "best.json").write_text(json.dumps(best))
+        trials.append(results.TuningTrial(number, lr, 0.098 if diverged else 0.9 + 0.01 * number, state, diverged))
+    trials.append(results.TuningTrial(len(lrs), 1.0, None, "FAIL", False))
+    results.write_trials(directory, trials)
+    results.TuningSummary(
+        variant=variant,
+        study_name=f"bn-mnist-{variant}",
+        storage="sqlite:///optuna.db",
+        best_lr=LEARNING_RATES[variant],
+        best_value=0.93,
+        trials_budget=len(trials),
+        n_complete=sum(trial.state == "COMPLETE" for trial in trials),
+        n_pruned=sum(trial.state == "PRUNED" for trial in trials),
+        n_failed=1,
+        steps=100,  # tuned on fewer steps than the sweep runs: what the horizon check is for
+        device="cpu",
+    ).write(directory)

@@ -1,0 +1,68 @@
+"""Who the members of one training run are: each one's learning rate, init std and seed, in training order.
+
+One table serves both designs. train@ is a sweep with one rate and one init per seed (`MemberTable.tuned`); sweep@
+is the grid of params.sweep (`MemberTable.grid`). The members of one seed sit side by side and share its data order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from src.config import SweepConfig
+
+COLUMNS = ("lr", "init_std", "seed")
+
+
+@dataclass(frozen=True)
+class MemberTable:
+    """K members; `labels`: the columns that tell them apart in the design's files (seed, or lr, init_std, seed)."""
+
+    lr: tuple[float, ...]
+    init_std: tuple[float, ...]
+    seed: tuple[int, ...]
+    labels: tuple[str, ...] = COLUMNS
+
+    def __post_init__(self) -> None:
+        if not len(self.lr) == len(self.init_std) == len(self.seed) > 0:
+            raise ValueError(f"MemberTable: one lr, init std and seed per member, got {self}")
+        if not set(self.labels) <= set(COLUMNS):
+            raise ValueError(f"MemberTable: labels must be among {COLUMNS}, got {self.labels}")
+        per_seed, remainder = divmod(len(self), len(self.data_seeds))
+        if remainder or any(seed != self.data_seeds[k // per_seed] for k, seed in enumerate(self.seed)):
+            raise ValueError(f"MemberTable: the members of a seed must sit side by side, as many per seed, got {self}")
+
+    @classmethod
+    def tuned(cls, learning_rate: float, init_std: float, seeds: list[int]) -> MemberTable:
+        """train@: one member per seed, all at one (tuned) rate and one init std."""
+        count = len(seeds)
+        return cls((learning_rate,) * count, (init_std,) * count, tuple(seeds), labels=("seed",))
+
+    @classmethod
+    def grid(cls, sweep: SweepConfig) -> MemberTable:
+        """sweep@: every seed × init std × learning rate, seed first (a seed's members share its data order)."""
+        members = [
+            (lr, init_std, seed)
+            for seed in sweep.seed_list
+            for init_std in sweep.init_stds
+            for lr in sweep.learning_rates
+        ]
+        lr, init_std, seed = zip(*members, strict=True)
+        return cls(lr, init_std, seed)
+
+    def __len__(self) -> int:
+        return len(self.seed)
+
+    @property
+    def data_seeds(self) -> tuple[int, ...]:
+        """One data order per seed, in the members' order: member k follows data_seeds[k // (K / G)]."""
+        return tuple(dict.fromkeys(self.seed))
+
+    def rows(self) -> list[dict[str, float | int]]:
+        """Each member's label columns, as its rows in the design's CSV files carry them."""
+        return [{name: getattr(self, name)[member] for name in self.labels} for member in range(len(self))]
+
+    def name(self, member: int) -> str:
+        """A short name for member `member`: 'seed2' or 'lr0.316-init0.1-seed2'."""
+        parts = {"lr": f"lr{self.lr[member]:.3g}", "init_std": f"init{self.init_std[member]:g}",
+                 "seed": f"seed{self.seed[member]}"}  # fmt: skip
+        return "-".join(parts[column] for column in self.labels)

@@ -1,0 +1,156 @@
+"""The one training path of train@ and sweep@: a member table trained to the end, checkpointed, resumed bit for bit
+after a kill, and tracked in MLflow without gaps.
+
+The stage's parent run and one child run per member are created when training starts and their ids go into every
+checkpoint, so a resumed invocation continues the same runs. At each checkpoint the members' histories so far are
+logged; a resumed invocation first logs whatever the killed one saved but did not get into MLflow.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from src import provenance, tracking
+from src.checkpoint import CHECKPOINT_DIR, Checkpoint
+from src.config import Params
+from src.data import PROCESSED_DIR, Split, load_split
+from src.device import resolve_device
+from src.engine import Trainer, TrainingData, TrainResult
+from src.members import MemberTable
+from src.models import MLP, build_model
+from src.results import LEVELS
+from src.schedule import schedule_for
+
+Stage = Literal["train", "sweep"]
+TRAINING_SPLITS = ("train", "test")  # what training reads: it steps on train and is scored on test as it goes
+
+
+@dataclass
+class TrainedMembers:
+    """What `train_members` hands the stage inside its block: the trained members and where they are tracked."""
+
+    members: MemberTable
+    model: MLP  # after the last step: BN under Algorithm 2's statistics, in eval mode
+    result: TrainResult
+    device: torch.device
+    splits: Mapping[str, Split]
+    member_runs: tracking.MemberRuns
+    resumed_from: int  # the step training resumed from; 0 for a fresh start
+    checkpoints: int = 0
+    checkpoint_s: float = 0.0  # spent writing checkpoints and logging at them
+
+    @property
+    def checkpoint_overhead(self) -> float:
+        """Checkpointing time as a fraction of training time."""
+        return self.checkpoint_s / self.result.wall_time_s if self.result.wall_time_s else 0.0
+
+    def describe(self, stage: str, steps: int) -> str:
+        """One line: what was trained, how long it took, whether it resumed, what checkpoints cost."""
+        resumed = f", resumed from step {self.resumed_from:,}" if self.resumed_from else ""
+        return (
+            f"{stage}: {len(self.members)} members × {steps:,} steps in {self.result.wall_time_s:.1f} s on "
+            f"{self.device}{resumed}; {self.checkpoints} checkpoints took {self.checkpoint_s:.2f} s "
+            f"({100 * self.checkpoint_overhead:.2f} % of training)"
+        )
+
+    def finish(self, member_metrics: Sequence[Mapping[str, float]] | None = None) -> None:
+        """Every member's final accuracy, diverged flag and `member_metrics`, the stage's timing; then the member
+        runs FINISHED."""
+        final = self.result.final
+        extra = member_metrics or [{} for _ in final.accuracy]
+        self.member_runs.finish(
+            tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
+            metrics=[
+                {"final_test_accuracy": accuracy, **more} for accuracy, more in zip(final.accuracy, extra, strict=True)
+            ],
+        )
+        timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
+        tracking.log_results(timing, artifacts=[])
+
+
+@contextmanager
+def train_members(
+    params: Params, stage: Stage, variant: str, members: MemberTable, log_percentiles: bool
+) -> Iterator[TrainedMembers]:
+    """Train `members` of `variant` with the schedule of params.<stage> to the end, from the stage's checkpoint when
+    it has a usable one, inside the stage's MLflow run; `log_percentiles`: also log each member's sigmoid inputs.
+
+    The caller writes its outputs inside the block; the checkpoint is removed once they have landed.
+    """
+    device = resolve_device(params.train.device)
+    splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in TRAINING_SPLITS}
+    model = build_model(params.model, variant, list(members.seed), device, init_stds=list(members.init_std))
+    schedule = schedule_for(params, stage, members.lr, data_seeds=members.data_seeds)
+    probe = splits["test"].images[: params.train.percentile_examples]
+    training_data = TrainingData(splits["train"], splits["test"], probe, params.train.tracked_units)
+    trainer = Trainer(model, training_data, schedule)
+
+    tracking.configure(params.tracking.experiment)
+    name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
+    identity = provenance.stage_identity(params, stage, variant, device, TRAINING_SPLITS)
+    checkpoint = Checkpoint(CHECKPOINT_DIR / f"{name}.pt", {**identity, "members": _columns(members)})
+    saved = checkpoint.load()
+    if saved is not None and not tracking.runs_exist([saved["parent_run"], *saved["member_runs"]]):
+        saved = checkpoint.refuse("its MLflow runs are not in this tracking store")
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        print(f"{name}: resumed from step {trainer.step:,} ({checkpoint.path})", file=sys.stderr)
+    children = [
+        tracking.Member(name=f"{name}-{members.name(k)}", tags={**tags, **_member_tags(members, k)},
+                        params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")})
+        for k in range(len(members))
+    ]  # fmt: skip
+    parent_params = provenance.stage_params(params, stage)
+    with tracking.parent_run(name, tags, parent_params, run_id=saved and saved["parent_run"]) as run_id:
+        member_runs = tracking.MemberRuns(children, run_ids=saved and saved["member_runs"])
+        trained = TrainedMembers(members, model, trainer.recorded(), device, splits, member_runs, trainer.step)
+
+        def on_checkpoint(at: Trainer) -> None:
+            started = time.perf_counter()
+            checkpoint.save({"trainer": at.state_dict(), "parent_run": run_id, "member_runs": member_runs.run_ids})
+            member_runs.log_history(metric_histories(at.recorded(), log_percentiles))
+            trained.checkpoints += 1
+            trained.checkpoint_s += time.perf_counter() - started
+
+        checkpoint_every = getattr(params, stage).checkpoint_every
+        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=checkpoint_every)
+        member_runs.log_history(metric_histories(trained.result, log_percentiles))
+        train = splits["train"]
+        dataset = tracking.numpy_dataset(train.images.cpu().numpy(), train.labels.cpu().numpy(), name="mnist-train",
+                                         source=PROCESSED_DIR / "train.npz")  # fmt: skip
+        tracking.log_dataset(dataset, context="training")
+        yield trained
+    checkpoint.remove()
+
+
+def metric_histories(result: TrainResult, with_percentiles: bool) -> list[dict[str, list[tuple[int, float]]]]:
+    """Per member, MLflow metric name -> (step, value): test accuracy and loss, and optionally the sigmoid inputs."""
+    steps = result.eval_steps
+    histories = []
+    for member in range(result.accuracy.shape[1]):
+        history = {
+            "test_accuracy": list(zip(steps, result.accuracy[:, member].tolist(), strict=True)),
+            "test_loss": list(zip(steps, result.loss[:, member].tolist(), strict=True)),
+        }
+        if with_percentiles and result.percentiles is not None:
+            for unit in range(result.percentiles.shape[-1]):
+                for level, name in enumerate(LEVELS):
+                    values = result.percentiles[:, level, member, unit].tolist()
+                    history[f"sigmoid_input_unit{unit}_{name}"] = list(zip(steps, values, strict=True))
+        histories.append(history)
+    return histories
+
+
+def _columns(members: MemberTable) -> dict[str, list]:
+    return {"lr": list(members.lr), "init_std": list(members.init_std), "seed": list(members.seed)}
+
+
+def _member_tags(members: MemberTable, member: int) -> dict[str, str]:
+    return {column: str(getattr(members, column)[member]) for column in members.labels}
