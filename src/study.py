@@ -131,7 +131,7 @@ def open_study(storage: RDBStorage, name: str, settings: dict, trials_per_batch:
     return study
 
 
-# --- the budget, claims, heartbeats and dead workers' trials -------------------------------------------------
+# --- what the study reports: best.json and trials.csv --------------------------------------------------------
 
 
 def best_summary(study: optuna.Study, variant: str, storage_url: str, budget: int) -> dict:
@@ -168,6 +168,9 @@ def trial_rows(study: optuna.Study) -> list[dict]:
         for trial in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
         if "lr" in trial.params
     ]
+
+
+# --- shared with the worker (src/trials.py) ------------------------------------------------------------------
 
 
 def count(trials: Sequence[FrozenTrial], states: Sequence[TrialState]) -> int:
