@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from src.errors import StudyError
 
@@ -202,6 +203,29 @@ def validated(model: type[Model], raw: object, source: str, hint: str = "") -> M
         # one line however many problems: the stages print it as their single `error: ...` line
         problems = "; ".join(_describe_all(error.errors(), model))
         raise ConfigError(f"{source}: {problems}" + (f"; {hint}" if hint else "")) from None
+
+
+def with_overrides(params: Params, overrides: Mapping[str, object], source: str = "command line") -> Params:
+    """`params` with dotted keys replaced ({"tune.trials": 48}), validated as params.yaml is, cross-field checks
+    included: a bad value is the line a bad params.yaml gives, with `source` in place of the file's name."""
+    raw = params.model_dump()
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        section = raw
+        for part in sections:
+            section = section.setdefault(part, {})
+        section[name] = value
+    return parse_params(raw, source)
+
+
+def validate_option(kind: Any, value: object, name: str, source: str = "command line") -> Any:
+    """`value` as the type `kind` (e.g. PositiveInt) for a setting that is not in params.yaml (`name`, e.g. a flag);
+    a bad one is one ConfigError line in the format of a bad parameter."""
+    try:
+        return TypeAdapter(kind).validate_python(value, strict=True)
+    except ValidationError as error:
+        issues = [{**issue, "loc": (name, *issue["loc"])} for issue in error.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(_describe_all(issues, BaseModel))) from None
 
 
 def _describe_all(issues: list[dict], root: type[BaseModel]) -> list[str]:

@@ -106,6 +106,9 @@ def open_study(storage: RDBStorage, name: str, settings: dict, tune: TuneConfig)
     return study
 
 
+# --- what the study reports: best.json and trials.csv --------------------------------------------------------
+
+
 def best_summary(study: optuna.Study, variant: str, storage_url: str, budget: int) -> TuningSummary:
     """best.json: the best learning rate and how the study's trials ended."""
     trials = study.get_trials(deepcopy=False)
@@ -141,6 +144,9 @@ def finished_trials(study: optuna.Study) -> list[TuningTrial]:
         for trial in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
         if "lr" in trial.params
     ]
+
+
+# --- shared with the worker (src/trials.py) ------------------------------------------------------------------
 
 
 def count(trials: Sequence[FrozenTrial], states: Sequence[TrialState]) -> int:

@@ -34,13 +34,12 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
 from src.config import TuneConfig
-from src.engine import Evaluation, TrainResult
+from src.engine import Evaluation, OnEval, TrainResult
 from src.study import FINISHED, GRACE_HEARTBEATS, HEARTBEAT_S, count, quiet_heartbeat_warnings
 
 DIVERGED_VALUE = 0.0
 POLL_S = 1  # how often a waiting worker looks whether the trials it waits for have ended
 
-OnEval = Callable[[Evaluation], Sequence[bool] | None]
 TrainBatch = Callable[[Sequence[float], OnEval], TrainResult]
 Told = list[tuple[FrozenTrial, list[dict]]]  # each told trial with its evaluation history
 
@@ -78,10 +77,10 @@ class TrialWorker:
                     waiting = True
                     continue
                 waiting = False
-                claimed = self.claim(min(tune.trials_per_batch, free))
-                if claimed:
-                    study.sampler = sampler_for_batch(tune.seed, claimed[0].number, tune.trials_per_batch)
-                    told = self.run_batch(claimed, train_batch)
+                kept = self.ask_within_budget(min(tune.trials_per_batch, free))
+                if kept:
+                    study.sampler = sampler_for_batch(tune.seed, kept[0].number, tune.trials_per_batch)
+                    told = self.run_batch(kept, train_batch)
                     if on_batch is not None:
                         on_batch(told)
 
@@ -93,12 +92,12 @@ class TrialWorker:
                   f"(a dead worker's are retried after {retried} s)", file=sys.stderr)  # fmt: skip
         time.sleep(min(self.heartbeat_s, POLL_S))
 
-    def claim(self, wanted: int) -> list[Trial]:
+    def ask_within_budget(self, wanted: int) -> list[Trial]:
         """Ask `wanted` trials and keep those within the budget; the surplus of a race with other workers fails.
 
         Trial numbers are assigned under a lock on the study row, so once ours exist every lower-numbered trial is
         visible: a trial is kept when at most `tune.trials` non-failed trials are numbered up to it. A kept trial
-        gets a heartbeat, then the user attr `claimed` (its own number, which a re-queued copy does not share).
+        gets a heartbeat, then the user attr `kept` (its own number, which a re-queued copy does not share).
         """
         with quiet_heartbeat_warnings():
             asked = [self.study.ask() for _ in range(wanted)]
@@ -110,7 +109,7 @@ class TrialWorker:
             try:
                 if sum(number <= trial.number for number in live) <= self.tune.trials:
                     trial.set_user_attr("worker", self.id)
-                    trial.set_user_attr("claimed", trial.number)
+                    trial.set_user_attr("kept", trial.number)
                     kept.append(trial)
                 else:
                     trial.set_user_attr("surplus", True)
@@ -121,14 +120,14 @@ class TrialWorker:
 
     def fail_dead_trials(self, grace_s: float) -> None:
         """Fail and re-queue the trials whose worker died: those whose heartbeat stopped (Optuna's check) and those
-        never claimed `grace_s` after they were asked (their worker died before the first heartbeat, which Optuna's
+        never kept `grace_s` after they were asked (their worker died before the first heartbeat, which Optuna's
         check cannot see)."""
         with quiet_heartbeat_warnings():
             fail_stale_trials(self.study)
         cutoff = datetime.now() - timedelta(seconds=grace_s)  # datetime_start: the asking host's clock
         retry = self.storage.get_heartbeat_stale_trial_callback()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.user_attrs.get("claimed") != trial.number and trial.datetime_start < cutoff:
+            if trial.user_attrs.get("kept") != trial.number and trial.datetime_start < cutoff:
                 try:
                     self.study.tell(trial.number, state=TrialState.FAIL)
                 except UpdateFinishedTrialError:
@@ -161,7 +160,7 @@ class TrialWorker:
 
     @contextmanager
     def heartbeats(self, trials: Sequence[Trial]) -> Iterator[None]:
-        """Record the trials' heartbeats every heartbeat_s until the block ends (`claim` records the first).
+        """Record the trials' heartbeats every heartbeat_s until the block ends (`ask_within_budget` records the first).
 
         A thread rather than the engine's on_eval: evaluations can be further apart than the grace period.
         """

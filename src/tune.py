@@ -11,7 +11,7 @@ are src/study.py; the worker loop, the budget, pruning and dead workers are src/
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -19,15 +19,15 @@ import torch
 
 from src import tracking
 from src.cli import OneLineParser, report_user_errors
-from src.config import VARIANTS, Params, load_params
+from src.config import VARIANTS, Params, PositiveInt, load_params, validate_option, with_overrides
 from src.data import PROCESSED_DIR, load_split
 from src.device import resolve_device
-from src.engine import Trainer, TrainingData, TrainResult
+from src.engine import OnEval, Trainer, TrainingData, TrainResult
 from src.models import build_model
 from src.results import TuningSummary
 from src.schedule import schedule_for
 from src.study import HEARTBEAT_S, best_summary, default_study_name, open_storage, open_study, study_settings
-from src.trials import OnEval, Told, TrainBatch, TrialWorker
+from src.trials import Told, TrainBatch, TrialWorker
 
 
 def engine_objective(params: Params, variant: str, device: torch.device, data_dir: Path = PROCESSED_DIR) -> TrainBatch:
@@ -105,40 +105,28 @@ def describe(best: TuningSummary) -> str:
     )
 
 
-def _positive(kind: type) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text!r}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = OneLineParser(description="Tune one variant's learning rate with Optuna (defaults: params.yaml's tune).")
     parser.add_argument("--variant", required=True, choices=VARIANTS)
-    parser.add_argument("--trials", type=_positive(int), help="trial budget of the study (all workers together)")
-    parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage, e.g. postgresql://user@host/db")
-    parser.add_argument("--study-name", help="default: bn-mnist-<variant>-<digest of the study's settings>")
-    parser.add_argument("--steps", type=_positive(int), help="training steps per trial")
-    parser.add_argument("--timeout", type=_positive(float), help="ask for no new batch after this many seconds")
+    # the overrides' ranges are params.yaml's, checked by src/config.py: argparse only converts the text
+    parser.add_argument("--trials", type=int, help="trial budget of the study, all workers together (tune.trials)")
     parser.add_argument(
-        "--heartbeat", type=_positive(int), default=HEARTBEAT_S, help="seconds between a worker's heartbeats"
+        "--storage", help="SQLAlchemy URL of the Optuna storage, e.g. postgresql://user@host/db (tune.storage)"
     )
+    parser.add_argument("--study-name", help="default: bn-mnist-<variant>-<digest of the study's settings>")
+    parser.add_argument("--steps", type=int, help="training steps per trial (tune.steps)")
+    parser.add_argument("--timeout", type=float, help="ask for no new batch after this many seconds (tune.timeout_s)")
+    parser.add_argument("--heartbeat", type=int, default=HEARTBEAT_S, help="seconds between a worker's heartbeats")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params()
     overrides = {"trials": args.trials, "storage": args.storage, "steps": args.steps, "timeout_s": args.timeout}
-    tune_config = params.tune.model_copy(update={key: value for key, value in overrides.items() if value is not None})
-    params = params.model_copy(update={"tune": tune_config})
-    study = tune_variant(params, args.variant, study_name=args.study_name, heartbeat_s=args.heartbeat)
+    given = {f"tune.{key}": value for key, value in overrides.items() if value is not None}
+    params = with_overrides(load_params(), given)
+    heartbeat_s = validate_option(PositiveInt, args.heartbeat, "--heartbeat")
+    study = tune_variant(params, args.variant, study_name=args.study_name, heartbeat_s=heartbeat_s)
     print(describe(best_summary(study, args.variant, params.tune.storage, params.tune.trials)))
 
 

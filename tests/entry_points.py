@@ -1,17 +1,19 @@
 """Every command-line entry point: its in-process `main` and arguments it accepts.
 
-In-process, `main(argv)` is what `python -m module argv` runs.
+In-process, `main(argv)` is what `python -m module argv` runs. test_cli.py holds this list equal to the modules under
+src/, pipeline/ and benchmarks/ that run as a program.
 """
 
 from __future__ import annotations
 
-from benchmarks import bench_engine
+from benchmarks import bench_batchnorm, bench_engine
 from pipeline import download as download_stage
 from pipeline import evaluate as evaluate_stage
 from pipeline import preprocess as preprocess_stage
+from pipeline import sweep as sweep_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src import tune
+from src import metrics, tune
 
 ENTRY_POINTS = {
     "pipeline.download": (download_stage.main, []),
@@ -19,9 +21,14 @@ ENTRY_POINTS = {
     "pipeline.tune": (tune_stage.main, ["--variant", "bn"]),
     "src.tune": (tune.main, ["--variant", "bn"]),
     "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
+    "pipeline.sweep": (sweep_stage.main, ["--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
+    "src.metrics": (metrics.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),
+    "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
 }
 
-# the ones that read params.yaml (the benchmark runs on fixed shapes)
-PARAMS_READERS = {module: entry for module, entry in ENTRY_POINTS.items() if module != "benchmarks.bench_engine"}
+# the ones that read params.yaml: the benchmarks run on fixed shapes, and src.metrics reads only the metrics file
+# (its bad input is tested in test_metrics.py)
+NO_PARAMS = ("benchmarks.bench_engine", "benchmarks.bench_batchnorm", "src.metrics")
+PARAMS_READERS = {module: entry for module, entry in ENTRY_POINTS.items() if module not in NO_PARAMS}

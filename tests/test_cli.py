@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +21,35 @@ def test_a_parser_mistake_is_a_usage_error_not_an_exit():
         parser.parse_args(["--count", "many"])
 
 
+# entry points that break the contract until their own module is fixed; strict: the fix fails the test, so the gap
+# is removed here once it is closed
+NOT_ONE_LINE_YET = {
+    "benchmarks.bench_batchnorm": "a plain argparse.ArgumentParser, not OneLineParser under report_user_errors"
+}
+
+
+def _runs_as_a_program(path: Path) -> bool:
+    """Whether the module has an `if __name__ == "__main__":` block at its top level."""
+    return any(
+        isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'", "'__main__' == __name__")
+        for node in ast.parse(path.read_text()).body
+    )
+
+
+def test_every_module_that_runs_as_a_program_is_an_entry_point(repo_root):
+    programs = {
+        ".".join(path.relative_to(repo_root).with_suffix("").parts)
+        for top in ("src", "pipeline", "benchmarks")
+        for path in (repo_root / top).rglob("*.py")
+        if _runs_as_a_program(path)
+    }
+    assert programs == set(ENTRY_POINTS)
+
+
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_an_unknown_flag_stops_every_entry_point_with_one_line(entry_point, capsys):
+def test_an_unknown_flag_stops_every_entry_point_with_one_line(entry_point, capsys, request):
+    if entry_point in NOT_ONE_LINE_YET:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=NOT_ONE_LINE_YET[entry_point]))
     main, argv = ENTRY_POINTS[entry_point]
     with pytest.raises(SystemExit) as stopped:
         report_user_errors(lambda: main([*argv, "--no-such-flag"]))

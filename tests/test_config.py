@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from src.config import VARIANTS, ConfigError, load_params, parse_params
+from src.config import VARIANTS, ConfigError, PositiveInt, load_params, parse_params, validate_option, with_overrides
 
 
 @pytest.fixture
@@ -72,3 +72,41 @@ def test_a_missing_or_broken_file_is_one_error(tmp_path):
     broken.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(broken)
+
+
+def test_overrides_replace_dotted_keys_and_keep_the_rest(raw):
+    params = parse_params(raw)
+    assert with_overrides(params, {}) == params
+    changed = with_overrides(params, {"tune.trials": 48, "tune.timeout_s": 60.0})
+    assert (changed.tune.trials, changed.tune.timeout_s) == (48, 60.0)
+    assert changed.model_copy(update={"tune": params.tune}) == params
+
+
+def test_a_bad_override_is_the_line_a_bad_file_gives_with_its_own_source(raw):
+    in_file = _error_for(raw, "tune", "trials", 0)
+    with pytest.raises(ConfigError) as caught:
+        with_overrides(parse_params(raw), {"tune.trials": 0})
+    assert in_file == "params.yaml: tune.trials: Input should be greater than 0, got 0"
+    assert str(caught.value) == "command line: tune.trials: Input should be greater than 0, got 0"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"tune.trials": "48"}, "command line: tune.trials: Input should be a valid integer, got '48'"),
+        ({"tune.trial": 48}, "command line: unknown key 'tune.trial' (did you mean 'trials'?)"),
+        ({"tune.lr_min": 500.0}, "command line: tune: lr_min must be < lr_max, got lr_min=500.0, lr_max=100.0"),
+        ({"train.tracked_units": 10**6}, "command line: train.tracked_units must be <= model.hidden_units"),
+    ],
+)
+def test_overrides_are_strict_and_cross_checked_like_the_file(raw, overrides, expected):
+    with pytest.raises(ConfigError) as caught:
+        with_overrides(parse_params(raw), overrides)
+    assert str(caught.value).startswith(expected)
+
+
+def test_an_option_outside_params_yaml_is_validated_by_its_type_in_the_same_format():
+    assert validate_option(PositiveInt, 3, "--heartbeat") == 3
+    with pytest.raises(ConfigError) as caught:
+        validate_option(PositiveInt, 0, "--heartbeat")
+    assert str(caught.value) == "command line: --heartbeat: Input should be greater than 0, got 0"

@@ -52,20 +52,32 @@ def test_a_cell_is_starred_only_when_its_interval_excludes_zero():
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*"]
 
 
+def user_error(path) -> str:
+    """The one line `python -m src.metrics path` prints for a bad metrics file, with exit status 2 and no output."""
+    completed = subprocess.run([sys.executable, "-m", "src.metrics", str(path)], capture_output=True, text=True)
+    assert completed.returncode == 2 and completed.stdout == "", completed.stderr
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), completed.stderr
+    return lines[0]
+
+
 def test_a_metrics_file_of_another_shape_is_one_line_naming_what_is_missing(tmp_path):
     old = {"claims": {"higher_accuracy": {"verdict": "holds", "effect": 0.002, "ci_low": 0.001, "ci_high": 0.003}}}
     (tmp_path / "metrics.json").write_text(json.dumps(old))  # as written before claims carried their scale
-    completed = subprocess.run(
-        [sys.executable, "-m", "src.metrics", str(tmp_path / "metrics.json")], capture_output=True, text=True
-    )
-    assert completed.returncode == 2 and completed.stdout == ""
-    assert completed.stderr.count("\n") == 1
-    assert "metrics.json: not a metrics file of this study (no 'scale' where expected)" in completed.stderr
+    line = user_error(tmp_path / "metrics.json")
+    assert "metrics.json: not a metrics file of this study (no 'scale' where expected)" in line
 
 
 def test_a_missing_file_is_one_line(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "src.metrics", str(tmp_path / "none.json")], capture_output=True, text=True
-    )
-    assert completed.returncode == 2
-    assert completed.stderr.count("\n") == 1 and "none.json" in completed.stderr
+    assert "no such file" in user_error(tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("content", ["{not json", ""])
+def test_a_file_that_is_not_json_is_one_line(tmp_path, content):
+    (tmp_path / "metrics.json").write_text(content)
+    assert "not valid JSON" in user_error(tmp_path / "metrics.json")
+
+
+def test_json_that_is_not_a_mapping_is_one_line(tmp_path):
+    (tmp_path / "metrics.json").write_text("[1, 2]")
+    assert "not a metrics file of this study" in user_error(tmp_path / "metrics.json")

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from pipeline import tune as tune_stage
 from src import tune
 from src.cli import report_user_errors
-from src.config import TuneConfig, load_params
+from src.config import TuneConfig, load_params, with_overrides
 from src.engine import Evaluation, TrainResult
 from src.errors import StudyError
 from src.study import default_study_name, open_storage, open_study, study_settings
@@ -208,7 +208,8 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
 def _tune(**changes) -> TuneConfig:
     """The repository's tune section with a small budget, two trials a batch and a range holding every outcome."""
     values = dict(trials=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, timeout_s=None)
-    return load_params(REPO_ROOT / "params.yaml").tune.model_copy(update={**values, **changes})
+    overrides = {f"tune.{key}": value for key, value in {**values, **changes}.items()}
+    return with_overrides(load_params(REPO_ROOT / "params.yaml"), overrides).tune
 
 
 SETTINGS = {"variant": "bn", "steps": STEPS, "eval_every": EVAL_EVERY, "pruning_warmup_evals": 1}
@@ -242,7 +243,7 @@ def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_pa
     other_worker = optuna.load_study(study_name="s", storage=url)
     theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
 
-    mine = TrialWorker(study, storage, _tune(trials=3)).claim(2)
+    mine = TrialWorker(study, storage, _tune(trials=3)).ask_within_budget(2)
 
     assert [trial.number for trial in theirs] == [0, 1]
     assert [trial.number for trial in mine] == [2]
@@ -257,14 +258,14 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requ
     orphan = optuna.load_study(study_name="s", storage=url).ask()  # asked, then its worker was killed
     orphan.suggest_float("lr", 1e-4, 1.0, log=True)
     worker = TrialWorker(study, storage, _tune(trials=4))
-    (claimed,) = worker.claim(1)
+    (kept,) = worker.ask_within_budget(1)
 
     worker.fail_dead_trials(grace_s=60)
     assert study.trials[orphan.number].state == TrialState.RUNNING, "still within its grace period"
     worker.fail_dead_trials(grace_s=0)
 
     assert study.trials[orphan.number].state == TrialState.FAIL
-    assert study.trials[claimed.number].state == TrialState.RUNNING
+    assert study.trials[kept.number].state == TrialState.RUNNING
     (queued,) = study.get_trials(states=(TrialState.WAITING,))
     assert queued.params == orphan.params and queued.system_attrs["failed_trial"] == orphan.number
 
@@ -280,8 +281,8 @@ def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(workdir):
     params = load_params()
     name = default_study_name(study_settings(params, "bn", "cpu"))
-    more_trials = params.model_copy(update={"tune": params.tune.model_copy(update={"trials": 99})})
-    longer = params.model_copy(update={"tune": params.tune.model_copy(update={"steps": 999})})
+    more_trials = with_overrides(params, {"tune.trials": 99})
+    longer = with_overrides(params, {"tune.steps": 999})
     assert name.startswith("bn-mnist-bn-")
     assert default_study_name(study_settings(more_trials, "bn", "cpu")) == name
     assert default_study_name(study_settings(longer, "bn", "cpu")) != name
@@ -373,10 +374,35 @@ def test_a_bad_storage_url_is_one_line_naming_it_without_its_password(workdir, c
 
 def test_a_bad_range_is_one_line(workdir, capsys):
     assert user_error(["--variant", "bn", "--trials", "0"], capsys) == (
-        "error: argument --trials: must be a positive int, got '0'"
+        "error: command line: tune.trials: Input should be greater than 0, got 0"
+    )
+    assert user_error(["--variant", "bn", "--heartbeat", "0"], capsys) == (
+        "error: command line: --heartbeat: Input should be greater than 0, got 0"
+    )
+    assert user_error(["--variant", "bn", "--steps", "many"], capsys) == (
+        "error: argument --steps: invalid int value: 'many'"
     )
     edit_params(workdir, lr_min=1.0, lr_max=0.1)
     assert user_error(["--variant", "bn"], capsys) == (
         "error: params.yaml: tune: lr_min must be < lr_max, got lr_min=1.0, lr_max=0.1"
     )
     assert user_error(["--variant", "bn"], capsys, main=tune_stage.main).startswith("error: params.yaml: tune:")
+
+
+# each override flag, the tune key it stands for, and a value out of that key's range
+BAD_OVERRIDES = [
+    ("--trials", "trials", 0),
+    ("--steps", "steps", -5),
+    ("--timeout", "timeout_s", 0.0),
+    ("--storage", "storage", ""),
+]
+
+
+@pytest.mark.parametrize(("flag", "key", "value"), BAD_OVERRIDES)
+def test_a_bad_override_is_the_line_a_bad_params_file_gives_but_for_its_source(workdir, capsys, flag, key, value):
+    from_flag = user_error(["--variant", "bn", flag, str(value)], capsys)
+    edit_params(workdir, **{key: value})
+    from_file = user_error(["--variant", "bn"], capsys)
+
+    assert from_flag.startswith(f"error: command line: tune.{key}: ")
+    assert from_flag.removeprefix("error: command line: ") == from_file.removeprefix("error: params.yaml: ")
