@@ -11,7 +11,6 @@ file and what is wrong, with the stage to re-run; nothing falls back to a defaul
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,7 +119,7 @@ def read_trials(directory: Path) -> list[TuningTrial]:
     table = read_table(path, TRIALS).sort_values("number")
     with parsing(path):
         return [
-            TuningTrial(int(row.number), float(row.lr), None if math.isnan(row.value) else float(row.value),
+            TuningTrial(int(row.number), float(row.lr), None if pd.isna(row.value) else float(row.value),
                         str(row.state).strip().upper(), bool(row.diverged))
             for row in table.itertuples()
         ]  # fmt: skip
@@ -355,12 +354,19 @@ def _on_grid(path: Path, index: list[str], levels: list[list], columns: list[str
     if len(stray) or indexed.index.has_duplicates:
         row = stray[0] if len(stray) else indexed.index[indexed.index.duplicated()][0]
         what = "outside params.yaml's sweep" if len(stray) else "given twice"
-        raise StudyError(f"{path}: the row for {dict(zip(index, row, strict=True))} is {what}; {rerun}")
+        raise StudyError(f"{path}: the row for {_labels(index, row)} is {what}; {rerun}")
     if not full.isin(indexed.index).all():
         missing = full[~full.isin(indexed.index)][0]
-        raise StudyError(f"{path}: no row for {dict(zip(index, missing, strict=True))}; {rerun}")
-    values = indexed[columns].reindex(full).to_numpy()
+        raise StudyError(f"{path}: no row for {_labels(index, missing)}; {rerun}")
+    with parsing(path):
+        values = indexed[columns].reindex(full).to_numpy(dtype=float)
     return values.reshape(*(len(level) for level in levels), len(columns))
+
+
+def _labels(index: list[str], row: tuple) -> dict:
+    """A row's labels as plain numbers: {'seed': 0, 'lr': 0.1}, not numpy scalars' np.int64(0)."""
+    labels = dict(zip(index, row, strict=True))
+    return {name: value.item() if isinstance(value, np.generic) else value for name, value in labels.items()}
 
 
 # --- reading tables ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Imported by stages, but cannot change what a stage writes, only whether and how it writes it.
 NEVER_OUTPUT_SHAPING = {
-    "src/__init__.py": "package settings (telemetry off)",
+    "src/__init__.py": "the package's docstring",
     "src/cli.py": "argument parsing and one-line errors",
     "src/config.py": "validation of params.yaml, whose values are DVC params",
     "src/atomic.py": "how files are written, not what",
@@ -85,3 +85,19 @@ def test_the_tuning_studys_name_digests_every_file_that_trains_a_trial():
     digested = {str(Path(module.__file__).resolve().relative_to(ROOT)) for module in TRAINING_CODE}
     trains = _import_closure("src/engine.py") - set(NEVER_OUTPUT_SHAPING) - {"src/idx.py"}
     assert trains <= digested, f"src.provenance.TRAINING_CODE misses {sorted(trains - digested)}"
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_every_declared_source_file_is_one_the_stage_imports(stage):
+    # a stale dep re-runs a stage for a change that cannot touch its outputs
+    definition = _stages()[stage]
+    module_file = definition["cmd"].split()[2].replace(".", "/") + ".py"
+    code = {dep for dep in definition["deps"] if isinstance(dep, str) and dep.endswith(".py")}
+    assert not code - _import_closure(module_file), f"{stage!r} declares {sorted(code - _import_closure(module_file))}"
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_the_params_dvc_lists_for_a_stage_are_the_ones_its_identity_derives_from(stage):
+    from src.provenance import STAGE_PARAMS
+
+    assert tuple(_stages()[stage].get("params", ())) == STAGE_PARAMS[stage]

@@ -513,7 +513,7 @@ def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train
     params = load_params()
     settings = study.study_settings(params, "bn", "cpu")
     storage = study.open_storage(params.tune.storage)
-    tuning = study.open_study(storage, study.default_study_name(settings), settings, trials_per_batch=2)
+    tuning = study.open_study(storage, study.default_study_name(settings), settings, params.tune)
     tuning.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
     tuning.enqueue_trial({"lr": 1.0})  # ... beside a good one
 

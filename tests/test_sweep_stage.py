@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from pipeline import sweep as sweep_stage
-from src.config import load_params
+from src import stage_training
 from src.schedule import eval_schedule
 from tests import synthetic
 
@@ -81,7 +81,7 @@ def test_every_member_is_an_mlflow_run_tagged_with_its_setting(project):
 
 def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(project, monkeypatch):
     seen = {}
-    real_trainer = sweep_stage.Trainer
+    real_trainer = stage_training.Trainer
 
     def recording_trainer(model, data, schedule):
         trainer = real_trainer(model, data, schedule)
@@ -90,7 +90,7 @@ def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(projec
         seen[variant] = {"weights": model.hidden[0].weight.detach().clone(), "batches": batches}
         return real_trainer(model, data, schedule)  # a fresh order for the real run
 
-    monkeypatch.setattr(sweep_stage, "Trainer", recording_trainer)
+    monkeypatch.setattr(stage_training, "Trainer", recording_trainer)
     for variant in ("vanilla", "bn"):
         sweep_stage.main(["--variant", variant])
 
@@ -103,11 +103,3 @@ def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(projec
     per_seed = len(INIT_STDS) * len(RATES)
     torch.testing.assert_close(vanilla["weights"][len(RATES)], vanilla["weights"][0] * INIT_STDS[1] / INIT_STDS[0])
     assert not torch.equal(vanilla["weights"][0], vanilla["weights"][per_seed])  # another seed, other draws
-
-
-def test_the_grid_follows_params(project):
-    params = load_params()
-    members = sweep_stage.grid(params)
-    assert len(members) == len(RATES) * len(INIT_STDS) * len(SEEDS)
-    assert [m["seed"] for m in members] == sorted(m["seed"] for m in members)  # seed-major: one order per seed
-    assert sorted({m["lr"] for m in members}) == pytest.approx(RATES)

@@ -207,17 +207,18 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
 
 def _tune(**changes) -> TuneConfig:
     """The repository's tune section with a small budget, two trials a batch and a range holding every outcome."""
-    values = dict(trials=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, timeout_s=None)
+    values = dict(trials=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, timeout_s=None,
+                  eval_every=EVAL_EVERY, pruning_warmup_evals=1)  # fmt: skip
     overrides = {f"tune.{key}": value for key, value in {**values, **changes}.items()}
     return with_overrides(load_params(REPO_ROOT / "params.yaml"), overrides).tune
 
 
-SETTINGS = {"variant": "bn", "steps": STEPS, "eval_every": EVAL_EVERY, "pruning_warmup_evals": 1}
+SETTINGS = {"variant": "bn", "steps": STEPS}  # what identifies a study (src/study.study_settings, in short)
 
 
 def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_s=1)
-    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    study = open_study(storage, "s", SETTINGS, _tune())
     outcomes = {0.5: "good", 0.4: "good", 50.0: "diverges", 1e-4: "poor"}
     for lr in outcomes:  # the first batch (0.5, 0.4) completes; the second is judged against it
         study.enqueue_trial({"lr": lr})
@@ -239,7 +240,7 @@ def test_a_poor_trial_is_pruned_and_stopped_and_a_diverged_one_scores_zero(tmp_p
 def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     storage = open_storage(url)
-    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    study = open_study(storage, "s", SETTINGS, _tune())
     other_worker = optuna.load_study(study_name="s", storage=url)
     theirs = [other_worker.ask() for _ in range(2)]  # both counted 0 of a budget of 3, and asked at once
 
@@ -254,7 +255,7 @@ def test_workers_asking_at_once_fail_their_surplus_trials_before_training(tmp_pa
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requeued(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     storage = open_storage(url)
-    study = open_study(storage, "s", SETTINGS, trials_per_batch=2)
+    study = open_study(storage, "s", SETTINGS, _tune())
     orphan = optuna.load_study(study_name="s", storage=url).ask()  # asked, then its worker was killed
     orphan.suggest_float("lr", 1e-4, 1.0, log=True)
     worker = TrialWorker(study, storage, _tune(trials=4))
@@ -272,10 +273,10 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_requ
 
 def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
-    open_study(storage, "s", SETTINGS, trials_per_batch=2)
-    open_study(storage, "s", SETTINGS, trials_per_batch=4)  # the budget and batching may change
+    open_study(storage, "s", SETTINGS, _tune())
+    open_study(storage, "s", SETTINGS, _tune(trials_per_batch=4))  # the budget and batching may change
     with pytest.raises(StudyError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
-        open_study(storage, "s", {**SETTINGS, "steps": 100}, trials_per_batch=2)
+        open_study(storage, "s", {**SETTINGS, "steps": 100}, _tune())
 
 
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(workdir):
