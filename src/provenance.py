@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from src import affine, batchnorm, data, device, engine, models, schedule
+from src import affine, batchnorm, data, device, engine, models, schedule, sgd
 from src.errors import StudyError
 
 # every module that decides what training computes
-TRAINING_CODE = (data, batchnorm, affine, models, schedule, engine, device)
+TRAINING_CODE = (data, batchnorm, affine, sgd, models, schedule, engine, device)
 
 
 def file_sha256(path: Path) -> str:
