@@ -110,7 +110,7 @@ class Configuration:
     variant: str
     members: int
     orders: int | None = None  # data orders, each shared by members/orders members; None: one per member (seeds)
-    fused: bool = True  # the affine weights stepped inside the backward (src/affine.py), else autograd's ∂ℓ/∂W
+    fused: bool = True  # the affine weights stepped inside the backward (src/sgd.py), else autograd's ∂ℓ/∂W
 
     @property
     def loop(self) -> str:
@@ -131,20 +131,12 @@ PLAIN = 0  # "members" of the plain loop's row: one nn.Sequential, not the engin
 SWEEP_ORDERS = 3  # sweep@'s default seeds: its 81 members share one data order per seed
 
 
-class AutogradTrainer(Trainer):
-    """The engine without the fused weight step: autograd writes every ∂ℓ/∂W, then one per-member SGD step updates
-    every parameter — the plain form `src/affine.py` replaces, kept here to measure what the fusion is worth."""
-
-    def __init__(self, model, data: TrainingData, schedule: Schedule):
-        super().__init__(model, data, schedule)
-        self._descent.layers, self._descent.weights = [], []  # no layer steps its weight in the backward
-        self._others = list(model.parameters())
-
-
 def engine_model_steps_per_s(configuration: Configuration, data: Split, probe: Split, steps: int) -> float:
-    """(b) The engine: K members as one computation, fused or autograd, on a shared or per-member data order."""
+    """(b) The engine: K members as one computation, fused or autograd, on a shared or per-member data order.
+
+    Unfused, autograd writes every ∂ℓ/∂W and one per-member SGD step updates every parameter after it: the plain
+    form the fused step replaces, measured to show what the fusion is worth."""
     members, device = configuration.members, data.images.device
-    trainer_type = Trainer if configuration.fused else AutogradTrainer
 
     def run(count: int) -> float:
         model = build_model(BENCH_MODEL, configuration.variant, seeds=list(range(members)), device=device)
@@ -155,7 +147,7 @@ def engine_model_steps_per_s(configuration: Configuration, data: Split, probe: S
         )  # fmt: skip
         _synchronize(device)
         started = time.perf_counter()
-        trainer_type(model, TrainingData(data, probe), schedule).run(progress=False)
+        Trainer(model, TrainingData(data, probe), schedule, fused=configuration.fused).run(progress=False)
         _synchronize(device)
         return time.perf_counter() - started
 

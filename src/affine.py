@@ -1,4 +1,4 @@
-"""The members' affine layers, and plain SGD on their weights folded into the backward pass.
+"""The members' affine layers, whose backward pass can step their weights instead of returning ∂ℓ/∂W.
 
 `MemberLinear` holds K affine maps u ↦ u W_kᵀ + b_k, weight (K, out, in) as `nn.Linear` keeps it. Its input is
 (G, B, in) with G dividing K: G groups of K/G members, each group seeing one batch. The K/G weights of a group side
@@ -8,15 +8,15 @@ G = K when each has its own (seeds), anything between for a grid of settings per
 Why the fused update: the first layer's weight gradient (K × 100 × 784 floats, 2.5 MB at K = 8) is the largest
 tensor of a training step. Inside a step, autograd's GEMM writing it ran at about half the speed of the same GEMM on
 its own (torch.profiler; the cause was not pinned down), and the optimizer then read it back twice (NaN scrub, step).
-Inside `WeightDescent.attached()` the backward pass instead applies W ← W − η ∂ℓ/∂W as the very GEMM that would
-compute ∂ℓ/∂W = gᵀu, accumulating into W in place (beta = 1), so the gradient never exists. Biases and BN's γ, β
-are small and keep the ordinary path.
+A layer given a `Descent` (the optimizer, `src.sgd.MemberSGD`) instead hands it ∂ℓ/∂z and its input u from the
+backward pass, and the optimizer applies W ← W − η ∂ℓ/∂W as the very GEMM that would compute ∂ℓ/∂W = gᵀu,
+accumulating into W in place (beta = 1), so the gradient never exists. Biases and BN's γ, β are small and keep the
+ordinary path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -38,66 +38,19 @@ def member_affine(u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.baddbmm(bias.view(groups, 1, -1), u, stacked.mT)
 
 
-class WeightDescent:
-    """SGD (optionally with momentum) on a model's `MemberLinear` weights, applied by their layers' backward pass.
+class Descent(Protocol):
+    """What steps a layer's weight from inside its backward pass (`src.sgd.MemberSGD`)."""
 
-    `step_sizes` (K,), each member's learning rate (0 for a frozen member), must be set before every backward.
-    With momentum μ the update is that of `torch.optim.SGD`: v ← μ v + ∂ℓ/∂W, W ← W − η v.
-    """
-
-    def __init__(self, model: nn.Module, momentum: float = 0.0):
-        self.layers = [module for module in model.modules() if isinstance(module, MemberLinear)]
-        self.weights = [layer.weight for layer in self.layers]
-        self.momentum = momentum
-        self.step_sizes: Tensor | None = None
-        # v per weight, in the order of `weights` (a checkpoint saves them as a list)
-        self._velocity_of = {id(weight): torch.zeros_like(weight) for weight in self.weights} if momentum else {}
-
-    @property
-    def velocities(self) -> list[Tensor]:
-        return list(self._velocity_of.values())
-
-    @contextmanager
-    def attached(self) -> Iterator[WeightDescent]:
-        """Inside the block every backward pass through the model steps its affine weights, which get no `.grad`.
-
-        Forward passes without gradients (evaluation) are untouched.
-        """
-        for layer in self.layers:
-            layer.descent = self
-        try:
-            yield self
-        finally:
-            for layer in self.layers:
-                layer.descent = None
-
-    @torch.no_grad()
     def descend(self, weight: Tensor, u: Tensor, grad_z: Tensor, u_is_data: bool) -> None:
         """Step `weight` of the layer that mapped `u` (G, B, in) to z, given ∂ℓ/∂z (G, B, K/G·out)."""
-        if self.step_sizes is None:
-            raise RuntimeError("WeightDescent: set step_sizes before the backward pass")
-        members, out_features, _ = weight.shape
-        groups = u.shape[0]
-        # A frozen (diverged) member has step size 0, but its activations and gradients may be NaN and 0 × NaN is NaN:
-        # scrub both factors so the product is exactly 0. The data themselves are always finite.
-        grad_z = grad_z.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
-        u = u if u_is_data else u.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
-        if not self.momentum:
-            # η_k ∂ℓ/∂z in place, then W ← W − (η ∂ℓ/∂z)ᵀ u: one batched GEMM into the weights
-            step_sizes = self.step_sizes.to(grad_z.dtype).view(groups, 1, members // groups, 1)
-            grad_z.view(groups, -1, members // groups, out_features).mul_(step_sizes)
-            grouped(weight, groups).baddbmm_(grad_z.mT, u, alpha=-1.0)
-            return
-        velocity = self._velocity_of[id(weight)]
-        grouped(velocity, groups).baddbmm_(grad_z.mT, u, beta=self.momentum)
-        weight.addcmul_(velocity, self.step_sizes.to(weight.dtype).view(members, 1, 1), value=-1.0)
 
 
 class _AffineWithDescent(torch.autograd.Function):
-    """`member_affine`, whose backward returns ∂ℓ/∂u and ∂ℓ/∂b but steps the weight instead of returning ∂ℓ/∂W."""
+    """`member_affine`, whose backward returns ∂ℓ/∂u and ∂ℓ/∂b but has `descent` step the weight instead of returning
+    ∂ℓ/∂W."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor | None, descent: WeightDescent) -> Tensor:
+    def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor | None, descent: Descent) -> Tensor:
         ctx.save_for_backward(u, weight)
         ctx.descent = descent
         return member_affine(u, weight, bias)
@@ -126,7 +79,7 @@ class MemberLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(members, out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(members, 1, out_features)) if bias else None
-        self.descent: WeightDescent | None = None  # set only inside `WeightDescent.attached`
+        self.descent: Descent | None = None  # set only while an optimizer is attached (`MemberSGD.attached`)
 
     def forward(self, u: Tensor) -> Tensor:
         members, out_features, _ = self.weight.shape

@@ -1,10 +1,10 @@
 """The training engine: K members (seeds, learning rates, inits) trained at once as one vectorised computation.
 
 The data sit on the device as tensors and mini-batches are drawn by index; every member has its own learning rate;
-the affine weights are stepped inside the backward pass (`src.affine.WeightDescent`), the few other parameters after
-it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits for the host.
-A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one continues bit for bit.
-Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
+one optimizer (`src.sgd.MemberSGD`) steps every parameter, the affine weights inside the backward pass and the few
+others after it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits
+for the host. A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one
+continues bit for bit. Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from src.affine import WeightDescent
 from src.batchnorm import population_statistics
 from src.data import BatchOrder, Split, gather
 from src.models import MLP, member_losses, score_members, sigmoid_input_percentiles
 from src.schedule import Schedule
+from src.sgd import MemberSGD
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
 
@@ -70,10 +70,11 @@ class Trainer:
 
     A member whose loss turns NaN or infinite is marked diverged and frozen at its last finite weights; `on_eval`
     may return a mask of members to stop (pruned trials), which are frozen the same way. After the last step BN's
-    inference statistics are set by Algorithm 2 and the model is left in eval mode.
+    inference statistics are set by Algorithm 2 and the model is left in eval mode. `fused=False` has autograd write
+    every ∂ℓ/∂W and steps every parameter from `.grad` (the benchmark's baseline): the same networks up to rounding.
     """
 
-    def __init__(self, model: MLP, data: TrainingData, schedule: Schedule):
+    def __init__(self, model: MLP, data: TrainingData, schedule: Schedule, *, fused: bool = True):
         members = model.members
         if len(schedule.learning_rates) != members or members % len(schedule.data_seeds):
             raise ValueError(
@@ -87,7 +88,6 @@ class Trainer:
         self.step = 0
         self._evaluations = 0  # how many of schedule.eval_steps are recorded
         self._elapsed_s = 0.0
-        self._learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
         self._finite = torch.ones(members, dtype=torch.bool, device=device)
         self._stopped = torch.zeros(members, dtype=torch.bool, device=device)
         evals, units = len(schedule.eval_steps), max(data.tracked_units, 1)
@@ -96,10 +96,8 @@ class Trainer:
         self._diverged = torch.zeros(evals, members, dtype=torch.bool, device=device)
         self._percentiles = torch.full((evals, len(PERCENTILES), members, units), math.nan, device=device)
         self._order = BatchOrder(len(data.train.labels), schedule.batch_size, schedule.data_seeds, device)
-        self._descent = WeightDescent(model, schedule.momentum)
-        # the affine weights are stepped inside the backward pass; the small rest (biases, BN's γ, β) here
-        self._others = [p for p in model.parameters() if all(p is not weight for weight in self._descent.weights)]
-        self._velocities = [torch.zeros_like(p) for p in self._others] if schedule.momentum else []
+        learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
+        self._sgd = MemberSGD(model, learning_rates, schedule.momentum, fused=fused)
 
     @property
     def _tracking(self) -> bool:
@@ -119,7 +117,7 @@ class Trainer:
         if self._evaluations == 0:
             self._record()
         with (
-            self._descent.attached(),
+            self._sgd.attached(),
             tqdm(total=self.schedule.steps, initial=self.step, desc="training", unit="step", disable=not show) as bar,
         ):
             while self.step < self.schedule.steps:
@@ -149,22 +147,8 @@ class Trainer:
             images, labels = gather(train, self._order.next())
             losses = member_losses(model(images), labels)
             self._finite &= torch.isfinite(losses)
-            self._descent.step_sizes = self._learning_rates * (self._finite & ~self._stopped)
-            model.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            self._step_others()
+            self._sgd.step(losses, live=self._finite & ~self._stopped)
             self.step += 1
-
-    @torch.no_grad()
-    def _step_others(self) -> None:
-        members = self.model.members
-        for position, parameter in enumerate(self._others):
-            # a frozen member has learning rate 0; its gradient may be NaN, and 0 × NaN is still NaN
-            gradient = parameter.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-            if self._velocities:
-                gradient = self._velocities[position].mul_(self.schedule.momentum).add_(gradient)
-            step_sizes = self._descent.step_sizes.view((members,) + (1,) * (parameter.dim() - 1))
-            parameter.addcmul_(gradient, step_sizes, value=-1.0)
 
     def _record(self) -> None:
         index = self._evaluations
@@ -236,19 +220,19 @@ class Trainer:
             "evaluations": self._evaluations,
             "elapsed_s": self._elapsed_s,
             "model": {name: _copy(value) for name, value in self.model.state_dict().items()},
-            "velocities": [_copy(velocity) for velocity in self._all_velocities],
+            "velocities": [_copy(velocity) for velocity in self._sgd.velocities],
             "order": self._order.state_dict(),
-            **{name: _copy(getattr(self, f"_{name}")) for name in _STATE_TENSORS},
+            **{name: _copy(tensor) for name, tensor in self._state_tensors().items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict` of a trainer with the same model shape and schedule; a misfit raises ValueError
         and leaves this trainer as it was."""
-        for name in _STATE_TENSORS:
-            current = getattr(self, f"_{name}")
+        tensors = self._state_tensors()
+        for name, current in tensors.items():
             if state[name].shape != current.shape or state[name].dtype != current.dtype:
                 raise ValueError(f"{name}: {tuple(state[name].shape)}, expected {tuple(current.shape)}")
-        if [v.shape for v in self._all_velocities] != [v.shape for v in state["velocities"]]:
+        if [v.shape for v in self._sgd.velocities] != [v.shape for v in state["velocities"]]:
             raise ValueError("the optimizer state does not fit this model")
         if len(state["order"]["generators"]) != len(self.schedule.data_seeds):
             raise ValueError(
@@ -259,19 +243,24 @@ class Trainer:
         if {name: value.shape for name, value in state["model"].items()} != expected:
             raise ValueError("the model state does not fit this model (other parameters or shapes)")
         self.model.load_state_dict(state["model"])
-        for name in _STATE_TENSORS:
-            getattr(self, f"_{name}").copy_(state[name])
-        for velocity, saved in zip(self._all_velocities, state["velocities"], strict=True):
+        for name, current in tensors.items():
+            current.copy_(state[name])
+        for velocity, saved in zip(self._sgd.velocities, state["velocities"], strict=True):
             velocity.copy_(saved)
         self._order.load_state_dict(state["order"])
         self.step, self._evaluations, self._elapsed_s = state["step"], state["evaluations"], state["elapsed_s"]
 
-    @property
-    def _all_velocities(self) -> list[Tensor]:
-        return [*self._descent.velocities, *self._velocities]
-
-
-_STATE_TENSORS = ("learning_rates", "finite", "stopped", "accuracy", "loss", "diverged", "percentiles")
+    def _state_tensors(self) -> dict[str, Tensor]:
+        """The tensors a checkpoint saves by name, besides the model and the velocities: the live ones, not copies."""
+        return {
+            "learning_rates": self._sgd.learning_rates,
+            "finite": self._finite,
+            "stopped": self._stopped,
+            "accuracy": self._accuracy,
+            "loss": self._loss,
+            "diverged": self._diverged,
+            "percentiles": self._percentiles,
+        }
 
 
 def _copy(tensor: Tensor) -> Tensor:

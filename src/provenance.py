@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from src import affine, batchnorm, data, device, engine, models, schedule
+from src import affine, batchnorm, data, device, engine, models, schedule, sgd
 from src.config import Params
 from src.errors import StudyError
 
 # every module that decides what training computes
-TRAINING_CODE = (data, batchnorm, affine, models, schedule, engine, device)
+TRAINING_CODE = (data, batchnorm, affine, sgd, models, schedule, engine, device)
 
 # The params each stage reads, as dvc.yaml lists them: a change to any of them re-runs the stage.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {

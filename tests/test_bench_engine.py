@@ -87,10 +87,12 @@ def test_the_unfused_engine_trains_the_same_networks_as_the_engine(variant, one_
     data, probe = (double(bench.random_split(n, torch.device("cpu"), seed)) for n, seed in ((600, 0), (60, 1)))
     schedule = Schedule(steps=20, batch_size=60, eval_steps=(0, 20), momentum=0.0, learning_rates=(0.5, 2.0),
                         data_seeds=(0, 1), population_batches=2)  # fmt: skip
-    fused, unfused = (
-        trainer(build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu").double(), TrainingData(data, probe), schedule)
-        for trainer in (Trainer, bench.AutogradTrainer)
-    )
+
+    def trainer(fused: bool) -> Trainer:
+        model = build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu").double()
+        return Trainer(model, TrainingData(data, probe), schedule, fused=fused)
+
+    fused, unfused = trainer(fused=True), trainer(fused=False)
     fused.run(progress=False)
     unfused.run(progress=False)
     trained, untrained = unfused.model.state_dict(), build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu")

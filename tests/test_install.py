@@ -12,6 +12,7 @@ from importlib.metadata import packages_distributions
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 CODE = ("src", "pipeline", "benchmarks", "tests")
 
@@ -24,6 +25,14 @@ def _locked(path) -> dict[str, str]:
     """name -> version of every `name==version` line of a pip-compile lock."""
     pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", path.read_text(), flags=re.MULTILINE)
     return {canonicalize_name(name): version for name, version in pins}
+
+
+def _pins_no_named_index_serves(text: str) -> list[str]:
+    """The `name==version+label` pins of a lock when the lock names no index (`--index-url`, `--extra-index-url`):
+    PyPI carries no local version label, so nothing serves those pins to a user who reaches only PyPI."""
+    if re.search(r"^\s*(--index-url|--extra-index-url|-i)\b", text, flags=re.MULTILINE):
+        return []
+    return re.findall(r"^[A-Za-z0-9_.\-]+==[^\s;+]+\+[^\s;]+", text, flags=re.MULTILINE)
 
 
 def _third_party_imports(repo_root) -> set[str]:
@@ -74,8 +83,25 @@ def test_the_two_locks_agree_and_the_runtime_lock_holds_no_test_tools(repo_root)
     runtime, dev = _locked(repo_root / "requirements.txt"), _locked(repo_root / "requirements-dev.txt")
     assert {name: dev[name] for name in runtime} == runtime
     assert not {"pytest", "ruff", "pip-tools"} & set(runtime)
-    assert runtime["torch"].startswith("2.13.0"), "torch is held to the CPU build of .ci/torch-cpu.txt"
-    assert not [name for name in runtime if name.startswith("nvidia-")], "a CUDA torch crept into the lock"
+    (torch,) = re.findall(r"^torch==(\S+)$", (repo_root / ".ci" / "torch-cpu.txt").read_text(), flags=re.MULTILINE)
+    assert Version(runtime["torch"]).public == torch, "torch is held to the version of .ci/torch-cpu.txt"
+    cuda = [name for name in dev if name.startswith(("nvidia-", "cuda-")) or name == "triton"]
+    assert not cuda, f"a CUDA build of torch crept into the locks ({cuda}): torch's own metadata names those"
+
+
+@pytest.mark.parametrize("lock", ["requirements.txt", "requirements-dev.txt"])
+def test_each_lock_pins_only_versions_the_public_index_carries(repo_root, lock):
+    assert not _pins_no_named_index_serves((repo_root / lock).read_text()), (
+        f"{lock} pins a local version PyPI lacks, and names no index that serves it: `bash .ci/lock`"
+    )
+
+
+def test_a_local_version_passes_only_where_the_lock_names_its_index():
+    lock = "numpy==2.4.6\n    # via bn-mnist (pyproject.toml)\ntorch==2.13.0+cpu\n    # via bn-mnist (pyproject.toml)\n"
+    assert _pins_no_named_index_serves(lock) == ["torch==2.13.0+cpu"]
+    assert _pins_no_named_index_serves(lock.replace("+cpu", "")) == []
+    index = "--extra-index-url https://download.pytorch.org/whl/cpu\n\n"
+    assert _pins_no_named_index_serves(index + lock) == []
 
 
 def test_ci_runs_the_readmes_test_command(repo_root):
