@@ -12,12 +12,17 @@ The outcome is known in advance, and every claim holds:
   BN's (5 → nearest 10) is not, its best swept rate being 1.
 
 The writers of src/results.py write the train@ and sweep@ CSVs, so the files have the layout the readers expect.
+
+`outcome` and `swept` build one variant's train@ outcome and sweep in memory, for the unit tests of the per-seed
+numbers and the claims.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ from src.data import load_split
 from src.engine import Evaluation, Trainer, TrainingData, TrainResult
 from src.members import MemberTable
 from src.models import build_model
+from src.outcomes import Scores, TunedOutcome
 from src.schedule import Schedule, eval_schedule
 from tests import synthetic
 
@@ -239,3 +245,67 @@ def _write_tuning(directory: Path, variant: str) -> None:
         steps=100,  # tuned on fewer steps than the sweep runs: what the horizon check is for
         device="cpu",
     ).write(directory)
+
+
+# --- in memory: one variant's train@ outcome and sweep ----------------------------------------------------------
+
+
+def outcome(
+    steps: np.ndarray,
+    accuracy: np.ndarray,
+    final_accuracy: Sequence[float],
+    drift: Sequence[float],
+    seeds: Sequence[int] | None = None,
+) -> TunedOutcome:
+    """A train@ outcome: per seed, the test accuracy curve accuracy[s] over `steps`, the saved model's test accuracy
+    final_accuracy[s], and one tracked sigmoid whose input drifts by drift[s] (see `drifting`). What the claims do
+    not read (the tuning study, the training summary, the training split's scores, the losses) is left out."""
+    accuracy = np.asarray(accuracy, dtype=float)
+    seeds = list(range(len(accuracy))) if seeds is None else list(seeds)
+    curves = results.Curves(
+        steps=np.asarray(steps),
+        seeds=seeds,
+        accuracy=accuracy,
+        loss=np.full(accuracy.shape, math.nan),
+        diverged=np.zeros(len(seeds), dtype=bool),
+    )
+    return TunedOutcome(
+        variant="bn",
+        tuning=None,
+        trials=[],
+        training=None,
+        curves=curves,
+        sigmoid_inputs={(seed, 0): drifting(steps, d) for seed, d in zip(seeds, drift, strict=True)},
+        test={seed: Scores(a, math.nan, np.zeros((10, 10))) for seed, a in zip(seeds, final_accuracy, strict=True)},
+        train={},
+    )
+
+
+def drifting(steps: np.ndarray, relative_drift: float) -> results.Percentiles:
+    """A sigmoid input with a 15–85th spread of 2 that moves as a whole by 2 × `relative_drift` at the last step, so
+    its relative drift is `relative_drift` (≥ 0, or NaN); an infinite one has no spread at all."""
+    steps = np.asarray(steps)
+    if math.isinf(relative_drift):
+        flat = np.zeros(steps.shape)
+        return results.Percentiles(steps, flat, flat, flat)
+    shift = np.zeros(steps.shape)
+    shift[-1] = 2 * relative_drift
+    return results.Percentiles(steps, -1 + shift, shift, 1 + shift)
+
+
+def swept(
+    final_accuracy: np.ndarray, learning_rates: Sequence[float], init_stds: Sequence[float], diverged=None
+) -> results.SweepResults:
+    """A sweep of the given (seeds, init stds, rates) final accuracies; no curves."""
+    final_accuracy = np.asarray(final_accuracy, dtype=float)
+    shape = final_accuracy.shape
+    return results.SweepResults(
+        learning_rates=np.asarray(learning_rates, dtype=float),
+        init_stds=np.asarray(init_stds, dtype=float),
+        seeds=list(range(shape[0])),
+        final_accuracy=final_accuracy,
+        diverged=np.zeros(shape, dtype=bool) if diverged is None else np.asarray(diverged, dtype=bool),
+        steps=np.array([0, 100]),
+        accuracy=np.full((*shape, 2), np.nan),
+        percentiles=np.full((*shape, 1, 3, 2), np.nan),
+    )

@@ -1,9 +1,9 @@
 """The five claims decided on synthetic outcomes whose effect is known in advance: an effect in BN's favour holds
-(and is estimated close to its true size), a null effect is not shown, an effect against BN is contradicted."""
+(and is estimated close to its true size), a null effect is not shown, an effect against BN is contradicted. Then the
+sweep's map, cell by cell, and the horizon check of each tuned rate."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -12,17 +12,19 @@ import pytest
 from src import stats
 from src.claims import (
     Claim,
-    TrainedSeeds,
+    MapCell,
     all_claims,
-    check_same_seeds,
     faster_convergence,
     higher_accuracy,
     higher_usable_learning_rate,
+    horizon_check,
     robust_to_initialisation,
+    robustness_map,
     stable_sigmoid_inputs,
 )
-from src.errors import StudyError
-from src.robustness import SweepResults
+from src.outcomes import TunedOutcome
+from src.results import SweepResults
+from tests import synthetic_results
 
 CONFIDENCE = 0.95
 SEEDS = [0, 1, 2, 3, 4, 5]
@@ -53,31 +55,22 @@ def reaches_around(step: int, rng_seed: int) -> list[int]:
 
 def trained(
     reach_at: list[int | None] | None = None, final_accuracy: np.ndarray | None = None, drift: np.ndarray | None = None
-) -> TrainedSeeds:
-    """One variant's train@ outcome; seed s first reaches TARGET at step reach_at[s] (None: it never does)."""
+) -> TunedOutcome:
+    """One variant's train@ outcome; seed s first reaches TARGET at step reach_at[s] (None: it never does), its
+    saved model scores final_accuracy[s] and its tracked sigmoid's input drifts by drift[s]."""
     reach_at = reach_at or [1000] * len(SEEDS)
-    return TrainedSeeds(
-        seeds=list(SEEDS),
-        steps=STEPS,
+    return synthetic_results.outcome(
+        STEPS,
         accuracy=np.array([curve_reaching(at) for at in reach_at]),
-        final_accuracy=np.full(len(SEEDS), 0.97) if final_accuracy is None else np.asarray(final_accuracy),
-        drift=np.full(len(SEEDS), 0.2) if drift is None else np.asarray(drift, dtype=float),
+        final_accuracy=np.full(len(SEEDS), 0.97) if final_accuracy is None else final_accuracy,
+        drift=np.full(len(SEEDS), 0.2) if drift is None else drift,
+        seeds=SEEDS,
     )
 
 
-def swept(final_accuracy: np.ndarray, diverged: np.ndarray | None = None) -> SweepResults:
+def swept(final_accuracy: np.ndarray) -> SweepResults:
     """One variant's sweep with the given (seeds, init stds, rates) final accuracies; no curves."""
-    shape = final_accuracy.shape
-    return SweepResults(
-        learning_rates=LEARNING_RATES,
-        init_stds=INIT_STDS,
-        seeds=list(SEEDS),
-        final_accuracy=final_accuracy,
-        diverged=np.zeros(shape, dtype=bool) if diverged is None else diverged,
-        steps=np.array([0, 100]),
-        accuracy=np.full((*shape, 2), np.nan),
-        percentiles=np.full((*shape, 1, 3, 2), np.nan),
-    )
+    return synthetic_results.swept(final_accuracy, LEARNING_RATES, INIT_STDS)
 
 
 def trains_up_to(largest: list[int]) -> SweepResults:
@@ -101,7 +94,7 @@ def final_accuracy(offset: float, rng_seed: int) -> np.ndarray:
 
 
 def drifts(level: float, rng_seed: int) -> np.ndarray:
-    return level + noise(rng_seed, 0.05)
+    return level + noise(rng_seed, 0.02)  # a relative drift is never below 0
 
 
 # --- faster convergence: steps to the target, BN / vanilla -------------------------------------------------------
@@ -218,11 +211,13 @@ def test_bn_drifting_more_is_contradicted():
 
 
 def test_seeds_without_a_finite_drift_are_left_out_and_noted():
-    vanilla, bn = drifts(0.6, rng_seed=1), drifts(0.1, rng_seed=2)
-    bn[1], vanilla[4] = math.inf, math.nan
-    claim = stable_sigmoid_inputs(trained(drift=vanilla), trained(drift=bn), CONFIDENCE)
+    vanilla_drift, bn_drift = drifts(0.6, rng_seed=1), drifts(0.1, rng_seed=2)
+    bn_drift[1], vanilla_drift[4] = math.inf, math.nan
+    vanilla, bn = trained(drift=vanilla_drift), trained(drift=bn_drift)
+    claim = stable_sigmoid_inputs(vanilla, bn, CONFIDENCE)
     kept = [0, 2, 3, 5]
-    assert claim.estimate == stats.paired_difference(bn[kept], vanilla[kept], CONFIDENCE)
+    assert bn.drift[kept] == pytest.approx(bn_drift[kept]) and vanilla.drift[kept] == pytest.approx(vanilla_drift[kept])
+    assert claim.estimate == stats.paired_difference(bn.drift[kept], vanilla.drift[kept], CONFIDENCE)
     assert claim.estimate.n == 4
     assert claim.verdict == "holds"
     assert "2 seed(s) left out" in claim.note
@@ -303,21 +298,6 @@ def test_bn_hurt_more_by_a_bad_init_is_contradicted():
 # --- the claims together ------------------------------------------------------------------------------------------
 
 
-def test_a_claim_as_metrics_is_its_verdict_statistic_scale_and_estimate():
-    claim = higher_accuracy(trained(final_accuracy=final_accuracy(0.0, 1)), trained(), CONFIDENCE)
-    metrics = claim.as_metrics()
-    assert list(metrics) == ["verdict", "statistic", "scale", "effect", "ci_low", "ci_high", "n"]
-    assert metrics == {
-        "verdict": claim.verdict,
-        "statistic": claim.statistic,
-        "scale": "accuracy",
-        "effect": claim.estimate.effect,
-        "ci_low": claim.estimate.ci_low,
-        "ci_high": claim.estimate.ci_high,
-        "n": len(SEEDS),
-    }
-
-
 def test_all_claims_are_the_five_in_report_order_each_decided_on_its_own_inputs():
     vanilla_trained = trained(VANILLA_REACHES, final_accuracy(0.0, 1), drifts(0.6, 1))
     bn_trained = trained(HALF_AS_MANY, final_accuracy(0.01, 2), drifts(0.1, 2))
@@ -342,8 +322,109 @@ def test_all_claims_are_the_five_in_report_order_each_decided_on_its_own_inputs(
     assert [claim.verdict for claim in claims] == ["holds"] * 4 + ["not shown"]  # neither sweep trains at a bad init
 
 
-def test_trained_variants_on_different_seeds_cannot_be_paired():
-    bn = trained()
-    assert check_same_seeds({"vanilla": trained(), "bn": bn}) == SEEDS
-    with pytest.raises(StudyError, match=r"vanilla on seeds \[9, .*\] and BN on \[0, .*\]: the comparison pairs them"):
-        check_same_seeds({"vanilla": dataclasses.replace(bn, seeds=[9, *SEEDS[1:]]), "bn": bn})
+# --- the robustness map: every cell of the sweep, paired by seed --------------------------------------------------
+
+MAP_RATES = [0.1, 1.0, 10.0]
+MAP_INITS = [0.01, 0.1]
+
+
+def test_each_map_cell_carries_both_means_and_the_paired_difference():
+    rng = np.random.default_rng(0)
+    # seeds differ a lot (easy and hard seeds, shared by both variants); BN gains 0.01 × (cell number)
+    vanilla = 0.9 + rng.normal(0, 0.03, (4, 1, 1)) + rng.normal(0, 0.001, (4, 2, 3))
+    gain = 0.01 * np.arange(1, 7).reshape(1, 2, 3)
+    bn = vanilla + gain + rng.normal(0, 0.001, (4, 2, 3))
+    cells = robustness_map(
+        synthetic_results.swept(vanilla, MAP_RATES, MAP_INITS), synthetic_results.swept(bn, MAP_RATES, MAP_INITS),
+        CONFIDENCE,
+    )  # fmt: skip
+    assert [(cell.init_std, cell.learning_rate) for cell in cells] == [(i, r) for i in MAP_INITS for r in MAP_RATES]
+    for cell, (i, j) in zip(cells, [(i, j) for i in range(2) for j in range(3)], strict=True):
+        assert cell.vanilla == pytest.approx(vanilla[:, i, j].mean())
+        assert cell.bn == pytest.approx(bn[:, i, j].mean())
+        assert cell.difference == stats.paired_difference(bn[:, i, j], vanilla[:, i, j], CONFIDENCE)
+        assert cell.difference.effect == pytest.approx(gain[0, i, j], abs=0.002)
+        assert cell.side == "above"  # paired, the seed-to-seed spread of 0.03 does not hide a 0.01 gain
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "side"),
+    [(0.01, 0.02, "above"), (-0.02, -0.01, "below"), (-0.01, 0.01, None), (0.0, 0.02, None), (None, None, None)],
+    ids=["above", "below", "across", "touching", "no-interval"],
+)
+def test_a_map_cell_is_on_a_side_only_when_its_interval_excludes_no_difference(low, high, side):
+    cell = MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.01, low, high, 3))
+    assert cell.side == side
+
+
+# --- the horizon check: is the tuned rate still the best after the sweep's longer training? ----------------------
+
+HORIZON_RATES = [0.01, 0.1, 1.0, 10.0]
+AT_0_1 = 1  # the row of init std 0.1 in MAP_INITS
+
+
+def horizon_sweep(at_init_0_1: list[list[float]]) -> SweepResults:
+    """Final accuracies (seeds, rates) at init std 0.1; at init std 0.01 the best rate would be 10."""
+    at_init = np.asarray(at_init_0_1)
+    other = np.tile([0.1, 0.2, 0.3, 0.99], (at_init.shape[0], 1))
+    return synthetic_results.swept(np.stack([other, at_init], axis=1), HORIZON_RATES, MAP_INITS)
+
+
+CLEARLY_BEST_AT_0_1 = [
+    [0.90, 0.990, 0.950, 0.1],
+    [0.85, 0.970, 0.930, 0.1],
+    [0.88, 0.985, 0.944, 0.1],
+    [0.91, 0.992, 0.953, 0.1],
+]
+
+
+@pytest.mark.parametrize(
+    ("tuned_lr", "nearest"),
+    [(0.25, 0.1), (0.35, 1.0), (0.4, 1.0), (0.001, 0.01), (50.0, 10.0), (1.0, 1.0)],
+)
+def test_the_nearest_swept_rate_is_nearest_on_a_log_scale(tuned_lr, nearest):
+    # 0.35 and 0.4 are nearer 0.1 than 1.0 on a linear scale, nearer 1.0 on a log scale (the midpoint is 0.316)
+    check = horizon_check(horizon_sweep(CLEARLY_BEST_AT_0_1), tuned_lr, AT_0_1, CONFIDENCE)
+    assert (check.tuned_lr, check.nearest_swept_lr) == (tuned_lr, nearest)
+
+
+def test_a_clearly_better_swept_rate_is_not_within_seed_noise():
+    check = horizon_check(horizon_sweep(CLEARLY_BEST_AT_0_1), 0.4, AT_0_1, CONFIDENCE)
+    at_init = np.asarray(CLEARLY_BEST_AT_0_1)
+    assert (check.nearest_swept_lr, check.best_swept_lr) == (1.0, 0.1)
+    assert check.shortfall == stats.paired_difference(at_init[:, 1], at_init[:, 2], CONFIDENCE)
+    assert check.shortfall.ci_low > 0
+    assert not check.within_seed_noise
+
+
+def test_a_best_rate_better_only_within_seed_noise_is_within_seed_noise():
+    at_init = [  # 0.1 has the higher mean (0.9540 against 0.95125), but the per-seed differences change sign
+        [0.90, 0.958, 0.950, 0.1],
+        [0.90, 0.952, 0.960, 0.1],
+        [0.90, 0.949, 0.940, 0.1],
+        [0.90, 0.957, 0.955, 0.1],
+    ]
+    check = horizon_check(horizon_sweep(at_init), 0.4, AT_0_1, CONFIDENCE)
+    assert (check.nearest_swept_lr, check.best_swept_lr) == (1.0, 0.1)
+    assert check.shortfall.effect == pytest.approx(0.00275)
+    assert check.shortfall.ci_low < 0 < check.shortfall.ci_high
+    assert check.within_seed_noise
+
+
+def test_a_tuned_rate_nearest_the_best_has_no_shortfall():
+    check = horizon_check(horizon_sweep(CLEARLY_BEST_AT_0_1), 0.12, AT_0_1, CONFIDENCE)
+    assert check.nearest_swept_lr == check.best_swept_lr == 0.1
+    assert (check.shortfall.effect, check.shortfall.ci_low, check.shortfall.ci_high) == (0.0, 0.0, 0.0)
+    assert check.within_seed_noise
+
+
+def test_the_horizon_check_reads_the_named_init_std():
+    check = horizon_check(horizon_sweep(CLEARLY_BEST_AT_0_1), 0.4, 0, CONFIDENCE)  # init std 0.01
+    assert check.best_swept_lr == 10.0
+
+
+def test_with_one_seed_a_shortfall_cannot_be_told_from_noise():
+    check = horizon_check(horizon_sweep(CLEARLY_BEST_AT_0_1[:1]), 0.4, AT_0_1, CONFIDENCE)
+    assert check.shortfall.effect == pytest.approx(0.04)
+    assert check.shortfall.ci_low is None
+    assert check.within_seed_noise

@@ -1,4 +1,5 @@
-"""The figures draw what they are given: the right numbers, on the right scales, with legends clear of the data."""
+"""The figures draw what they are given: the right numbers, on the right scales, with legends clear of the data; and
+the report's figures are drawn from the comparison."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from src import figures, sweep_figures
-from src.figures import COLORS, LABELS, TrialPoint
-from src.sweep_figures import RobustnessGrid, SharedRatePanel
+from src import figures
+from src.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel
+from src.results import TuningTrial
+from tests import synthetic_results
 
 STEPS = np.arange(0, 5001, 500)
 BOTH = ("vanilla", "bn")
@@ -33,18 +35,18 @@ PERCENTILES = {
 # best value 0.98 (bn, lr 2); within 2 pp of it: lr 0.05 … 5. Far off: lr 0.001 (0.90), 0.3 (0.95) and the zeros.
 TRIALS = {
     "vanilla": [
-        TrialPoint(0.001, 0.90, "COMPLETE", False),
-        TrialPoint(0.05, 0.965, "COMPLETE", False),
-        TrialPoint(0.1, 0.97, "COMPLETE", False),
-        TrialPoint(0.3, 0.95, "PRUNED", False),
-        TrialPoint(30.0, NAN, "PRUNED", True),
-        TrialPoint(3.0, None, "FAIL", False),
+        TuningTrial(0, 0.001, 0.90, "COMPLETE", False),
+        TuningTrial(1, 0.05, 0.965, "COMPLETE", False),
+        TuningTrial(2, 0.1, 0.97, "COMPLETE", False),
+        TuningTrial(3, 0.3, 0.95, "PRUNED", False),
+        TuningTrial(4, 30.0, NAN, "PRUNED", True),
+        TuningTrial(5, 3.0, None, "FAIL", False),
     ],
     "bn": [
-        TrialPoint(0.5, 0.975, "COMPLETE", False),
-        TrialPoint(2.0, 0.98, "COMPLETE", False),
-        TrialPoint(5.0, 0.962, "PRUNED", False),
-        TrialPoint(100.0, 0.0, "COMPLETE", True),
+        TuningTrial(0, 0.5, 0.975, "COMPLETE", False),
+        TuningTrial(1, 2.0, 0.98, "COMPLETE", False),
+        TuningTrial(2, 5.0, 0.962, "PRUNED", False),
+        TuningTrial(3, 100.0, 0.0, "COMPLETE", True),
     ],
 }
 BEST_LR = {"vanilla": 0.1, "bn": 2.0}
@@ -54,11 +56,10 @@ def _grid() -> RobustnessGrid:
     vanilla = np.array([[0.90, 0.95, NAN], [0.50, 0.80, 0.97]])
     bn = np.array([[0.97, 0.973, 0.96], [0.96, 0.97, 0.95]])
     difference = bn - vanilla
-    # CI excludes 0 at (0, 0), (1, 0) and (1, 2); straddles 0 at (0, 1); undefined at (1, 1) and the NaN cell
-    ci_low = np.array([[0.06, -0.01, NAN], [0.40, NAN, -0.03]])
-    ci_high = np.array([[0.08, 0.05, NAN], [0.50, NAN, -0.01]])
+    # the paired interval excludes 0 at (0, 0), (1, 0) and (1, 2); not at (0, 1), (1, 1) or the NaN cell
+    significant = np.array([[True, False, False], [True, False, True]])
     return RobustnessGrid(
-        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, ci_low, ci_high, 0.95
+        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, significant, 0.95
     )
 
 
@@ -125,7 +126,7 @@ LEGEND_FIGURES = {
     "accuracy": lambda: figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY),
     "sigmoid inputs": lambda: figures.sigmoid_inputs_figure(dict.fromkeys(BOTH, STEPS), PERCENTILES, "seed 0, unit 3"),
     "lr search": lambda: figures.lr_search_figure(TRIALS, BEST_LR),
-    "shared rate": lambda: sweep_figures.shared_rate_figure(_panels(), init_std=0.5),
+    "shared rate": lambda: figures.shared_rate_figure(_panels(), init_std=0.5),
 }
 
 
@@ -232,13 +233,8 @@ def test_the_zoom_holds_a_tuned_rate_even_away_from_the_best_trials():
 
 
 def test_a_search_where_no_trial_has_a_value_still_draws():
-    failed = {"vanilla": [TrialPoint(1.0, None, "FAIL", False)]}
+    failed = {"vanilla": [TuningTrial(0, 1.0, None, "FAIL", False)]}
     assert "no trial has a value" in figures.lr_search_figure(failed, {"vanilla": None}).axes[1].get_title()
-
-
-def test_a_trial_state_optuna_would_not_report_is_refused():
-    with pytest.raises(ValueError, match="COMPLETE, PRUNED, FAIL, got 'RUNNING'"):
-        TrialPoint(0.1, 0.9, "RUNNING", False)
 
 
 def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
@@ -250,7 +246,7 @@ def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
 
 def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points():
     grid = _grid()
-    vanilla, bn, difference = sweep_figures.robustness_map_figure(grid).axes[:3]
+    vanilla, bn, difference = figures.robustness_map_figure(grid).axes[:3]
     assert _cell_texts(vanilla) == {
         (0, 0): "90.0",
         (0, 1): "95.0",
@@ -267,7 +263,7 @@ def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points(
 
 
 def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
-    difference = sweep_figures.robustness_map_figure(_grid()).axes[2]
+    difference = figures.robustness_map_figure(_grid()).axes[2]
     marked = {cell for cell, text in _cell_texts(difference).items() if text.endswith("*")}
     bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
     assert marked == bold == {(0, 0), (1, 0), (1, 2)}
@@ -275,7 +271,7 @@ def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
 
 
 def test_a_difference_without_a_value_shows_n_a_on_a_scale_centred_at_zero():
-    difference = sweep_figures.robustness_map_figure(_grid()).axes[2]
+    difference = figures.robustness_map_figure(_grid()).axes[2]
     assert _cell_texts(difference)[(0, 2)] == "n/a"
     (image,) = difference.get_images()
     assert image.norm.vmin == -image.norm.vmax == pytest.approx(-46.0)  # ± the largest |difference|, in pp
@@ -288,7 +284,7 @@ def test_a_robustness_grid_of_the_wrong_shape_is_refused():
 
 
 def test_the_shared_rate_figure_has_a_row_per_learning_rate_with_accuracy_and_both_variants_inputs():
-    figure = sweep_figures.shared_rate_figure(_panels(), init_std=0.5)
+    figure = figures.shared_rate_figure(_panels(), init_std=0.5)
     grid = {(a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start): a for a in figure.axes}
     assert sorted(grid) == [(row, column) for row in range(2) for column in range(3)]
     assert "same learning rate" in figure.get_suptitle() and "0.5" in figure.get_suptitle()
@@ -314,3 +310,70 @@ def test_save_writes_a_whole_png_of_a_readable_size_and_no_temporary_file(tmp_pa
     width, height = struct.unpack(">II", header[16:24])
     assert 600 <= width <= 4000 and 400 <= height <= 3000, f"{width}×{height}"
     assert [p.name for p in path.parent.iterdir()] == ["test_accuracy.png"], "a temporary file was left behind"
+
+
+# --- the report's figures, from the comparison ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def comparison(tree):
+    return synthetic_results.comparison_of(tree[0])
+
+
+def test_the_report_gets_every_figure_in_order(comparison):
+    drawn = figures.report_figures(comparison)
+    assert tuple(drawn) == figures.FIGURE_NAMES == (
+        "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion"
+    )  # fmt: skip
+    assert all(isinstance(figure, Figure) for figure in drawn.values())
+
+
+def test_figure_1_draws_the_tuned_runs_and_the_example_sigmoid(comparison):
+    drawn = figures.report_figures(comparison)
+    accuracy = drawn["test_accuracy"].axes[0]
+    for variant, outcome in comparison.tuned.items():
+        np.testing.assert_allclose(_mean_line(accuracy, variant).get_ydata(), outcome.curves.accuracy[:, 1:].mean(0))
+    example = comparison.example
+    assert f"seed {example.seed}, unit {example.unit}" in drawn["sigmoid_inputs"].get_suptitle()
+    vanilla_panel = drawn["sigmoid_inputs"].axes[0]
+    median = next(line for line in vanilla_panel.get_lines() if line.get_linestyle() == "-")
+    curve = comparison.tuned["vanilla"].sigmoid_inputs[(example.seed, example.unit)]
+    np.testing.assert_allclose(median.get_ydata(), curve.p50[1:])
+
+
+def test_the_lr_search_marks_each_variants_tuned_rate(comparison):
+    whole = figures.report_figures(comparison)["lr_search"].axes[0]
+    for variant, outcome in comparison.tuned.items():
+        (line,) = [line for line in whole.get_lines() if line.get_label() == f"{LABELS[variant]}: tuned lr"]
+        assert line.get_xdata()[0] == outcome.tuning.best_lr
+
+
+def test_the_robustness_grid_holds_the_maps_cells_init_std_by_rate(comparison):
+    grid = figures.robustness_grid(comparison)
+    rates, inits = comparison.params.sweep.learning_rates, comparison.params.sweep.init_stds
+    assert grid.learning_rates.tolist() == rates and grid.init_stds.tolist() == inits
+    for cell in comparison.cells:
+        i, j = inits.index(cell.init_std), rates.index(cell.learning_rate)
+        assert (grid.vanilla[i, j], grid.bn[i, j], grid.difference[i, j]) == (
+            cell.vanilla, cell.bn, cell.difference.effect
+        )  # fmt: skip
+        assert grid.significant[i, j] == (cell.side is not None)
+    assert grid.significant.sum() == 5 and grid.confidence == comparison.params.evaluate.confidence
+
+
+def test_a_map_cell_without_a_value_is_drawn_as_n_a(comparison):
+    cells = list(comparison.cells)
+    cells[0] = dataclasses.replace(cells[0], vanilla=NAN)
+    grid = figures.robustness_grid(dataclasses.replace(comparison, cells=cells))
+    assert np.isnan(grid.vanilla[0, 0])
+    assert _cell_texts(figures.robustness_map_figure(grid).axes[0])[(0, 0)] == "n/a"
+
+
+def test_a_shared_rate_panel_is_both_variants_at_one_rate_and_init(comparison):
+    sweeps = comparison.sweeps
+    panel = figures.shared_rate_panel(sweeps, 10.0, lr_index=2, init_index=1)
+    assert panel.lr == 10.0
+    for variant, sweep in sweeps.items():
+        np.testing.assert_array_equal(panel.accuracy[variant], sweep.accuracy[:, 1, 2])
+        np.testing.assert_array_equal(panel.percentiles[variant], sweep.percentiles[0, 1, 2, 0])
+        assert panel.steps[variant] is panel.percentile_steps[variant] is sweep.steps

@@ -10,55 +10,56 @@ import jinja2
 import numpy as np
 import pytest
 
-from src import comparison as comparison_module
-from src import stats
-from src.claims import Claim
-from src.report import FILTERS, map_summary, per_digit_accuracy, render_report
-from src.robustness import MapCell
+from src import figures, metrics, report, stats
+from src.claims import Claim, MapCell
+from src.report import map_summary, per_digit_accuracy, render_report
 from tests import synthetic_results
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory, repo_root):
-    root = tmp_path_factory.mktemp("repo")
-    synthetic_results.write_results_tree(root, repo_root)
-    return synthetic_results.comparison_of(root)
+def comparison(tree):
+    return synthetic_results.comparison_of(tree[0])
 
 
 @pytest.fixture(scope="module")
-def report(comparison) -> str:
-    return comparison.report()
+def numbers(comparison) -> metrics.Metrics:
+    return metrics.build(comparison)
+
+
+def render(comparison, numbers: metrics.Metrics) -> str:
+    return report.render(comparison, numbers, figures.FIGURE_NAMES)
 
 
 @pytest.fixture(scope="module")
-def context(comparison) -> dict:
-    """What the comparison hands the template."""
-    captured = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(comparison_module, "render_report", lambda context: captured.update(context) or "")
-        comparison.report()
-    return captured
+def text(comparison, numbers) -> str:
+    return render(comparison, numbers)
 
 
-def test_the_what_holds_table_has_one_row_per_claim_with_the_verdict_of_the_metrics(comparison, report):
-    rows = _table(report, "| claim | verdict |")
+@pytest.fixture(scope="module")
+def context(comparison, numbers) -> dict:
+    """What the report hands the template."""
+    return report.context(comparison, numbers, figures.FIGURE_NAMES)
+
+
+def test_the_what_holds_table_has_one_row_per_claim_with_the_verdict_of_the_metrics(comparison, numbers, text):
+    rows = _table(text, "| claim | verdict |")
     assert len(rows) == len(comparison.claims) == 5
     for row, claim in zip(rows, comparison.claims, strict=True):
         assert row[0] == claim.title
-        assert row[1] == f"**{comparison.metrics['claims'][claim.key]['verdict']}**"
+        assert row[1] == f"**{numbers.claims[claim.key].verdict}**"
         assert row[2] == claim.statistic and row[5] == claim.design
 
 
-def test_the_what_holds_table_gives_each_effect_and_interval_on_its_scale(report):
-    rows = {row[0]: row for row in _table(report, "| claim | verdict |")}
+def test_the_what_holds_table_gives_each_effect_and_interval_on_its_scale(text):
+    rows = {row[0]: row for row in _table(text, "| claim | verdict |")}
     assert rows["BN converges faster"][3:5] == ["0.44×", "[0.44×, 0.44×]"]
     assert rows["BN allows a higher learning rate"][3:5] == ["10.00×", "[10.00×, 10.00×]"]
     assert rows["BN makes training robust to the initialisation"][3:5] == ["+86.07 pp", "[+85.71 pp, +86.43 pp]"]
     assert rows["BN keeps the sigmoid-input distribution stable"][3] == "-0.744"
 
 
-def test_a_claims_note_follows_the_table(report):
-    assert "\n- BN allows a higher learning rate: BN trained at the largest rate swept in 3 of 3 seeds" in report
+def test_a_claims_note_follows_the_table(text):
+    assert "\n- BN allows a higher learning rate: BN trained at the largest rate swept in 3 of 3 seeds" in text
 
 
 @pytest.mark.parametrize(
@@ -69,68 +70,88 @@ def test_a_claims_note_follows_the_table(report):
         (stats.Estimate(0.9, None, None, 1), "not shown", "0.90×", "n/a (1 pair)"),
     ],
 )
-def test_the_claims_rows_follow_the_claims_they_are_given(comparison, estimate, verdict, effect, interval):
+def test_the_claims_rows_follow_the_claims_they_are_given(comparison, numbers, estimate, verdict, effect, interval):
     claims = [
         _convergence_with(claim, estimate) if claim.key == "faster_convergence" else claim
         for claim in comparison.claims
     ]
     assert claims[0].verdict == verdict
-    report = dataclasses.replace(comparison, claims=claims).report()
-    row = _table(report, "| claim | verdict |")[0]
+    changed = render(dataclasses.replace(comparison, claims=claims), numbers)
+    row = _table(changed, "| claim | verdict |")[0]
     assert row[:2] == ["BN converges faster", f"**{verdict}**"] and row[3:5] == [effect, interval]
 
 
-def test_the_report_says_which_bn_rule_each_number_uses_and_gives_the_final_accuracy_under_both(comparison, report):
-    assert "Every point of a curve scores BN with the moving averages it keeps while training" in report
-    assert "The final numbers score the trained network under Algorithm 2: the mean of 2 training" in report
-    rows = {row[0]: row[1:] for row in _table(report, "| | vanilla | BN |")}
-    bn = comparison.metrics["bn"]
+def test_the_report_says_which_bn_rule_each_number_uses_and_gives_the_final_accuracy_under_both(numbers, text):
+    assert "Every point of a curve scores BN with the moving averages it keeps while training" in text
+    assert "The final numbers score the trained network under Algorithm 2: the mean of 2 training" in text
+    rows = {row[0]: row[1:] for row in _table(text, "| | vanilla | BN |")}
+    bn = numbers.bn
     algorithm_2 = rows["final test accuracy, Algorithm 2 (mean ± std over seeds)"][1]
-    assert algorithm_2 == f"{bn['test_accuracy']['mean']:.2%} ± {bn['test_accuracy']['std'] * 100:.2f} pp"
+    assert algorithm_2 == f"{bn.test_accuracy.mean:.2%} ± {bn.test_accuracy.std * 100:.2f} pp"
     moving = rows["final test accuracy, moving averages (the curve's last point)"][1]
-    assert moving == f"{bn['test_accuracy_moving_average']:.2%}"
+    assert moving == f"{bn.test_accuracy_moving_average:.2%}"
     assert algorithm_2.split()[0] != moving  # two rules, two numbers
 
 
-def test_the_numbers_follow_the_metrics(comparison, report):
-    metrics = copy.deepcopy(comparison.metrics)
-    metrics["bn"]["test_accuracy_moving_average"] = 0.5
-    metrics["vanilla"]["steps_to_95"] = {"median": 12345.0, "n_reached": 2}
-    metrics["bn"]["sigmoid_input_drift"]["relative"] = 0.123
-    changed = dataclasses.replace(comparison, metrics=metrics).report()
-    rows = {row[0]: row[1:] for row in _table(changed, "| | vanilla | BN |")}
+def test_the_numbers_follow_the_metrics(comparison, numbers, text):
+    bn, vanilla = numbers.bn, numbers.vanilla
+    changed = numbers.model_copy(
+        update={
+            "bn": bn.model_copy(
+                update={
+                    "test_accuracy_moving_average": 0.5,
+                    "sigmoid_input_drift": bn.sigmoid_input_drift.model_copy(update={"relative": 0.123}),
+                }
+            ),
+            "vanilla": vanilla.model_copy(
+                update={"steps_to": {**vanilla.steps_to, "95": metrics.StepsTo(median=12345.0, n_reached=2)}}
+            ),
+        }
+    )
+    rows = {row[0]: row[1:] for row in _table(render(comparison, changed), "| | vanilla | BN |")}
     assert rows["final test accuracy, moving averages (the curve's last point)"][1] == "50.00%"
     assert rows["steps to 95 % (median, seeds reaching)"][0] == "12,345 steps (2/3)"
     assert rows["sigmoid-input drift, 10 % of training → end (mean over units and seeds)"][1] == "0.123"
-    before = {row[0]: row[1:] for row in _table(report, "| | vanilla | BN |")}
+    before = {row[0]: row[1:] for row in _table(text, "| | vanilla | BN |")}
     assert before["steps to 95 % (median, seeds reaching)"][0] == "800 steps (3/3)"
 
 
-def test_the_sweep_paragraph_counts_the_maps_cells(comparison, report):
-    sentence = " ".join(report.split())
+def test_the_sweep_paragraph_counts_the_maps_cells(comparison, numbers, text):
+    sentence = " ".join(text.split())
     assert "BN is higher with the interval excluding 0 in **4** of 6 cells, lower in **1**" in sentence
     assert "the interval includes 0 in the other 1." in sentence
     # every cell turned against BN: the sentence follows
     worse = stats.Estimate(-0.1, -0.2, -0.05, 3)
     cells = [dataclasses.replace(cell, difference=worse) for cell in comparison.cells]
-    sentence = " ".join(dataclasses.replace(comparison, cells=cells).report().split())
+    sentence = " ".join(render(dataclasses.replace(comparison, cells=cells), numbers).split())
     assert "in **0** of 6 cells, lower in **6**, and the interval includes 0 in the other 0." in sentence
 
 
-def test_the_horizon_table_has_one_row_per_variant(report):
-    rows = {row[0]: row[1:] for row in _table(report, "| | tuned rate | nearest swept |")}
+def test_the_horizon_table_has_one_row_per_variant(text):
+    rows = {row[0]: row[1:] for row in _table(text, "| | tuned rate | nearest swept |")}
     assert rows == {
         "vanilla": ["0.5", "1", "1", "+0.00 pp", "[+0.00 pp, +0.00 pp]", "yes"],
         "BN": ["5", "10", "1", "+1.00 pp", "[+1.00 pp, +1.00 pp]", "no"],
     }
 
 
-def test_the_report_has_no_missing_number_spelt_as_nan_or_none(report):
-    assert not re.search(r"\b(nan|None|inf)\b", report, flags=re.IGNORECASE)
+def test_the_example_sigmoid_is_described_under_its_figure(text):
+    assert "*The sigmoid drawn: seed 0, unit 0." in text
+    # vanilla's inputs slide and widen (15–85 spread 2 + 4 × the fraction of training), BN's stay put
+    assert "vanilla: median -0.20 → -2.00, 15–85 spread 2.40 → 6.00; BN: median 0.00 → 0.00, 15–85 spread 2.00" in text
 
 
-def test_the_context_renders_the_report(context, report):
-    assert render_report(context) == report
+def test_every_figure_is_linked_beside_the_report(text):
+    for name in figures.FIGURE_NAMES:
+        assert f"](figures/{name}.png)" in text
+
+
+def test_the_report_has_no_missing_number_spelt_as_nan_or_none(text):
+    assert not re.search(r"\b(nan|None|inf)\b", text, flags=re.IGNORECASE)
+
+
+def test_the_context_renders_the_report(context, text):
+    assert render_report(context) == text
 
 
 def test_a_name_the_template_uses_but_the_context_lacks_is_an_error_not_an_empty_cell(context):
@@ -142,21 +163,10 @@ def test_a_name_the_template_uses_but_the_context_lacks_is_an_error_not_an_empty
         render_report({name: value for name, value in context.items() if name != "seeds_text"})
 
 
-def test_rendering_does_not_modify_the_metrics(comparison):
-    before = copy.deepcopy(comparison.metrics)
-    comparison.report()
-    assert comparison.metrics == before
-
-
-def test_an_interval_is_written_on_its_claims_scale():
-    def claim(scale, estimate):
-        return Claim("k", "title", "design", "statistic", scale, estimate, "higher")
-
-    interval, effect = FILTERS["interval"], FILTERS["effect"]
-    assert interval(claim("accuracy", stats.Estimate(0.01, 0.005, 0.015, 3))) == "[+0.50 pp, +1.50 pp]"
-    assert interval(claim("plain", stats.Estimate(-0.2, -0.25, -0.15, 3))) == "[-0.250, -0.150]"
-    assert interval(claim("ratio", stats.Estimate(2.0, None, None, 0))) == "n/a (0 pairs)"
-    assert effect(claim("accuracy", stats.Estimate(float("nan"), None, None, 0))) == "n/a"
+def test_rendering_does_not_modify_the_metrics(comparison, numbers):
+    before = numbers.model_dump()
+    render(comparison, numbers)
+    assert numbers.model_dump() == before
 
 
 def test_the_map_summary_counts_cells_by_which_side_of_zero_their_interval_lies():
@@ -165,7 +175,7 @@ def test_the_map_summary_counts_cells_by_which_side_of_zero_their_interval_lies(
 
     cells = [cell(0.01, 0.02), cell(0.01, 0.03), cell(-0.02, -0.01), cell(-0.01, 0.01), cell(0.0, 0.02)]
     cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.01, None, None, 1)))
-    assert map_summary(cells, 0.95) == {"cells": 6, "better": 2, "worse": 1}
+    assert map_summary(cells) == {"cells": 6, "better": 2, "worse": 1}
 
 
 def test_per_digit_accuracy_averages_the_seeds_that_saw_the_digit():
@@ -182,9 +192,9 @@ def _convergence_with(claim: Claim, estimate: stats.Estimate) -> Claim:
     return dataclasses.replace(claim, estimate=estimate)  # its verdict follows from the estimate
 
 
-def _table(report: str, header: str) -> list[list[str]]:
+def _table(text: str, header: str) -> list[list[str]]:
     """The cells of the Markdown table whose header line starts with `header`, below its separator line."""
-    lines = report.splitlines()
+    lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2 :]:

@@ -18,6 +18,7 @@ from src.stats import (
     paired_ratio,
     percentile_drift,
     seed_summary,
+    side,
     steps_to_target,
     verdict,
 )
@@ -243,6 +244,29 @@ def test_a_ratio_needs_positive_values(bn, vanilla):
 
 def _interval(low: float, high: float) -> Estimate:
     return Estimate(effect=(low + high) / 2, ci_low=low, ci_high=high, n=5)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "no_effect", "expected"),
+    [
+        (0.01, 0.03, 0.0, "above"),
+        (-0.03, -0.01, 0.0, "below"),
+        (-0.01, 0.03, 0.0, None),
+        (1.5, 4.0, 1.0, "above"),
+        (0.2, 0.5, 1.0, "below"),
+        (0.2, 4.0, 1.0, None),
+        # an interval that reaches no effect does not exclude it
+        (0.0, 0.03, 0.0, None),
+        (-0.03, 0.0, 0.0, None),
+        (1.0, 1.0, 1.0, None),
+    ],
+)
+def test_an_interval_lies_on_one_side_of_no_effect_only_when_it_excludes_it(low, high, no_effect, expected):
+    assert side(_interval(low, high), no_effect) == expected
+
+
+def test_without_an_interval_there_is_no_side():
+    assert side(Estimate(effect=100.0, ci_low=None, ci_high=None, n=1), 0.0) is None
 
 
 @pytest.mark.parametrize(
