@@ -15,7 +15,6 @@ round's median (the least disturbed estimate), and ratio = time / time of (a) in
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 
@@ -24,6 +23,7 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 from src.batchnorm import BatchNorm
+from src.cli import OneLineParser, report_user_errors
 
 BATCH, FEATURES = 60, 100  # the paper's mini-batch and hidden layer
 MEMBERS = (1, 8)
@@ -77,11 +77,17 @@ def training_step(forward, x: torch.Tensor, parameters: list[torch.Tensor]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     parser.add_argument("--seconds", type=float, default=0.3, help="minimum time per cell per round (default 0.3)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if not args.seconds > 0:
+        parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -116,4 +122,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)

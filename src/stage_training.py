@@ -84,24 +84,13 @@ def train_members(
 
     The caller writes its outputs inside the block; the checkpoint is removed once they have landed.
     """
-    device = resolve_device(params.train.device)
-    splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in TRAINING_SPLITS}
-    model = build_model(params.model, variant, list(members.seed), device, init_stds=list(members.init_std))
-    schedule = schedule_for(params, stage, members.lr, data_seeds=members.data_seeds)
-    probe = splits["test"].images[: params.train.percentile_examples]
-    training_data = TrainingData(splits["train"], splits["test"], probe, params.train.tracked_units)
-    trainer = Trainer(model, training_data, schedule)
-
+    trainer, splits = build_trainer(params, stage, variant, members)
+    device = splits["train"].images.device
     tracking.configure(params.tracking.experiment)
     name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
     identity = provenance.stage_identity(params, stage, variant, device, TRAINING_SPLITS)
     checkpoint = Checkpoint(CHECKPOINT_DIR / f"{name}.pt", {**identity, "members": _columns(members)})
-    saved = checkpoint.load()
-    if saved is not None and not tracking.runs_exist([saved["parent_run"], *saved["member_runs"]]):
-        saved = checkpoint.refuse("its MLflow runs are not in this tracking store")
-    if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        print(f"{name}: resumed from step {trainer.step:,} ({checkpoint.path})", file=sys.stderr)
+    saved = _resume(checkpoint, trainer, name)
     children = [
         tracking.Member(name=f"{name}-{members.name(k)}", tags={**tags, **_member_tags(members, k)},
                         params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")})
@@ -110,7 +99,7 @@ def train_members(
     parent_params = provenance.stage_params(params, stage)
     with tracking.parent_run(name, tags, parent_params, run_id=saved and saved["parent_run"]) as run_id:
         member_runs = tracking.MemberRuns(children, run_ids=saved and saved["member_runs"])
-        trained = TrainedMembers(members, model, trainer.recorded(), device, splits, member_runs, trainer.step)
+        trained = TrainedMembers(members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step)
 
         def on_checkpoint(at: Trainer) -> None:
             started = time.perf_counter()
@@ -128,6 +117,29 @@ def train_members(
         tracking.log_dataset(dataset, context="training")
         yield trained
     checkpoint.remove()
+
+
+def build_trainer(params: Params, stage: Stage, variant: str, members: MemberTable) -> tuple[Trainer, dict[str, Split]]:
+    """A trainer of `members` on the device of params.train, at the step 0 of params.<stage>'s schedule; the splits
+    it trains on and scores."""
+    device = resolve_device(params.train.device)
+    splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in TRAINING_SPLITS}
+    model = build_model(params.model, variant, list(members.seed), device, init_stds=list(members.init_std))
+    schedule = schedule_for(params, stage, members.lr, data_seeds=members.data_seeds)
+    probe = splits["test"].images[: params.train.percentile_examples]
+    training_data = TrainingData(splits["train"], splits["test"], probe, params.train.tracked_units)
+    return Trainer(model, training_data, schedule), splits
+
+
+def _resume(checkpoint: Checkpoint, trainer: Trainer, name: str) -> dict | None:
+    """The checkpoint's payload, its trainer state restored, when it is usable; else None (and why, on stderr)."""
+    saved = checkpoint.load()
+    if saved is not None and not tracking.runs_exist([saved["parent_run"], *saved["member_runs"]]):
+        saved = checkpoint.refuse("its MLflow runs are not in this tracking store")
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        print(f"{name}: resumed from step {trainer.step:,} ({checkpoint.path})", file=sys.stderr)
+    return saved
 
 
 def metric_histories(result: TrainResult, with_percentiles: bool) -> list[dict[str, list[tuple[int, float]]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 import yaml
 
 from src.data import Split
+from src.results import TuningSummary, stage_dir
 
 
 def images_and_labels(count: int, seed: int = 0, flip: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +40,10 @@ def write_processed(directory: Path, sizes: dict[str, int] | None = None) -> Pat
 def write_tuned(root: Path, rates: dict[str, float] | None = None) -> None:
     """results/tune/<variant>/best.json as the tune stage leaves it: the learning rate train@ will use."""
     for variant, rate in (rates or {"vanilla": 0.5, "bn": 2.0}).items():
-        best = root / "results" / "tune" / variant / "best.json"
-        best.parent.mkdir(parents=True, exist_ok=True)
-        best.write_text(json.dumps({"variant": variant, "best_lr": rate}))
+        TuningSummary(
+            variant=variant, study_name=f"bn-mnist-{variant}", storage="sqlite:///optuna.db", best_lr=rate,
+            best_value=0.9, trials_budget=4, n_complete=4, n_pruned=0, n_failed=0, steps=100, device="cpu",
+        ).write(root / stage_dir("tune", variant))  # fmt: skip
 
 
 def write_train_project(root: Path, repo_root: Path, *, seeds: int, population_batches: int) -> None:

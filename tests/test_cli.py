@@ -21,13 +21,6 @@ def test_a_parser_mistake_is_a_usage_error_not_an_exit():
         parser.parse_args(["--count", "many"])
 
 
-# entry points that break the contract until their own module is fixed; strict: the fix fails the test, so the gap
-# is removed here once it is closed
-NOT_ONE_LINE_YET = {
-    "benchmarks.bench_batchnorm": "a plain argparse.ArgumentParser, not OneLineParser under report_user_errors"
-}
-
-
 def _runs_as_a_program(path: Path) -> bool:
     """Whether the module has an `if __name__ == "__main__":` block at its top level."""
     return any(
@@ -47,9 +40,7 @@ def test_every_module_that_runs_as_a_program_is_an_entry_point(repo_root):
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_an_unknown_flag_stops_every_entry_point_with_one_line(entry_point, capsys, request):
-    if entry_point in NOT_ONE_LINE_YET:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NOT_ONE_LINE_YET[entry_point]))
+def test_an_unknown_flag_stops_every_entry_point_with_one_line(entry_point, capsys):
     main, argv = ENTRY_POINTS[entry_point]
     with pytest.raises(SystemExit) as stopped:
         report_user_errors(lambda: main([*argv, "--no-such-flag"]))

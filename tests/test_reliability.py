@@ -413,17 +413,19 @@ def test_a_killed_train_stage_leaves_no_partial_output_and_a_rerun_completes(tra
 
 
 @pytest.mark.parametrize(
-    ("content", "problem"),
+    ("damage", "problem"),
     [
-        ('{"best_lr": ', "not valid JSON (Expecting value"),
-        ('{"lr": 0.5}', "best_lr must be a positive number, got None"),
-        ('{"best_lr": -0.5}', "best_lr must be a positive number, got -0.5"),
-        ('{"best_lr": NaN}', "best_lr must be a positive number, got nan"),
+        (lambda text: text[: len(text) // 2], "not valid JSON ("),
+        (lambda text: text.replace('"best_lr"', '"lr"'), "missing key 'best_lr'; unknown key 'lr'"),
+        (lambda text: re.sub(r'"best_lr": [^,]+', '"best_lr": -0.5', text), "best_lr: Input should be greater than 0"),
+        (lambda text: re.sub(r'"best_lr": [^,]+', '"best_lr": NaN', text), "best_lr: Input should be greater than 0"),
+        (lambda text: re.sub(r'"best_lr": [^,]+', '"best_lr": "0.5"', text), "best_lr: Input should be a valid number"),
     ],
+    ids=["truncated", "renamed key", "negative", "nan", "text"],
 )
-def test_a_damaged_tuning_result_stops_the_train_stage_with_one_line(train_project, capsys, content, problem):
+def test_a_damaged_tuning_result_stops_the_train_stage_with_one_line(train_project, capsys, damage, problem):
     best = train_project / "results" / "tune" / "bn" / "best.json"
-    best.write_text(content)
+    best.write_text(damage(best.read_text()))
 
     with pytest.raises(SystemExit) as exit_info:
         report_user_errors(lambda: train_stage.main(["--variant", "bn"]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,8 +19,9 @@ from src.config import load_params
 from src.data import load_split
 from src.errors import StudyError
 from src.models import load_member
-from src.scores import score
+from src.outcomes import score
 from tests import synthetic
+from tests.processes import free_port
 
 STEPS, EVAL_EVERY, SEEDS, UNITS = 100, 50, 2, 2
 
@@ -112,15 +112,9 @@ def test_every_seed_is_an_mlflow_run_under_one_parent(project):
     assert dataset_input.dataset.name == "mnist-train" and dataset_input.dataset.digest
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_mlflow_server_shows_the_runs_through_its_rest_api(project, mlflow_store):
     train_stage.main(["--variant", "vanilla"])
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", mlflow_store,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
