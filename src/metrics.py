@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,9 +22,8 @@ from src.atomic import write_json
 from src.claims import Claim, HorizonCheck, MapCell
 from src.cli import OneLineParser, report_user_errors
 from src.comparison import Comparison
-from src.config import validated
-from src.errors import StudyError
 from src.outcomes import TunedOutcome, steps_to
+from src.results import read_json_as
 
 METRICS = Path("results/metrics.json")
 WIDTH = 120
@@ -150,14 +148,7 @@ class Metrics(_Section):
 
     @classmethod
     def read(cls, path: Path = METRICS) -> Metrics:
-        rerun = "`dvc repro evaluate` rewrites it"
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise StudyError(f"{path}: no such file (run `dvc repro evaluate` first)") from None
-        except ValueError as error:
-            raise StudyError(f"{path}: not valid JSON ({error}); {rerun}") from None
-        return validated(cls, raw, source=str(path), hint=rerun)
+        return read_json_as(cls, path, "evaluate")
 
 
 # --- built from the comparison -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from src.atomic import atomic_directory, write_csv, write_json
-from src.config import Params, PositiveFloat, validated
+from src.config import Model, Params, PositiveFloat, validated
 from src.engine import PERCENTILES, Evaluation, TrainResult
 from src.errors import StudyError
 from src.members import MemberTable
@@ -57,15 +57,22 @@ class JsonFile(BaseModel):
 
     @classmethod
     def read(cls, directory: Path) -> Self:
-        path = directory / cls.NAME
-        rerun = f"re-run `dvc repro {cls.STAGE}@{directory.name}` to rewrite it"
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise StudyError(f"{path}: no such file (run `dvc repro {cls.STAGE}@{directory.name}` first)") from None
-        except ValueError as error:
-            raise StudyError(f"{path}: not valid JSON ({error}); {rerun}") from None
-        return validated(cls, raw, source=str(path), hint=rerun)
+        return read_json_as(cls, directory / cls.NAME, f"{cls.STAGE}@{directory.name}")
+
+
+def read_json_as(model: type[Model], path: Path, stage: str) -> Model:
+    """The JSON file at `path` as a `model`; anything wrong with it is one StudyError naming the file, what is wrong
+    and the `dvc repro` target (`stage`) that rewrites it."""
+    rerun = f"re-run `dvc repro {stage}` to rewrite it"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such file (run `dvc repro {stage}` first)") from None
+    except OSError as error:
+        raise StudyError(f"{path}: cannot be read ({error.strerror}); {rerun}") from None
+    except ValueError as error:
+        raise StudyError(f"{path}: not valid JSON ({error}); {rerun}") from None
+    return validated(model, raw, source=str(path), hint=rerun)
 
 
 # --- tune@: best.json and trials.csv -----------------------------------------------------------------------------
@@ -290,9 +297,9 @@ class SweepSummary(JsonFile):
     NAME: ClassVar[str] = "summary.json"
     STAGE: ClassVar[str] = "sweep"
     variant: str
-    members: int
-    steps: int
-    device: str
+    members: int  # learning rates × init stds × seeds
+    steps: int  # each member's
+    device: str  # the resolved one
 
 
 def write_final(directory: Path, final: Evaluation, members: MemberTable) -> None:

@@ -20,7 +20,6 @@ from scipy import stats
 class SeedSummary:
     """Mean of per-seed values, sample std (ddof=1) and the t-interval of the mean; None where n < 2."""
 
-    n: int
     mean: float
     std: float | None
     ci_low: float | None
@@ -31,10 +30,8 @@ class SeedSummary:
 class StepsToTarget:
     """Median first step at which a seed reached the target, over the seeds that reached it (None if none did)."""
 
-    target: float
     median: float | None
     n_reached: int
-    n_seeds: int
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ def seed_summary(values: Sequence[float] | np.ndarray, confidence: float) -> See
     values = _as_sample(values)
     interval = _mean_with_interval(values, confidence)
     std = float(values.std(ddof=1)) if values.size > 1 else None
-    return SeedSummary(n=values.size, mean=interval.effect, std=std, ci_low=interval.ci_low, ci_high=interval.ci_high)
+    return SeedSummary(mean=interval.effect, std=std, ci_low=interval.ci_low, ci_high=interval.ci_high)
 
 
 def first_step_reaching(steps: np.ndarray, accuracy: np.ndarray, target: float) -> int | None:
@@ -74,7 +71,7 @@ def steps_to_target(steps: np.ndarray, accuracy_per_seed: np.ndarray, target: fl
     firsts = [first_step_reaching(steps, curve, target) for curve in accuracy_per_seed]
     reached = [step for step in firsts if step is not None]
     median = float(np.median(reached)) if reached else None
-    return StepsToTarget(target=target, median=median, n_reached=len(reached), n_seeds=len(firsts))
+    return StepsToTarget(median=median, n_reached=len(reached))
 
 
 def mean_accuracy_over_steps(steps: np.ndarray, accuracy: np.ndarray) -> float:
@@ -90,7 +87,6 @@ class PercentileDrift:
     """How a unit's input distribution moved between a reference step and the last step (Figure 1 b, c)."""
 
     reference_step: int
-    final_step: int
     median_shift: float  # p50 at the end − p50 at the reference step
     spread_at_reference: float  # p85 − p15
     spread_at_end: float
@@ -117,7 +113,6 @@ def percentile_drift(
     reference = int(np.flatnonzero(steps >= steps[0] + reference_fraction * (steps[-1] - steps[0]))[0])
     return PercentileDrift(
         reference_step=int(steps[reference]),
-        final_step=int(steps[-1]),
         median_shift=float(p50[-1] - p50[reference]),
         spread_at_reference=float(p85[reference] - p15[reference]),
         spread_at_end=float(p85[-1] - p15[-1]),

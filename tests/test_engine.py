@@ -14,12 +14,11 @@ from src import models
 from src.batchnorm import population_statistics
 from src.config import load_params
 from src.data import BatchOrder, gather
-from src.device import resolve_device
 from src.engine import PERCENTILES, Evaluation, Trainer, TrainingData
-from src.errors import StudyError
 from src.models import build_model, member_losses
 from src.models import score_members as evaluate
-from src.schedule import Schedule, eval_schedule, schedule_for
+from src.schedule import Schedule, eval_schedule
+from src.sgd import MemberSGD
 from tests import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,13 +28,8 @@ TRAIN_EXAMPLES, BATCH = 600, 20  # 30 batches per epoch
 
 
 @pytest.fixture(scope="module")
-def params(repo_root):
-    return load_params(repo_root / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def model_config(params):
-    return params.model
+def model_config(repo_root):
+    return load_params(repo_root / "params.yaml").model
 
 
 @pytest.fixture(scope="module")
@@ -84,41 +78,7 @@ def _assert_identical(result, model, expected, expected_model) -> None:
         torch.testing.assert_close(state[name], value, rtol=0, atol=0, equal_nan=True, msg=name)
 
 
-# --- the evaluation schedule ------------------------------------------------------------------------------------
-
-
-def test_eval_steps_run_from_the_start_every_so_many_steps_to_the_end():
-    assert eval_schedule(120, 50) == (0, 50, 100, 120)
-    assert eval_schedule(100, 50) == (0, 50, 100)  # the end is not repeated
-    assert eval_schedule(30, 50) == (0, 30)
-    assert eval_schedule(1000, 100, per_decade=0) == tuple(range(0, 1001, 100))  # linear only
-
-
-def test_log_spaced_eval_steps_resolve_early_training_rounded_to_two_significant_digits():
-    steps = eval_schedule(1000, 500, per_decade=10)
-    # 10^(i/10) for i = 0 … 30, rounded to two significant digits, merged with 0, 500 and the end
-    assert steps == (0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 63, 79, 100, 130, 160, 200, 250, 320,
-                     400, 500, 630, 790, 1000)  # fmt: skip
-    between = [step for step in eval_schedule(3000, 1000, per_decade=20) if step >= 1000]
-    assert between == [1000, 1100, 1300, 1400, 1600, 1800, 2000, 2200, 2500, 2800, 3000]
-    long = eval_schedule(50_000, 500, per_decade=20)
-    assert long[0] == 0 and long[-1] == 50_000 and list(long) == sorted(set(long))
-    assert set(range(0, 50_000, 500)) <= set(long)
-
-
-def test_schedule_for_reads_the_stages_section_and_the_shared_training_settings(params):
-    for stage in ("train", "sweep", "tune"):
-        section = getattr(params, stage)
-        schedule = schedule_for(params, stage, [0.5, 2.0], [3])
-        assert schedule == Schedule(
-            steps=section.steps,
-            batch_size=params.train.batch_size,
-            eval_steps=eval_schedule(section.steps, section.eval_every, section.evals_per_decade),
-            momentum=params.train.momentum,
-            learning_rates=(0.5, 2.0),
-            data_seeds=(3,),
-            population_batches=params.model.population_batches,
-        )
+# --- the schedule the trainer is given ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -138,63 +98,6 @@ def test_a_schedule_that_does_not_fit_the_members_is_refused(
     schedule = _schedule(learning_rates, data_seeds, steps=10, eval_steps=eval_steps)
     with pytest.raises(ValueError, match=message):
         Trainer(build_model(model_config, "vanilla", [0, 1, 2, 3], CPU), data, schedule)
-
-
-# --- data order, batches, evaluation ----------------------------------------------------------------------------
-
-
-def test_batch_orders_are_one_seeded_shuffle_of_whole_batches_per_group():
-    order = BatchOrder(100, 30, [7, 8], CPU)
-    batches = [order.next() for _ in range(7)]
-    assert all(batch.shape == (2, 30) for batch in batches)
-    for group in range(2):
-        epoch = torch.cat([batch[group] for batch in batches[:3]])
-        assert len(set(epoch.tolist())) == 90  # no example twice within an epoch; the remainder is dropped
-        assert not torch.equal(epoch, torch.cat([batch[group] for batch in batches[3:6]]))  # a new shuffle per epoch
-    assert not torch.equal(batches[0][0], batches[0][1])  # two seeds, two orders
-    alone = BatchOrder(100, 30, [8], CPU)
-    assert all(torch.equal(alone.next(), batch[1:]) for batch in batches)  # group 1 follows seed 8's own order
-    twice = BatchOrder(100, 30, [7, 7], CPU).next()
-    assert torch.equal(twice[0], twice[1]) and torch.equal(twice[0], batches[0][0])
-
-
-@pytest.mark.parametrize("taken_after", [0, 2, 3, 4])  # before the first epoch, inside one, at its end, in the next
-def test_a_batch_order_restored_from_its_state_continues_the_same_order(taken_after):
-    order = BatchOrder(100, 30, [7, 8], CPU)
-    for _ in range(taken_after):
-        order.next()
-    state = copy.deepcopy(order.state_dict())
-    expected = [order.next() for _ in range(5)]
-    restored = BatchOrder(100, 30, [1, 2], CPU)  # other seeds: everything must come from the state
-    restored.load_state_dict(state)
-    assert all(torch.equal(restored.next(), batch) for batch in expected)
-
-
-def test_a_batch_order_refuses_a_state_of_another_number_of_seeds_and_a_split_smaller_than_a_batch():
-    with pytest.raises(ValueError, match="a batch order of 1 data seeds, expected 2"):
-        BatchOrder(100, 30, [7, 8], CPU).load_state_dict(BatchOrder(100, 30, [7], CPU).state_dict())
-    with pytest.raises(ValueError, match="the training split has 20 examples, fewer than one batch of 30"):
-        BatchOrder(20, 30, [7], CPU)
-
-
-def test_gather_returns_the_images_and_labels_at_the_indices(data):
-    indices = torch.tensor([[3, 1, 4], [1, 5, 9]])
-    images, labels = gather(data.train, indices)
-    assert images.shape == (2, 3, 784) and labels.shape == (2, 3)
-    assert torch.equal(images, data.train.images[indices]) and torch.equal(labels, data.train.labels[indices])
-
-
-@pytest.mark.parametrize("variant", ["vanilla", "bn"])
-def test_evaluation_in_chunks_is_the_whole_splits_accuracy_and_mean_loss(model_config, data, variant, monkeypatch):
-    model = build_model(model_config, variant, [0, 1], CPU).train()
-    monkeypatch.setattr(models, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
-    accuracy, loss = evaluate(model, data.evaluation)
-    assert model.training  # the caller's mode is restored
-    with torch.no_grad():
-        logits = model.eval()(data.evaluation.images)
-    expected_accuracy = (logits.argmax(-1) == data.evaluation.labels).double().mean(dim=1)
-    torch.testing.assert_close(accuracy.double(), expected_accuracy, rtol=0, atol=1e-6)
-    torch.testing.assert_close(loss, member_losses(logits, data.evaluation.labels), rtol=1e-5, atol=0)
 
 
 # --- training ---------------------------------------------------------------------------------------------------
@@ -219,15 +122,20 @@ def test_members_learn_the_task(model_config, data, variant):
     assert not model.training  # left in eval mode, ready to use
 
 
-def test_per_member_learning_rates_really_differ_in_effect(model_config, data):
+def test_each_member_trains_at_its_own_learning_rate_as_it_would_alone(model_config, data):
     # one init, one data order: only the learning rate differs between the members
-    result, model = _train(model_config, "vanilla", [0, 0, 0], _schedule([0.0, 0.01, 2.0]), data)
-    frozen, slow, fast = result.accuracy[-1]
-    assert (result.accuracy[:, 0] == result.accuracy[0, 0]).all() and frozen == result.accuracy[0, 0]
-    assert fast > 0.9 > slow
+    rates = (0.0, 0.01, 2.0)
+    result, model = _train(model_config, "vanilla", [0, 0, 0], _schedule(rates), data)
+    assert (result.accuracy[:, 0] == result.accuracy[0, 0]).all()
     initial = build_model(model_config, "vanilla", [0, 0, 0], CPU)
     for name, value in initial.state_dict().items():
         assert torch.equal(model.state_dict()[name][0], value[0]), name  # lr 0 never moves
+    for member, rate in enumerate(rates[1:], start=1):
+        alone, alone_model = _train(model_config, "vanilla", [0], _schedule([rate]), data)
+        np.testing.assert_allclose(result.accuracy[:, member], alone.accuracy[:, 0], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(result.loss[:, member], alone.loss[:, 0], rtol=1e-4)
+        for name, value in alone_model.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[name][member], value[0], rtol=1e-4, atol=1e-5, msg=name)
     weights = model.state_dict()["hidden.0.weight"]
     assert not torch.equal(weights[1], weights[2])
 
@@ -275,10 +183,28 @@ def test_on_eval_can_stop_members(model_config, data):
     assert not torch.equal(model.hidden[0].weight[0], model.hidden[0].weight[1])  # the first went on
 
 
-def test_momentum_changes_the_trajectory(model_config, data):
-    plain, _ = _train(model_config, "vanilla", [0], _schedule([0.1], steps=100), data)
-    heavy, _ = _train(model_config, "vanilla", [0], _schedule([0.1], steps=100, momentum=0.9), data)
-    assert heavy.accuracy[-1, 0] > plain.accuracy[-1, 0]
+@pytest.mark.parametrize("variant", ["vanilla", "bn"])
+def test_each_step_is_the_optimizers_step_at_the_schedules_rates_and_momentum_on_its_batch_order(
+    model_config, data, variant
+):
+    # what the engine adds to MemberSGD (whose update rule tests/test_sgd.py checks): which batch each group gets,
+    # which rate each member, which momentum; and that evaluating in between changes nothing
+    steps, seeds, rates = 30, (3, 4), (0.5, 2.0)
+    trained = {}
+    for momentum in (0.0, 0.9):
+        schedule = _schedule(rates, seeds, steps=steps, eval_steps=(0, 15, steps), momentum=momentum)
+        _, model = _train(model_config, variant, [1, 2], schedule, data)
+        reference = build_model(model_config, variant, [1, 2], CPU).train()
+        order, sgd = BatchOrder(TRAIN_EXAMPLES, BATCH, seeds, CPU), MemberSGD(reference, torch.tensor(rates), momentum)
+        with sgd.attached():
+            for _ in range(steps):
+                images, labels = gather(data.train, order.next())
+                sgd.step(member_losses(reference(images), labels), live=torch.ones(2, dtype=torch.bool))
+        for (name, parameter), expected in zip(model.named_parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(parameter, expected, rtol=0, atol=0, msg=f"momentum {momentum}: {name}")
+        trained[momentum] = model
+    # the momentum reached the optimizer: with it, other networks
+    assert not torch.equal(trained[0.0].hidden[0].weight, trained[0.9].hidden[0].weight)
 
 
 def test_sigmoid_input_percentiles_are_ordered_and_complete(model_config, probed, data):
@@ -478,12 +404,3 @@ def test_a_state_of_a_differently_shaped_trainer_is_refused(model_config, data, 
     with pytest.raises(ValueError, match=message):
         trainer().load_state_dict(_as_saved(trainer(**other).state_dict()))
 
-
-def test_devices_resolve(monkeypatch):
-    assert resolve_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu")
-    unavailable = r"train.device: 'cuda' is not available on this machine \(usable here: auto, cpu\)"
-    with pytest.raises(StudyError, match=unavailable):
-        resolve_device("cuda")

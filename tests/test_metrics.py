@@ -253,7 +253,7 @@ def test_a_metrics_file_of_another_shape_is_one_line_naming_what_is_missing(tmp_
     (tmp_path / "metrics.json").write_text(json.dumps(old))  # as written before claims carried their scale
     line = user_error(tmp_path / "metrics.json")
     assert "missing key 'claims.higher_accuracy.scale'" in line and "missing key 'vanilla'" in line
-    assert line.endswith("`dvc repro evaluate` rewrites it")
+    assert line.endswith("re-run `dvc repro evaluate` to rewrite it")
 
 
 def test_a_missing_file_is_one_line(tmp_path):
@@ -277,3 +277,7 @@ def _leaves(tree):
             yield from _leaves(value)
         else:
             yield value
+
+
+def test_a_directory_in_place_of_the_file_is_one_line(tmp_path):
+    assert "cannot be read (Is a directory)" in user_error(tmp_path)

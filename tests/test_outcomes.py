@@ -167,7 +167,7 @@ def test_an_evaluation_a_seed_lacks_never_counts_as_reaching_the_target():
     steps = np.array([0, 100, 200, 300])
     accuracy = np.array([[0.1, np.nan, 0.96, 0.97], [0.1, 0.5, 0.6, 0.96]])
     curves = Curves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
-    assert steps_to(curves, 0.95) == stats.StepsToTarget(target=0.95, median=250.0, n_reached=2, n_seeds=2)
+    assert steps_to(curves, 0.95) == stats.StepsToTarget(median=250.0, n_reached=2)
     assert steps_to(curves, 0.99).n_reached == 0
 
 
