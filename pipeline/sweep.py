@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         results.write_history(directory, trained.result, members)
         results.write_sigmoid_inputs(directory, trained.result, members)
         results.write_final(directory, trained.result.final, members)
+        results.write_predictions(directory, trained.predictions(), members)
         SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=str(trained.device)).write(
             directory
         )

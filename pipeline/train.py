@@ -49,6 +49,7 @@ def write_outputs(params: Params, variant: str, trained: TrainedMembers, validat
     directory = stage_dir("train", variant)
     results.write_history(directory, result, members)
     results.write_sigmoid_inputs(directory, result, members)
+    results.write_predictions(directory, trained.predictions(), members)
     final = torch.tensor(result.final.accuracy, dtype=torch.float64)
     # the test split never chooses: the champion is the best by validation accuracy (the first of equals)
     champion = max(range(len(seeds)), key=lambda member: validation_accuracy[member])

@@ -1,170 +1,142 @@
-"""The paper's MNIST claims, each decided by one named statistic with a paired confidence interval.
+"""The paper's claims about BN on MNIST, each decided at the paper's design and at a practitioner's.
 
-Where a claim is about what a practitioner gets, it is decided on train@ (each variant at its own tuned rate, the
-same seeds); where it is about robustness, on the sweep (both variants at shared rates and inits, the same seeds).
-Either way seed s of BN is compared with seed s of vanilla: the same data order and the same initial draws.
+Section 4.1 (MNIST, Figure 1) claims that with BN the net converges faster, reaches a higher accuracy and keeps the
+distribution of its sigmoid inputs stable; the paper compares the two nets at one learning rate (the shared design:
+the sweep's cells where both nets train, at the paper's init std). A practitioner tunes each net's rate (the tuned
+design, train@). Section 3.3 adds that BN allows higher learning rates and makes training robust to the
+initialisation; the paper shows that on ImageNet, so here those two are extensions, decided on the sweep.
 
-A verdict follows from the interval alone: "holds" when it excludes no effect on BN's side, "contradicted" when on
-the other side, "not shown" otherwise. No effect is 0 for a difference and 1 for a ratio (named so).
+Each primary claim is one specification fixed in params.yaml before the outcome was seen; the primary claims are
+one family of tests, corrected together (Holm by default), and each also reports how every other reasonable
+specification of it decides (src/specifications.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from src import stats
-from src.config import DISPLAY_NAMES
-from src.outcomes import DRIFT_REFERENCE_FRACTION, TunedOutcome, usable_learning_rates, worst_init_accuracy
-from src.results import SweepResults
+from src import specifications, stats
+from src.specifications import Design, Outcomes, Specification
+
+SECTIONS = {
+    "4.1": "the paper's Section 4.1 (MNIST)",
+    "3.3": "an extension of the paper's Section 3.3 (shown there on ImageNet)",
+}
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a claim says and how its statistic reads."""
+
+    key: str
+    title: str
+    section: Literal["4.1", "3.3"]
+    statistic: str
+    scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
+    bn_favoured: Literal["higher", "lower"]
+
+    @property
+    def no_effect(self) -> float:
+        return 1.0 if self.scale == "ratio" else 0.0
+
+
+TOPICS = {
+    "faster_convergence": Topic(
+        "faster_convergence", "BN converges faster", "4.1",
+        "steps to a target test accuracy, BN / vanilla (geometric mean over seeds)", "ratio", "lower",
+    ),
+    "higher_accuracy": Topic(
+        "higher_accuracy", "BN reaches a higher accuracy", "4.1", "final test accuracy, BN − vanilla", "accuracy",
+        "higher",
+    ),
+    "stable_sigmoid_inputs": Topic(
+        "stable_sigmoid_inputs", "BN keeps the sigmoid-input distribution stable", "4.1",
+        "drift of the last hidden layer's sigmoid inputs to the end of training (mean absolute shift of the "
+        "15/50/85th percentiles over the reference 15–85 spread), BN − vanilla", "plain", "lower",
+    ),
+    "higher_usable_lr": Topic(
+        "higher_usable_lr", "BN allows a higher learning rate", "3.3",
+        "largest learning rate that trains (no divergence, final test accuracy at least the usable cut), "
+        "BN / vanilla (geometric mean over seeds)", "ratio", "higher",
+    ),
+    "robust_to_init": Topic(
+        "robust_to_init", "BN makes training robust to the initialisation", "3.3",
+        "final test accuracy under a bad init std, BN − vanilla, averaged over swept rates", "accuracy", "higher",
+    ),
+}  # fmt: skip
+# The primary claims, in the order the report reads them: one family of tests.
+PRIMARY: tuple[tuple[str, Design], ...] = (
+    ("faster_convergence", "shared"), ("faster_convergence", "tuned"),
+    ("higher_accuracy", "shared"), ("higher_accuracy", "tuned"),
+    ("stable_sigmoid_inputs", "shared"), ("stable_sigmoid_inputs", "tuned"),
+    ("higher_usable_lr", "shared"), ("robust_to_init", "shared"),
+)  # fmt: skip
+CURVES = {
+    "faster_convergence": specifications.convergence,
+    "higher_accuracy": specifications.accuracy,
+    "stable_sigmoid_inputs": specifications.stability,
+    "higher_usable_lr": specifications.usable_rate,
+    "robust_to_init": specifications.init_robustness,
+}
 
 
 @dataclass(frozen=True)
 class Claim:
-    key: str  # its name in metrics.json
-    title: str
-    design: str  # which runs decide it
-    statistic: str
-    scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
-    estimate: stats.Estimate
-    bn_favoured: Literal["higher", "lower"]  # which side of no effect BN's claim is on
-    note: str = ""  # what the reader must know to read the number (censoring, dropped seeds)
+    """A primary claim: its primary specification, decided with the family's correction, and how its topic's
+    whole specification curve decides (each specification on its own, at the nominal level)."""
+
+    topic: Topic
+    primary: Specification
+    adjusted_p: float | None
+    verdict: stats.Decision
+    curve: list[Specification]
+    alpha: float
 
     @property
-    def verdict(self) -> stats.Verdict:
-        return stats.verdict(self.estimate, 1.0 if self.scale == "ratio" else 0.0, self.bn_favoured)
+    def key(self) -> str:
+        return f"{self.topic.key}_{self.primary.design}"
+
+    @property
+    def estimate(self) -> stats.Estimate:
+        return self.primary.estimate
+
+    def spec_verdicts(self) -> list[stats.Decision]:
+        return [spec.verdict(self.alpha, self.topic.bn_favoured, self.topic.no_effect) for spec in self.curve]
+
+    @property
+    def agreement(self) -> dict[str, int]:
+        """How many of the topic's specifications decide each way."""
+        return dict(Counter(self.spec_verdicts()))
+
+    @property
+    def agreeing(self) -> int:
+        """How many specifications reach the primary's verdict."""
+        return self.spec_verdicts().count(self.verdict)
 
 
-def faster_convergence(vanilla: TunedOutcome, bn: TunedOutcome, target: float, confidence: float) -> Claim:
-    """Steps to `target` test accuracy, BN / vanilla per seed; a seed that never reaches it counts at the horizon."""
-    horizon = float(vanilla.curves.steps[-1])
-    steps, never = {}, []
-    for name, outcome in (("vanilla", vanilla), ("bn", bn)):
-        curves = np.nan_to_num(outcome.curves.accuracy, nan=-1.0)  # an evaluation a seed lacks never reaches it
-        firsts = [stats.first_step_reaching(outcome.curves.steps, curve, target) for curve in curves]
-        steps[name] = [horizon if first is None else max(first, 1) for first in firsts]
-        never += [f"{DISPLAY_NAMES[name]} seed {s}" for s, f in zip(outcome.seeds, firsts, strict=True) if f is None]
-    note = (
-        f"{', '.join(never)} never reached {target:.0%}: counted at the last step, which pulls the ratio toward 1"
-        if never
-        else ""
-    )
-    return Claim(
-        key="faster_convergence",
-        title="BN converges faster",
-        design=_train_design(vanilla),
-        statistic=f"steps to {target:.0%} test accuracy, BN / vanilla (geometric mean of per-seed ratios)",
-        scale="ratio",
-        estimate=stats.paired_ratio(steps["bn"], steps["vanilla"], confidence),
-        bn_favoured="lower",
-        note=note,
-    )
+def decide_claims(outcomes: Outcomes) -> list[Claim]:
+    """The primary claims in PRIMARY's order, their p-values corrected as one family (params' `correction`)."""
+    settings = outcomes.settings
+    curves = {topic: CURVES[topic](outcomes) for topic in TOPICS}
+    primaries = [_primary(curves[topic], design) for topic, design in PRIMARY]
+    correct = stats.holm if settings.correction == "holm" else stats.benjamini_hochberg
+    adjusted = correct([spec.estimate.p_value for spec in primaries])
+    claims = []
+    for (topic_key, _), spec, p in zip(PRIMARY, primaries, adjusted, strict=True):
+        topic = TOPICS[topic_key]
+        verdict = stats.decide(spec.estimate, p, settings.alpha, topic.no_effect, topic.bn_favoured)
+        claims.append(Claim(topic, spec, p, verdict, curves[topic_key], settings.alpha))
+    return claims
 
 
-def higher_accuracy(vanilla: TunedOutcome, bn: TunedOutcome, confidence: float) -> Claim:
-    return Claim(
-        key="higher_accuracy",
-        title="BN reaches a higher accuracy",
-        design=_train_design(vanilla),
-        statistic="final test accuracy, BN − vanilla (BN under Algorithm 2's population statistics)",
-        scale="accuracy",
-        estimate=stats.paired_difference(bn.final_accuracy, vanilla.final_accuracy, confidence),
-        bn_favoured="higher",
-    )
-
-
-def stable_sigmoid_inputs(vanilla: TunedOutcome, bn: TunedOutcome, confidence: float) -> Claim:
-    """The distribution drift of the last hidden layer's sigmoid inputs from 10 % of training to the end."""
-    finite = np.isfinite(vanilla.drift) & np.isfinite(bn.drift)
-    dropped = int((~finite).sum())
-    note = f"{dropped} seed(s) left out: a tracked input with no spread has no relative drift" if dropped else ""
-    return Claim(
-        key="stable_sigmoid_inputs",
-        title="BN keeps the sigmoid-input distribution stable",
-        design=_train_design(vanilla),
-        statistic=f"drift of the last hidden layer's sigmoid inputs from {DRIFT_REFERENCE_FRACTION:.0%} of training "
-        "to the end (the mean absolute shift of the 15/50/85th percentiles over the 15–85 spread), BN − vanilla",
-        scale="plain",
-        estimate=stats.paired_difference(bn.drift[finite], vanilla.drift[finite], confidence)
-        if finite.any()
-        else _no_pairs(),
-        bn_favoured="lower",
-        note=note,
-    )
-
-
-def higher_usable_learning_rate(
-    vanilla: SweepResults, bn: SweepResults, init_std: float, usable_accuracy: float, confidence: float
-) -> Claim:
-    row = list(vanilla.init_stds).index(init_std)
-    largest = {name: usable_learning_rates(sweep, row, usable_accuracy) for name, sweep in
-               (("vanilla", vanilla), ("bn", bn))}  # fmt: skip
-    at_top = int((largest["bn"] == bn.learning_rates[-1]).sum())
-    note = (
-        f"BN trained at the largest rate swept in {at_top} of {len(bn.seeds)} seeds: the ratio is a lower bound"
-        if at_top
-        else ""
-    )
-    return Claim(
-        key="higher_usable_lr",
-        title="BN allows a higher learning rate",
-        design=_sweep_design(vanilla, f"init std {init_std:g}"),
-        statistic=f"largest swept rate that trains (no divergence, final test accuracy ≥ {usable_accuracy:.0%}), "
-        "BN / vanilla (geometric mean of per-seed ratios)",
-        scale="ratio",
-        estimate=stats.paired_ratio(largest["bn"], largest["vanilla"], confidence),
-        bn_favoured="higher",
-        note=note,
-    )
-
-
-def robust_to_initialisation(vanilla: SweepResults, bn: SweepResults, confidence: float) -> Claim:
-    stds = ", ".join(f"{std:g}" for std in vanilla.init_stds)
-    return Claim(
-        key="robust_to_init",
-        title="BN makes training robust to the initialisation",
-        design=_sweep_design(vanilla, f"init std {stds}"),
-        statistic="final test accuracy under the worst init std, averaged over the swept rates, BN − vanilla",
-        scale="accuracy",
-        estimate=stats.paired_difference(worst_init_accuracy(bn), worst_init_accuracy(vanilla), confidence),
-        bn_favoured="higher",
-    )
-
-
-def _train_design(outcome: TunedOutcome) -> str:
-    return f"train@: each variant at its tuned rate, {len(outcome.seeds)} paired seeds"
-
-
-def _sweep_design(sweep: SweepResults, inits: str) -> str:
-    rates = f"{sweep.learning_rates[0]:g}–{sweep.learning_rates[-1]:g}"
-    return f"sweep@: shared rates {rates}, {inits}, {len(sweep.seeds)} paired seeds"
-
-
-def _no_pairs() -> stats.Estimate:
-    return stats.Estimate(effect=math.nan, ci_low=None, ci_high=None, n=0)
-
-
-def all_claims(
-    trained: Mapping[str, TunedOutcome],
-    swept: Mapping[str, SweepResults],
-    *,
-    convergence_target: float,
-    usable_accuracy: float,
-    init_std: float,
-    confidence: float,
-) -> list[Claim]:
-    """The five claims, in the order the report reads them."""
-    return [
-        faster_convergence(trained["vanilla"], trained["bn"], convergence_target, confidence),
-        higher_accuracy(trained["vanilla"], trained["bn"], confidence),
-        higher_usable_learning_rate(swept["vanilla"], swept["bn"], init_std, usable_accuracy, confidence),
-        stable_sigmoid_inputs(trained["vanilla"], trained["bn"], confidence),
-        robust_to_initialisation(swept["vanilla"], swept["bn"], confidence),
-    ]
+def _primary(curve: list[Specification], design: Design) -> Specification:
+    (primary,) = [spec for spec in curve if spec.primary and spec.design == design]
+    return primary
 
 
 # --- the sweep's map and the horizon check -----------------------------------------------------------------------
@@ -177,25 +149,50 @@ class MapCell:
     vanilla: float  # mean final test accuracy over seeds
     bn: float
     difference: stats.Estimate  # BN − vanilla, paired by seed
+    adjusted_p: float | None  # corrected across the map's cells
+    did_not_train: dict[str, float]  # per variant, the share of seeds that ended at chance
+    alpha: float
 
     @property
     def side(self) -> Literal["above", "below"] | None:
-        """Whether BN is significantly higher ("above"), lower ("below") or neither, by the paired interval."""
-        return stats.side(self.difference, 0.0)
+        """BN significantly higher ("above"), lower ("below") or neither, after the map's correction."""
+        decision = stats.decide(self.difference, self.adjusted_p, self.alpha, 0.0, "higher")
+        return {"holds": "above", "contradicted": "below"}.get(decision)
+
+    @property
+    def side_uncorrected(self) -> Literal["above", "below"] | None:
+        decision = stats.decide(self.difference, self.difference.p_value, self.alpha, 0.0, "higher")
+        return {"holds": "above", "contradicted": "below"}.get(decision)
 
 
-def robustness_map(vanilla: SweepResults, bn: SweepResults, confidence: float) -> list[MapCell]:
-    """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla."""
+def robustness_map(outcomes: Outcomes) -> list[MapCell]:
+    """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla, tested
+    over seeds and corrected across the cells as one family (params' `map_correction`)."""
+    settings = outcomes.settings
+    vanilla, bn = outcomes.shared["vanilla"].sweep, outcomes.shared["bn"].sweep
+    cells = [(i, j) for i in range(len(vanilla.init_stds)) for j in range(len(vanilla.learning_rates))]
+    estimates = [
+        stats.paired_difference_test(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j],
+                                     outcomes.inference, bounds=(-1.0, 1.0))
+        for i, j in cells
+    ]  # fmt: skip
+    correct = stats.holm if settings.map_correction == "holm" else stats.benjamini_hochberg
+    adjusted = correct([estimate.p_value for estimate in estimates])
     return [
         MapCell(
-            init_std=float(init_std),
-            learning_rate=float(learning_rate),
+            init_std=float(vanilla.init_stds[i]),
+            learning_rate=float(vanilla.learning_rates[j]),
             vanilla=float(vanilla.final_accuracy[:, i, j].mean()),
             bn=float(bn.final_accuracy[:, i, j].mean()),
-            difference=stats.paired_difference(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j], confidence),
+            difference=estimate,
+            adjusted_p=p,
+            did_not_train={
+                variant: float((shared.sweep.final_accuracy[:, i, j] < settings.did_not_train_below).mean())
+                for variant, shared in outcomes.shared.items()
+            },
+            alpha=settings.alpha,
         )
-        for i, init_std in enumerate(vanilla.init_stds)
-        for j, learning_rate in enumerate(vanilla.learning_rates)
+        for (i, j), estimate, p in zip(cells, estimates, adjusted, strict=True)
     ]
 
 
@@ -207,20 +204,26 @@ class HorizonCheck:
     nearest_swept_lr: float  # the grid rate nearest the tuned one (log scale)
     best_swept_lr: float  # the grid rate with the highest mean final accuracy over seeds
     shortfall: stats.Estimate  # accuracy at the best rate − at the nearest one, paired by seed
+    alpha: float
 
     @property
     def within_seed_noise(self) -> bool:
-        return stats.side(self.shortfall, 0.0) != "above"
+        if not self.shortfall.estimable:
+            return True
+        return stats.decide(self.shortfall, self.shortfall.p_value, self.alpha, 0.0, "higher") != "holds"
 
 
-def horizon_check(sweep: SweepResults, tuned_lr: float, init_index: int, confidence: float) -> HorizonCheck:
-    """The tuned rate against the sweep's best at the init std of `init_index`."""
-    row = sweep.final_accuracy[:, init_index]  # (S, L)
+def horizon_check(outcomes: Outcomes, variant: str) -> HorizonCheck:
+    """The variant's tuned rate against the sweep's best at the paper's init std."""
+    sweep = outcomes.shared[variant].sweep
+    row = sweep.final_accuracy[:, outcomes.params.sweep.init_stds.index(outcomes.params.model.init_std)]  # (S, L)
+    tuned_lr = outcomes.tuned[variant].training.lr
     nearest = int(np.argmin(np.abs(np.log(sweep.learning_rates) - math.log(tuned_lr))))
     best = int(np.argmax(row.mean(axis=0)))
     return HorizonCheck(
         tuned_lr=tuned_lr,
         nearest_swept_lr=float(sweep.learning_rates[nearest]),
         best_swept_lr=float(sweep.learning_rates[best]),
-        shortfall=stats.paired_difference(row[:, best], row[:, nearest], confidence),
+        shortfall=stats.paired_difference_test(row[:, best], row[:, nearest], outcomes.inference, bounds=(-1.0, 1.0)),
+        alpha=outcomes.settings.alpha,
     )

@@ -1,7 +1,8 @@
-"""The whole comparison, read and decided once from what tune@, train@ and sweep@ wrote.
+"""The whole comparison, read and decided once from what tune@, train@, sweep@ and edge@ wrote.
 
-`compare` reads every input and computes every claim, map cell and check before the evaluate stage writes a single
-file; the metrics, figures and report are built from the `Comparison` it returns and compute nothing twice.
+`compare` reads every input and computes every claim, specification, map cell and check before the evaluate stage
+writes a single file; the metrics, figures and report are built from the `Comparison` it returns and compute
+nothing twice.
 """
 
 from __future__ import annotations
@@ -10,22 +11,40 @@ from dataclasses import dataclass
 
 import torch
 
-from src.claims import Claim, HorizonCheck, MapCell, all_claims, horizon_check, robustness_map
+from src import outcomes as derive
+from src.claims import Claim, HorizonCheck, MapCell, decide_claims, horizon_check, robustness_map
 from src.config import VARIANTS, Params
-from src.data import PROCESSED_DIR, load_split
-from src.outcomes import ExampleUnit, TunedOutcome, check_same_seeds, example_unit, tuned_outcome
-from src.results import SweepResults, TuningSummary, read_sweep, read_trained, read_trials, stage_dir
+from src.data import PROCESSED_DIR, Split, load_split
+from src.members import MemberTable
+from src.outcomes import ExampleUnit, SharedOutcome, TunedOutcome
+from src.results import (
+    TuningSummary,
+    read_edge_final,
+    read_predictions,
+    read_sweep,
+    read_trained,
+    read_trials,
+    stage_dir,
+)
+from src.specifications import Outcomes
 
 
 @dataclass(frozen=True)
 class Comparison:
     params: Params
-    tuned: dict[str, TunedOutcome]  # train@ and tune@, per variant
-    sweeps: dict[str, SweepResults]
-    claims: list[Claim]
+    outcomes: Outcomes  # per variant: train@ at its tuned rate, the sweep and its refined edges
+    claims: list[Claim]  # the primary claims, in the report's order, each with its specification curve
     cells: list[MapCell]  # the robustness map, init std by init std, rate by rate
     horizons: dict[str, HorizonCheck]  # per variant: its tuned rate against the sweep's best
     example: ExampleUnit  # the sigmoid Figure 1 (b, c) draws
+
+    @property
+    def tuned(self) -> dict[str, TunedOutcome]:
+        return dict(self.outcomes.tuned)
+
+    @property
+    def shared(self) -> dict[str, SharedOutcome]:
+        return dict(self.outcomes.shared)
 
 
 def compare(params: Params) -> Comparison:
@@ -33,27 +52,28 @@ def compare(params: Params) -> Comparison:
     # the models are tiny: the CPU scores them in seconds and gives the same numbers on every machine
     device = torch.device("cpu")
     splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in ("test", "train")}
-    tuned = {}
-    for variant in VARIANTS:
-        tuning = stage_dir("tune", variant)
-        tuned[variant] = tuned_outcome(
-            read_trained(variant), TuningSummary.read(tuning), read_trials(tuning), params, splits
-        )
-    check_same_seeds(tuned)
-    sweeps = {variant: read_sweep(variant, params) for variant in VARIANTS}
-    settings = params.evaluate
-    paper_init = params.sweep.init_stds.index(params.model.init_std)
-    claims = all_claims(
-        tuned,
-        sweeps,
-        convergence_target=settings.convergence_target,
-        usable_accuracy=settings.usable_accuracy,
-        init_std=params.model.init_std,
-        confidence=settings.confidence,
-    )
-    horizons = {
-        variant: horizon_check(sweeps[variant], tuned[variant].training.lr, paper_init, settings.confidence)
-        for variant in VARIANTS
-    }
-    cells = robustness_map(sweeps["vanilla"], sweeps["bn"], settings.confidence)
-    return Comparison(params, tuned, sweeps, claims, cells, horizons, example_unit(tuned))
+    tuned = {variant: _tuned(variant, params, splits) for variant in VARIANTS}
+    derive.check_same_seeds(tuned)
+    shared = {variant: _shared(variant, params, splits["test"]) for variant in VARIANTS}
+    outcomes = Outcomes(tuned, shared, params)
+    horizons = {variant: horizon_check(outcomes, variant) for variant in VARIANTS}
+    example = derive.example_unit(tuned, params.evaluate.drift_reference)
+    return Comparison(params, outcomes, decide_claims(outcomes), robustness_map(outcomes), horizons, example)
+
+
+def _tuned(variant: str, params: Params, splits: dict[str, Split]) -> TunedOutcome:
+    run, tuning = read_trained(variant), stage_dir("tune", variant)
+    members = MemberTable.tuned(run.summary.lr, params.model.init_std, run.summary.seeds)
+    predicted = read_predictions(stage_dir("train", variant), members)
+    return derive.tuned_outcome(run, TuningSummary.read(tuning), read_trials(tuning), predicted, params, splits)
+
+
+def _shared(variant: str, params: Params, test: Split) -> SharedOutcome:
+    sweep = read_sweep(variant, params)
+    grid = MemberTable.grid(params.sweep)
+    shape = (len(sweep.seeds), len(sweep.init_stds), len(sweep.learning_rates), -1)
+    predicted = read_predictions(stage_dir("sweep", variant), grid).reshape(shape)
+    refined = MemberTable.refining(derive.edge_brackets(sweep.final_accuracy, sweep.diverged, params),
+                                   params.edge.rates_between)  # fmt: skip
+    edges = derive.edges(sweep, refined, read_edge_final(variant, refined), params)
+    return SharedOutcome(variant, sweep, predicted, test.labels.cpu().numpy(), edges)

@@ -128,6 +128,14 @@ class SweepConfig(_Section):
         raise ValueError(f"{learning_rate:g} is not a swept learning rate ({swept})")
 
 
+class EdgeConfig(_Section):
+    """Where each seed's largest usable rate lies, to a finer factor than the sweep's grid step."""
+
+    rates_between: Annotated[int, Field(ge=1)]
+    init_stds: Annotated[list[PositiveFloat], Field(min_length=1)]
+    checkpoint_every: PositiveInt
+
+
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
 
@@ -136,11 +144,39 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 class EvaluateConfig(_Section):
-    accuracy_targets: Annotated[list[Fraction], Field(min_length=1)]
-    convergence_target: Fraction
-    usable_accuracy: Fraction
-    figure1_lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
+    """The analysis, fixed before the outcome is seen: how every claim is tested and over which alternatives."""
+
     confidence: Fraction
+    seed_test: Literal["sign_flip", "signed_rank"]
+    accuracy_test: Literal["seeds_and_images", "seeds"]
+    correction: Literal["holm", "bh"]
+    map_correction: Literal["holm", "bh"]
+    resamples: Annotated[int, Field(ge=999)]
+    bootstrap_seed: Annotated[int, Field(ge=0)]
+    usable_accuracy: Fraction
+    did_not_train_below: Fraction
+    both_train_share: Annotated[float, Field(gt=0, le=1)]
+    convergence_climb: Fraction
+    convergence_climbs: Annotated[list[Fraction], Field(min_length=1)]
+    drift_reference: Fraction
+    drift_references: Annotated[list[Fraction], Field(min_length=1)]
+    accuracy_targets: Annotated[list[Fraction], Field(min_length=1)]
+    figure1_lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _primary_choices_are_on_their_curves(self) -> EvaluateConfig:
+        if self.convergence_climb not in self.convergence_climbs:
+            raise ValueError(f"convergence_climbs must include convergence_climb ({self.convergence_climb})")
+        if self.drift_reference not in self.drift_references:
+            raise ValueError(f"drift_references must include drift_reference ({self.drift_reference})")
+        if self.did_not_train_below >= self.usable_accuracy:
+            raise ValueError("did_not_train_below must be below usable_accuracy: a run cannot both train and not")
+        return self
+
+    @property
+    def alpha(self) -> float:
+        """The level every test is held to, after its family's correction."""
+        return round(1 - self.confidence, 12)
 
 
 class Params(_Section):
@@ -149,6 +185,7 @@ class Params(_Section):
     train: TrainConfig
     tune: TuneConfig
     sweep: SweepConfig
+    edge: EdgeConfig
     tracking: TrackingConfig
     evaluate: EvaluateConfig
 
@@ -168,6 +205,10 @@ class Params(_Section):
                 self.sweep.lr_index(learning_rate)
             except ValueError as error:
                 raise ValueError(f"evaluate.figure1_lrs: {error}") from None
+        if not set(self.edge.init_stds) <= set(self.sweep.init_stds):
+            raise ValueError(
+                f"edge.init_stds must be swept init stds ({self.sweep.init_stds}), got {self.edge.init_stds}"
+            )
         if self.model.init_std not in self.sweep.init_stds:
             raise ValueError(
                 f"sweep.init_stds must include model.init_std ({self.model.init_std}), the init the claims compare at, "

@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from src import formats
 from src.atomic import atomic_path
+from src.claims import Claim
 from src.comparison import Comparison
 from src.results import SweepResults, TuningTrial
 
@@ -270,8 +272,9 @@ class RobustnessGrid:
     vanilla: np.ndarray
     bn: np.ndarray
     difference: np.ndarray  # BN − vanilla, mean over paired seeds
-    significant: np.ndarray  # bool: the paired interval excludes 0
-    confidence: float
+    significant: np.ndarray  # bool: BN − vanilla is significant after the map's correction
+    did_not_train: Mapping[str, np.ndarray]  # per variant (I, L): the share of its seeds that ended at chance
+    correction: str  # the map's correction, named in the title
 
     def __post_init__(self) -> None:
         expected = (len(self.init_stds), len(self.learning_rates))
@@ -295,14 +298,21 @@ class SharedRatePanel:
 def robustness_map_figure(grid: RobustnessGrid) -> Figure:
     """Heatmaps over init std × learning rate: each variant's accuracy (%), and BN − vanilla (pp) with CI marks."""
     rows, columns = grid.vanilla.shape
-    figure = new_figure((4.2 + 1.3 * columns, 2.2 + 0.45 * rows))
+    figure = new_figure((4.2 + 1.5 * columns, 2.4 + 0.6 * rows))
     panels = figure.subplots(1, 3, sharey=True)
     accuracy_norm = Normalize(0, 100)
     viridis = matplotlib.colormaps["viridis"].with_extremes(bad=NEUTRAL)
     for axes, variant in zip(panels[:2], ("vanilla", "bn"), strict=True):
-        percent = 100 * getattr(grid, variant)
-        image = _heatmap(axes, percent, [[f"{v:.1f}" for v in row] for row in percent], viridis, accuracy_norm)
-        axes.set_title(f"{LABELS[variant]}: test accuracy (%)")
+        percent, failed = 100 * getattr(grid, variant), grid.did_not_train[variant]
+        texts = [
+            [
+                f"{value:.1f}" + (f"\n{share:.0%} at chance" if share > 0 else "")
+                for value, share in zip(row, shares, strict=True)
+            ]
+            for row, shares in zip(percent, failed, strict=True)
+        ]
+        image = _heatmap(axes, percent, texts, viridis, accuracy_norm)
+        axes.set_title(f"{LABELS[variant]}: test accuracy (%); share of seeds at chance below")
     figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
 
     difference = 100 * grid.difference
@@ -314,7 +324,7 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
     ]
     diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
     image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
-    panels[2].set_title(f"BN − vanilla (pp); bold *: {grid.confidence:.0%} CI excludes 0")
+    panels[2].set_title(f"BN − vanilla (pp); bold *: significant after {grid.correction}")
     figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
 
     for axes in panels:
@@ -365,18 +375,71 @@ def _compact(number: float) -> str:
     return f"{float(f'{number:.2g}'):g}"
 
 
+# --- the specification curves ------------------------------------------------------------------------------------
+
+VERDICT_COLORS = {"holds": "tab:green", "contradicted": "tab:red", "not shown": "0.45", "not estimable": "0.8"}
+
+
+def specification_figure(claims: Sequence[Claim]) -> Figure:
+    """One panel per claim topic: the effect and interval under every specification, sorted by effect, coloured by
+    its verdict (each on its own), shared designs filled and tuned ones hollow, the primary ones starred."""
+    topics = list(dict.fromkeys(claim.topic.key for claim in claims))
+    by_topic = {claim.topic.key: claim for claim in claims}
+    figure = new_figure((11, 1.0 + 2.3 * len(topics)))
+    for axes, topic in zip(figure.subplots(len(topics), 1, squeeze=False)[:, 0], topics, strict=True):
+        _draw_curve(axes, by_topic[topic])
+    handles = [Patch(color=color, label=verdict) for verdict, color in VERDICT_COLORS.items()]
+    handles += [
+        Line2D([], [], linestyle="none", marker="o", color="0.3", label="shared rates"),
+        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3", label="tuned rates"),
+        Line2D([], [], linestyle="none", marker="*", markersize=12, color="0.3", label="primary"),
+    ]
+    legend_below(figure, handles, columns=len(handles))
+    return figure
+
+
+def _draw_curve(axes: Axes, claim: Claim) -> None:
+    topic, verdicts = claim.topic, claim.spec_verdicts()
+    order = sorted(
+        range(len(claim.curve)),
+        key=lambda k: (np.isnan(claim.curve[k].estimate.effect), claim.curve[k].estimate.effect),
+    )
+    for x, k in enumerate(order):
+        spec, color = claim.curve[k], VERDICT_COLORS[verdicts[k]]
+        estimate = spec.estimate
+        if estimate.estimable:
+            axes.plot([x, x], [estimate.ci_low, estimate.ci_high], color=color, linewidth=1.5)
+        if np.isfinite(estimate.effect):
+            face = color if spec.design == "shared" else "white"
+            style = {"marker": "*", "markersize": 12} if spec.primary else {"marker": "o", "markersize": 5}
+            axes.plot(x, estimate.effect, linestyle="none", color=color, markerfacecolor=face, **style)
+    axes.axhline(topic.no_effect, color="0.3", linewidth=0.8, linestyle="--")
+    if topic.scale == "ratio":
+        axes.set_yscale("log")
+    axes.set_xticks([])
+    axes.set_xlim(-0.7, len(order) - 0.3)
+    axes.set_ylabel({"ratio": "BN / vanilla", "accuracy": "BN − vanilla", "plain": "BN − vanilla"}[topic.scale])
+    agreeing = f"{claim.agreeing} of {len(verdicts)} agree with the primary's verdict ({claim.verdict})"
+    axes.set_title(f"{topic.title}: {len(verdicts)} specifications, sorted by effect; {agreeing}", fontsize="medium")
+    axes.grid(alpha=0.3, axis="y", which="both")
+
+
 # --- the report's figures, from the comparison -------------------------------------------------------------------
 
-FIGURE_NAMES = ("test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion")
+FIGURE_NAMES = (
+    "specifications", "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion",
+)  # fmt: skip
 
 
 def report_figures(comparison: Comparison) -> dict[str, Figure]:
     """file stem -> figure, every figure of the report (FIGURE_NAMES)."""
-    tuned, sweeps, example = comparison.tuned, comparison.sweeps, comparison.example
+    tuned, example = comparison.tuned, comparison.example
+    sweeps = {variant: shared.sweep for variant, shared in comparison.shared.items()}
     params = comparison.params
     unit = (example.seed, example.unit)
     paper_init = params.sweep.init_stds.index(params.model.init_std)
     figures = {
+        "specifications": specification_figure(comparison.claims),
         "test_accuracy": accuracy_figure(
             {v: o.curves.steps for v, o in tuned.items()}, {v: o.curves.accuracy for v, o in tuned.items()}
         ),
@@ -396,7 +459,7 @@ def report_figures(comparison: Comparison) -> dict[str, Figure]:
         "lr_search": lr_search_figure(
             {v: o.trials for v, o in tuned.items()}, {v: o.tuning.best_lr for v, o in tuned.items()}
         ),
-        "confusion": confusion_figure({v: sum(s.confusion for s in o.test.values()) for v, o in tuned.items()}),
+        "confusion": confusion_figure({variant: outcome.confusion() for variant, outcome in tuned.items()}),
     }
     return {name: figures[name] for name in FIGURE_NAMES}
 
@@ -415,7 +478,8 @@ def robustness_grid(comparison: Comparison) -> RobustnessGrid:
         bn=grid(lambda cell: cell.bn),
         difference=grid(lambda cell: cell.difference.effect),
         significant=np.array([cell.side is not None for cell in comparison.cells]).reshape(shape),
-        confidence=comparison.params.evaluate.confidence,
+        did_not_train={v: grid(lambda cell, v=v: cell.did_not_train[v]) for v in ("vanilla", "bn")},
+        correction=formats.CORRECTIONS[comparison.params.evaluate.map_correction],
     )
 
 

@@ -30,6 +30,16 @@ def number(value: float | None, spec: str) -> str:
     return "n/a" if missing(value) else f"{value + 0.0:{spec}}"  # + 0.0: no "-0.00"
 
 
+def p_value(value: float | None) -> str:
+    """A p-value to two significant digits ("0.0039"), "n/a" when there is none."""
+    return "n/a" if missing(value) else f"{value:.2g}"
+
+
+def share(value: float | None) -> str:
+    """A fraction as a percentage with as many digits as it needs: 0.01 -> "1%", 0.001 -> "0.1%"."""
+    return "n/a" if missing(value) else f"{value * 100:g}%"
+
+
 def steps(value: float | None) -> str:
     return "not reached" if missing(value) else f"{value:,.0f}"
 
@@ -52,6 +62,22 @@ def interval(estimate: stats.Estimate, scale: str) -> str:
     if low is None or high is None:
         return f"n/a ({estimate.n} pair{'s' if estimate.n != 1 else ''})"
     return f"[{effect(low, scale)}, {effect(high, scale)}]"
+
+
+CORRECTIONS = {"holm": "Holm", "bh": "Benjamini–Hochberg"}  # params.yaml's names of the corrections, in words
+TESTS = {
+    "sign_flip": "exact sign-flip permutation test of the mean over {n} paired seeds",
+    "signed_rank": "exact Wilcoxon signed-rank test (all sign flips) over {n} paired seeds",
+    "two_level_bootstrap": "two-level bootstrap over {n} paired seeds and the test images",
+}
+
+
+def test_text(estimate: stats.Estimate) -> str:
+    """How an estimate was tested and bounded, in words."""
+    if estimate.test is None:
+        return f"not estimable over {estimate.n} paired seeds"
+    interval = f"; {estimate.interval_method} bootstrap interval" if estimate.interval_method else ""
+    return TESTS[estimate.test].format(n=estimate.n) + interval
 
 
 def accuracy_with_sd(summary) -> str:
@@ -90,4 +116,8 @@ FILTERS: Mapping = {
     "acc_ci": accuracy_interval,
     "reach": reach,
     "target_key": target_key,
+    "p": p_value,
+    "pct_any": share,
+    "effect_on": lambda estimate, scale: effect(estimate.effect, scale),
+    "interval_on": interval,
 }

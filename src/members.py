@@ -6,6 +6,7 @@ is the grid of params.sweep (`MemberTable.grid`). The members of one seed sit si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from src.config import SweepConfig
@@ -66,3 +67,15 @@ class MemberTable:
         parts = {"lr": f"lr{self.lr[member]:.3g}", "init_std": f"init{self.init_std[member]:g}",
                  "seed": f"seed{self.seed[member]}"}  # fmt: skip
         return "-".join(parts[column] for column in self.labels)
+
+    @classmethod
+    def refining(cls, brackets: Sequence[tuple[int, float, float, float]], rates_between: int) -> MemberTable:
+        """edge@: for each (seed, init std, low, high) bracket, `rates_between` rates evenly spaced between low and
+        high on a log scale (the brackets in seed order)."""
+        members = [
+            (low * (high / low) ** (k / (rates_between + 1)), init_std, seed)
+            for seed, init_std, low, high in brackets
+            for k in range(1, rates_between + 1)
+        ]
+        lr, init_std, seed = zip(*members, strict=True)
+        return cls(lr, init_std, seed)

@@ -2,8 +2,10 @@
 
     python -m src.metrics [results/metrics.json]
 
-`dvc metrics show` sets every key of every metrics file side by side in one row, hundreds of columns here;
-`dvc metrics diff` stays the way to compare two runs, one metric a line.
+Each primary claim names its design, its test, its n, its interval (inside the statistic's possible range), its
+p-value before and after the family's correction, its verdict, and how its whole specification curve decides; the
+curves themselves, each variant at its tuned rate, the horizon check and the sweep's map (with its correction and
+both counts) follow.
 """
 
 from __future__ import annotations
@@ -19,32 +21,55 @@ from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 
 from src import formats, stats
 from src.atomic import write_json
-from src.claims import Claim, HorizonCheck, MapCell
+from src.claims import SECTIONS, Claim, HorizonCheck, MapCell
 from src.cli import OneLineParser, report_user_errors
 from src.comparison import Comparison
-from src.outcomes import TunedOutcome, steps_to
+from src.outcomes import TunedOutcome, steps_to_target
 from src.results import read_json_as
+from src.specifications import Specification
 
 METRICS = Path("results/metrics.json")
 WIDTH = 120
+VERDICTS = ("holds", "not shown", "contradicted", "not estimable")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class ClaimMetrics(_Section):
-    verdict: str
-    statistic: str
-    scale: str
+class EstimateMetrics(_Section):
     effect: float | None
     ci_low: float | None
     ci_high: float | None
+    p_value: float | None
     n: int
 
     @property
     def estimate(self) -> stats.Estimate:
-        return stats.Estimate(effect=_nan(self.effect), ci_low=self.ci_low, ci_high=self.ci_high, n=self.n)
+        return stats.Estimate(_nan(self.effect), self.ci_low, self.ci_high, self.n, self.p_value)
+
+
+class SpecificationMetrics(EstimateMetrics):
+    design: str  # "shared" or "tuned"
+    init_std: float | None  # the shared design's
+    choice: str
+    primary: bool
+    verdict: str  # on its own, at the nominal level
+    note: str
+
+
+class ClaimMetrics(EstimateMetrics):
+    title: str
+    section: str  # the paper's Section 4.1, or an extension of its Section 3.3
+    design: str  # in words
+    statistic: str
+    scale: str  # ratio | accuracy | plain
+    test: str  # in words
+    p_adjusted: float | None
+    correction: str
+    verdict: str
+    specifications: dict[str, int]  # "total", "agreeing" and a count per verdict over the topic's curve
+    note: str
 
 
 class TestAccuracy(_Section):
@@ -102,9 +127,8 @@ class VariantMetrics(_Section):
 
     @model_serializer(mode="wrap")
     def _spread_steps_to(self, handler) -> dict:
-        fields = handler(self)
         spread: dict = {}
-        for key, value in fields.items():
+        for key, value in handler(self).items():
             if key == "steps_to":
                 spread |= {f"steps_to_{target}": reached for target, reached in value.items()}
             else:
@@ -112,36 +136,42 @@ class VariantMetrics(_Section):
         return spread
 
 
-class HorizonMetrics(_Section):
+class HorizonMetrics(EstimateMetrics):
     tuned_lr: float
     nearest_swept_lr: float
     best_swept_lr: float
-    shortfall: float | None
-    ci_low: float | None
-    ci_high: float | None
     within_seed_noise: bool
 
 
-class MapCellMetrics(_Section):
+class MapCellMetrics(EstimateMetrics):
     vanilla: float
     bn: float
-    difference: float | None
-    ci_low: float | None
-    ci_high: float | None
+    p_adjusted: float | None
+    side: str | None  # "above": BN higher, "below": BN lower, after the correction; None: neither
+    side_uncorrected: str | None
+    did_not_train_vanilla: float  # the share of seeds that ended at chance
+    did_not_train_bn: float
 
-    @property
-    def side(self):
-        return stats.side(stats.Estimate(_nan(self.difference), self.ci_low, self.ci_high, n=0), 0.0)
+
+class MapMetrics(_Section):
+    correction: str
+    cells: int
+    better: int  # BN significantly higher, after the correction
+    worse: int
+    better_uncorrected: int
+    worse_uncorrected: int
+    grid: dict[str, dict[str, MapCellMetrics]]  # "init_std_0.1" -> "lr_0.316" -> cell
 
 
 class Metrics(_Section):
-    """The whole file: the claims, train@ per variant, the horizon check, and the sweep's map."""
+    """The whole file."""
 
     claims: dict[str, ClaimMetrics]
+    specifications: dict[str, list[SpecificationMetrics]]  # topic -> its curve
     vanilla: VariantMetrics
     bn: VariantMetrics
     horizon: dict[str, HorizonMetrics]
-    robustness_map: dict[str, dict[str, MapCellMetrics]]  # "init_std_0.1" -> "lr_0.316" -> cell
+    robustness_map: MapMetrics
 
     def write(self, path: Path = METRICS) -> None:
         write_json(path, self.model_dump())
@@ -156,41 +186,87 @@ class Metrics(_Section):
 
 def build(comparison: Comparison) -> Metrics:
     settings = comparison.params.evaluate
+    curves = {claim.topic.key: claim for claim in comparison.claims}  # one claim per topic carries its curve
     return Metrics(
-        claims={claim.key: claim_metrics(claim) for claim in comparison.claims},
-        vanilla=variant_metrics(comparison.tuned["vanilla"], settings.accuracy_targets, settings.confidence),
-        bn=variant_metrics(comparison.tuned["bn"], settings.accuracy_targets, settings.confidence),
+        claims={
+            claim.key: claim_metrics(claim, formats.CORRECTIONS[settings.correction]) for claim in comparison.claims
+        },
+        specifications={
+            topic: [specification_metrics(spec, claim) for spec in claim.curve] for topic, claim in curves.items()
+        },
+        vanilla=variant_metrics(comparison.tuned["vanilla"], comparison),
+        bn=variant_metrics(comparison.tuned["bn"], comparison),
         horizon={variant: horizon_metrics(check) for variant, check in comparison.horizons.items()},
-        robustness_map=map_metrics(comparison.cells),
+        robustness_map=map_metrics(comparison.cells, formats.CORRECTIONS[settings.map_correction]),
     )
 
 
-def claim_metrics(claim: Claim) -> ClaimMetrics:
-    estimate = claim.estimate
-    return ClaimMetrics(verdict=claim.verdict, statistic=claim.statistic, scale=claim.scale,
-                        effect=_finite(estimate.effect), ci_low=_finite(estimate.ci_low),
-                        ci_high=_finite(estimate.ci_high), n=estimate.n)  # fmt: skip
+def _estimate(estimate: stats.Estimate) -> dict:
+    return {"effect": _finite(estimate.effect), "ci_low": _finite(estimate.ci_low),
+            "ci_high": _finite(estimate.ci_high), "p_value": _finite(estimate.p_value), "n": estimate.n}  # fmt: skip
 
 
-def variant_metrics(outcome: TunedOutcome, targets: Sequence[float], confidence: float) -> VariantMetrics:
-    seeds = outcome.seeds
-    test_accuracy = stats.seed_summary([outcome.test[seed].accuracy for seed in seeds], confidence)
+def claim_metrics(claim: Claim, correction: str) -> ClaimMetrics:
+    verdicts = claim.spec_verdicts()
+    spec = claim.primary
+    return ClaimMetrics(
+        **_estimate(claim.estimate),
+        title=claim.topic.title,
+        section=SECTIONS[claim.topic.section],
+        design=design_text(spec),
+        statistic=claim.topic.statistic,
+        scale=claim.topic.scale,
+        test=formats.test_text(claim.estimate),
+        p_adjusted=_finite(claim.adjusted_p),
+        correction=correction,
+        verdict=claim.verdict,
+        specifications={
+            "total": len(verdicts),
+            "agreeing": claim.agreeing,
+            **{verdict: verdicts.count(verdict) for verdict in VERDICTS},
+        },
+        note=spec.note,
+    )
+
+
+def design_text(spec: Specification) -> str:
+    if spec.design == "tuned":
+        return f"tuned: each variant at its own tuned rate (train@); {spec.choice}"
+    init = "" if spec.init_std is None else f", init std {spec.init_std:g}"
+    return f"shared: both nets at the same rates (sweep@{init}); {spec.choice}"
+
+
+def specification_metrics(spec: Specification, claim: Claim) -> SpecificationMetrics:
+    topic = claim.topic
+    return SpecificationMetrics(
+        **_estimate(spec.estimate),
+        design=spec.design,
+        init_std=spec.init_std,
+        choice=spec.choice,
+        primary=spec.primary,
+        verdict=spec.verdict(claim.alpha, topic.bn_favoured, topic.no_effect),
+        note=spec.note,
+    )
+
+
+def variant_metrics(outcome: TunedOutcome, comparison: Comparison) -> VariantMetrics:
+    settings, seeds = comparison.params.evaluate, outcome.seeds
+    final = stats.seed_summary(outcome.final_accuracy, settings.confidence)
     train_accuracy = float(np.mean([outcome.train[seed].accuracy for seed in seeds]))
-    curves, drifts = outcome.curves, list(outcome.drifts.values())
+    curves = outcome.curves
+    drifts = list(outcome.unit_drifts(settings.drift_reference).values())
     return VariantMetrics(
         lr=outcome.training.lr,
         n_seeds=len(seeds),
         n_diverged=int(curves.diverged.sum()),
-        test_accuracy=TestAccuracy(
-            mean=test_accuracy.mean, std=test_accuracy.std, ci_low=test_accuracy.ci_low, ci_high=test_accuracy.ci_high
-        ),
-        test_accuracy_moving_average=_mean(curves.accuracy[:, -1].tolist()),
+        test_accuracy=TestAccuracy(mean=final.mean, std=final.std, ci_low=final.ci_low, ci_high=final.ci_high),
+        test_accuracy_moving_average=_mean(outcome.moving_average_accuracy.tolist()),
         test_loss_mean=_mean([outcome.test[seed].loss for seed in seeds]),
         train_accuracy_mean=train_accuracy,
         train_loss_mean=_mean([outcome.train[seed].loss for seed in seeds]),
-        train_test_gap=train_accuracy - test_accuracy.mean,
+        train_test_gap=train_accuracy - final.mean,
         accuracy_auc=_mean([stats.mean_accuracy_over_steps(*_observed(curves.steps, row)) for row in curves.accuracy]),
-        steps_to={formats.target_key(target): _steps_to(outcome, target) for target in targets},
+        steps_to={formats.target_key(target): _steps_to(outcome, target) for target in settings.accuracy_targets},
         sigmoid_input_drift=SigmoidInputDrift(
             reference_step=drifts[0].reference_step,
             relative=_mean([drift.relative_drift for drift in drifts]),
@@ -206,34 +282,35 @@ def variant_metrics(outcome: TunedOutcome, targets: Sequence[float], confidence:
 
 
 def _steps_to(outcome: TunedOutcome, target: float) -> StepsTo:
-    reached = steps_to(outcome.curves, target)
+    reached = steps_to_target(outcome.curves, target)
     return StepsTo(median=reached.median, n_reached=reached.n_reached)
 
 
 def horizon_metrics(check: HorizonCheck) -> HorizonMetrics:
     return HorizonMetrics(
+        **_estimate(check.shortfall),
         tuned_lr=check.tuned_lr,
         nearest_swept_lr=check.nearest_swept_lr,
         best_swept_lr=check.best_swept_lr,
-        shortfall=_finite(check.shortfall.effect),
-        ci_low=_finite(check.shortfall.ci_low),
-        ci_high=_finite(check.shortfall.ci_high),
         within_seed_noise=check.within_seed_noise,
     )
 
 
-def map_metrics(cells: Sequence[MapCell]) -> dict[str, dict[str, MapCellMetrics]]:
-    """init std -> learning rate -> both means and the paired BN − vanilla with its interval."""
+def map_metrics(cells: Sequence[MapCell], correction: str) -> MapMetrics:
+    """The map's cells (init std -> learning rate -> both means, the paired BN − vanilla, its test before and after
+    the correction, the shares that did not train) and how many cells favour each variant."""
     grid: dict[str, dict[str, MapCellMetrics]] = {}
     for cell in cells:
         grid.setdefault(f"init_std_{cell.init_std:g}", {})[f"lr_{cell.learning_rate:.3g}"] = MapCellMetrics(
-            vanilla=cell.vanilla,
-            bn=cell.bn,
-            difference=_finite(cell.difference.effect),
-            ci_low=_finite(cell.difference.ci_low),
-            ci_high=_finite(cell.difference.ci_high),
-        )
-    return grid
+            **_estimate(cell.difference), vanilla=cell.vanilla, bn=cell.bn, p_adjusted=_finite(cell.adjusted_p),
+            side=cell.side, side_uncorrected=cell.side_uncorrected,
+            did_not_train_vanilla=cell.did_not_train["vanilla"], did_not_train_bn=cell.did_not_train["bn"],
+        )  # fmt: skip
+    sides, uncorrected = [cell.side for cell in cells], [cell.side_uncorrected for cell in cells]
+    return MapMetrics(
+        correction=correction, cells=len(cells), better=sides.count("above"), worse=sides.count("below"),
+        better_uncorrected=uncorrected.count("above"), worse_uncorrected=uncorrected.count("below"), grid=grid,
+    )  # fmt: skip
 
 
 def _finite(value: float | None) -> float | None:
@@ -260,11 +337,14 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def claims_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
-    """One line per claim of the paper: its verdict, effect and confidence interval."""
-    rows = [f"{'claim':<24}{'verdict':<14}{'effect':>11}  interval", "-" * 72]
+    """One line per primary claim: its verdict after the correction, effect, interval and how many specifications
+    agree."""
+    rows = [f"{'claim':<32}{'verdict':<15}{'effect':>11}  {'interval':<24}specifications agreeing", "-" * 104]
     for key, claim in claims.items():
         effect = formats.effect(_nan(claim.effect), claim.scale)
-        rows.append(f"{key:<24}{claim.verdict:<14}{effect:>11}  {formats.interval(claim.estimate, claim.scale)}")
+        interval = formats.interval(claim.estimate, claim.scale)
+        agreeing = f"{claim.specifications['agreeing']} of {claim.specifications['total']}"
+        rows.append(f"{key:<32}{claim.verdict:<15}{effect:>11}  {interval:<24}{agreeing}")
     return rows
 
 
@@ -286,15 +366,17 @@ def variants_table(metrics: Metrics) -> list[str]:
     return rows
 
 
-def map_table(grid: Mapping[str, Mapping[str, MapCellMetrics]]) -> list[str]:
-    """sweep@: BN − vanilla final test accuracy per (init std, lr) cell, * where its interval excludes 0."""
+def map_table(robustness_map: MapMetrics) -> list[str]:
+    """sweep@: BN − vanilla final test accuracy per (init std, lr) cell, * where significant after the correction."""
+    grid = robustness_map.grid
     rates = [key.removeprefix("lr_") for key in next(iter(grid.values()))]
     rows = [
-        "sweep@: BN − vanilla final test accuracy in pp, mean of seeds; * where the paired interval excludes 0",
+        "sweep@: BN − vanilla final test accuracy in pp, mean of seeds; "
+        f"* significant after {robustness_map.correction}",
         "init std / lr".ljust(14) + "".join(f"{rate:>10}" for rate in rates),
     ]
     for init_std, cells in grid.items():
-        texts = [f"{100 * _nan(cell.difference):+9.1f}{'*' if cell.side else ' '}" for cell in cells.values()]
+        texts = [f"{100 * _nan(cell.effect):+9.1f}{'*' if cell.side else ' '}" for cell in cells.values()]
         rows.append(f"{init_std.removeprefix('init_std_'):<14}" + "".join(texts))
     return rows
 

@@ -7,7 +7,7 @@ one batched matmul per layer (the first layer's input shared by each group of me
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,17 +166,29 @@ EVAL_CHUNK = 2_500  # examples per forward pass: bounds memory when many members
 @torch.no_grad()
 def score_members(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
     """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
-    was_training = model.training
-    model.eval()
     correct = torch.zeros(model.members, device=split.labels.device)
     loss_sum = torch.zeros(model.members, device=split.labels.device)
-    for start in range(0, len(split.labels), EVAL_CHUNK):
-        images, labels = split.images[start : start + EVAL_CHUNK], split.labels[start : start + EVAL_CHUNK]
-        logits = model(images)
+    for logits, labels in _logits_in_chunks(model, split):
         loss_sum += member_losses(logits, labels) * len(labels)
         correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
-    model.train(was_training)
     return correct / len(split.labels), loss_sum / len(split.labels)
+
+
+@torch.no_grad()
+def predict_members(model: MLP, split: Split) -> Tensor:
+    """(K, N) uint8: every member's predicted class of each example of `split` (inference mode)."""
+    return torch.cat([logits.argmax(dim=-1).to(torch.uint8) for logits, _ in _logits_in_chunks(model, split)], dim=1)
+
+
+def _logits_in_chunks(model: MLP, split: Split) -> Iterator[tuple[Tensor, Tensor]]:
+    """(logits (K, chunk, classes), labels) of `split` in chunks of EVAL_CHUNK examples, the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(split.labels), EVAL_CHUNK):
+            yield model(split.images[start : start + EVAL_CHUNK]), split.labels[start : start + EVAL_CHUNK]
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()

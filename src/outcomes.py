@@ -1,9 +1,8 @@
-"""The per-seed numbers both designs give, derived once from what the stages wrote (src/results.py).
+"""The per-seed numbers of both designs, derived once from what the stages wrote (src/results.py).
 
-train@ (each variant at its tuned rate): the saved models scored on the test and training splits (BN under
-Algorithm 2), the curves (BN under its moving averages) and how each tracked sigmoid's input drifted. sweep@ (shared
-rates and inits): per seed, the largest rate that trains and the accuracy under the worst init. The claims pair these
-numbers seed by seed; the metrics, figures and report read them.
+tuned (train@): each variant at its own tuned rate. shared (sweep@ and edge@): both variants at the same learning
+rates and inits. Every number here is per seed, and for the sweep per seed and cell, on the same seeds for both
+variants, so that the claims (src/claims.py) can pair them seed by seed.
 """
 
 from __future__ import annotations
@@ -11,54 +10,31 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from src import stats
 from src.config import Params, Variant
 from src.data import Split
 from src.errors import StudyError
-from src.models import load_member
+from src.members import MemberTable
+from src.models import load_member, score_members
 from src.results import Curves, Percentiles, SweepResults, TrainedRun, TrainSummary, TuningSummary, TuningTrial
 
-# Figure 1 (b, c) compares the sigmoid-input distribution after the first tenth of training with the end.
-DRIFT_REFERENCE_FRACTION = 0.1
-_SCORING_BATCH = 10_000  # bounds memory when scoring the 50,000 training images
+CHANCE = 0.1  # ten classes: where every climb starts
 
 
 @dataclass(frozen=True)
 class Scores:
-    """One model on one split."""
+    """One saved model on one split (BN under Algorithm 2)."""
 
     accuracy: float
     loss: float
-    confusion: np.ndarray  # confusion[true, predicted], counts
-
-
-@torch.no_grad()
-def score(model: torch.nn.Module, split: Split) -> Scores:
-    """Accuracy, mean cross-entropy and confusion matrix of a one-member model on a split, in inference mode."""
-    if len(split.labels) == 0:
-        raise StudyError("cannot score a model on an empty split")
-    model.eval()
-    confusion, loss_sum = 0, 0.0
-    for start in range(0, len(split.labels), _SCORING_BATCH):
-        logits = model(split.images[start : start + _SCORING_BATCH])[0]
-        labels = split.labels[start : start + _SCORING_BATCH]
-        classes = logits.shape[-1]
-        loss_sum += F.cross_entropy(logits.double(), labels, reduction="sum").item()
-        pairs = torch.bincount(labels * classes + logits.argmax(dim=-1), minlength=classes * classes)
-        confusion = confusion + pairs.view(classes, classes).cpu().numpy()
-    total = int(confusion.sum())
-    return Scores(accuracy=float(np.trace(confusion)) / total, loss=loss_sum / total, confusion=confusion)
 
 
 @dataclass(frozen=True)
 class TunedOutcome:
-    """One variant at its tuned rate: its tuning study, its training run and its saved models scored, per seed."""
+    """One variant at its tuned rate: its tuning study, its training run, its saved models scored, per seed."""
 
     variant: Variant
     tuning: TuningSummary
@@ -66,51 +42,162 @@ class TunedOutcome:
     training: TrainSummary
     curves: Curves  # the seeds in order
     sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
-    test: dict[int, Scores]  # seed -> scores on the test split
-    train: dict[int, Scores]  # seed -> scores on the training split
+    predicted: np.ndarray  # (S, test images): each saved model's predicted class
+    labels: np.ndarray  # (test images,)
+    test: dict[int, Scores]  # seed -> the saved model on the test split
+    train: dict[int, Scores]  # seed -> the saved model on the training split
 
     @property
     def seeds(self) -> list[int]:
         return self.curves.seeds
 
     @property
-    def final_accuracy(self) -> np.ndarray:
-        """(S,) the saved models on the test split."""
-        return np.array([self.test[seed].accuracy for seed in self.seeds])
+    def correct(self) -> np.ndarray:
+        """(S, test images): whether each saved model classifies each test image right."""
+        return self.predicted == self.labels
 
-    @cached_property
-    def drifts(self) -> dict[tuple[int, int], stats.PercentileDrift]:
-        """(seed, unit) -> how that sigmoid's input distribution moved from 10 % of training to the end."""
+    @property
+    def final_accuracy(self) -> np.ndarray:
+        """(S,) the saved models on the test split (BN: Algorithm 2's population statistics)."""
+        return self.correct.mean(axis=1)
+
+    @property
+    def moving_average_accuracy(self) -> np.ndarray:
+        """(S,) the last point of each curve (BN: the moving averages it trained with)."""
+        return self.curves.accuracy[:, -1]
+
+    def confusion(self) -> np.ndarray:
+        """(10, 10) test images by true and predicted class, summed over seeds."""
+        pairs = self.labels.astype(np.int64) * 10 + self.predicted.astype(np.int64)
+        return np.bincount(pairs.ravel(), minlength=100).reshape(10, 10)
+
+    def unit_drifts(self, reference_fraction: float) -> dict[tuple[int, int], stats.PercentileDrift]:
+        """(seed, unit) -> how that input distribution moved from `reference_fraction` of training to the end."""
         return {
-            key: stats.percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, DRIFT_REFERENCE_FRACTION)
+            key: stats.percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, reference_fraction)
             for key, curve in self.sigmoid_inputs.items()
         }
 
-    @property
-    def drift(self) -> np.ndarray:
+    def drift(self, reference_fraction: float) -> np.ndarray:
         """(S,) per seed, the mean relative drift over its tracked sigmoids."""
-        by_seed = [[drift.relative_drift for (seed, _), drift in self.drifts.items() if seed == s] for s in self.seeds]
-        return np.array([np.mean(drifts) for drifts in by_seed])
+        drifts = self.unit_drifts(reference_fraction)
+        return np.array(
+            [np.mean([d.relative_drift for (s, _), d in drifts.items() if s == seed]) for seed in self.seeds]
+        )
 
 
-def tuned_outcome(
-    run: TrainedRun, tuning: TuningSummary, trials: list[TuningTrial], params: Params, splits: Mapping[str, Split]
-) -> TunedOutcome:
-    """`run` with its saved models scored on splits["test"] and splits["train"]."""
+@dataclass(frozen=True)
+class SharedOutcome:
+    """One variant over the sweep's grid (sweep@) and its refined learning-rate edges (edge@)."""
+
+    variant: Variant
+    sweep: SweepResults
+    predicted: np.ndarray  # (S, I, L, test images)
+    labels: np.ndarray  # (test images,)
+    edges: Edges
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(S, I, L, test images)."""
+        return self.predicted == self.labels
+
+    def drift(self, reference_fraction: float) -> np.ndarray:
+        """(S, I, L) per member, the mean relative drift over its tracked sigmoids from `reference_fraction` of training
+        to the end."""
+        percentiles = self.sweep.percentiles  # (S, I, L, units, 3, E)
+        drift = np.empty(percentiles.shape[:3])
+        for index in np.ndindex(*drift.shape):
+            units = [
+                stats.percentile_drift(self.sweep.steps, *percentiles[index][unit], reference_fraction).relative_drift
+                for unit in range(percentiles.shape[3])
+            ]
+            drift[index] = np.mean(units)
+        return drift
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Per seed and init std of params.edge: the largest rate that trained, among the swept and the refined ones."""
+
+    init_stds: list[float]
+    rates: np.ndarray  # (S, len(init_stds))
+    # the factor from the edge to the next rate tried above it; inf where none above was tried (the edge is a bound)
+    resolution: np.ndarray
+    coarse: np.ndarray  # (S, len(init_stds)) the edge on the sweep's grid alone
+
+
+def tuned_outcome(run: TrainedRun, tuning: TuningSummary, trials: list[TuningTrial], predicted: np.ndarray,
+                  params: Params, splits: Mapping[str, Split]) -> TunedOutcome:  # fmt: skip
+    """`run` (train@) with its saved models scored on splits["test"] and splits["train"] (BN under Algorithm 2) and
+    its per-image test predictions (`predicted`, from train@)."""
     test, train = {}, {}
     for seed, path in run.models.items():
         model = load_member(path, params.model, run.summary.variant, splits["test"].images.device)
-        test[seed], train[seed] = score(model, splits["test"]), score(model, splits["train"])
+        test[seed], train[seed] = _scores(model, splits["test"]), _scores(model, splits["train"])
     return TunedOutcome(
-        variant=run.summary.variant,
-        tuning=tuning,
-        trials=trials,
-        training=run.summary,
-        curves=run.curves,
-        sigmoid_inputs=run.sigmoid_inputs,
-        test=test,
-        train=train,
-    )
+        variant=run.summary.variant, tuning=tuning, trials=trials, training=run.summary, curves=run.curves,
+        sigmoid_inputs=run.sigmoid_inputs, predicted=predicted, labels=splits["test"].labels.cpu().numpy(),
+        test=test, train=train,
+    )  # fmt: skip
+
+
+def _scores(model, split: Split) -> Scores:
+    accuracy, loss = score_members(model, split)
+    return Scores(accuracy=float(accuracy[0]), loss=float(loss[0]))
+
+
+def usable(final_accuracy: np.ndarray, diverged: np.ndarray, usable_accuracy: float) -> np.ndarray:
+    """Which runs trained: no divergence, and a final test accuracy of at least `usable_accuracy`."""
+    return (final_accuracy >= usable_accuracy) & ~diverged
+
+
+def edge_brackets(
+    final_accuracy: np.ndarray, diverged: np.ndarray, params: Params
+) -> list[tuple[int, float, float, float]]:
+    """(seed, init std, low, high) for each seed and each of params.edge.init_stds: low is the seed's largest usable
+    swept rate, high the next grid rate up, between which edge@ refines. A seed usable at no swept rate gets the
+    step below the grid, one usable at the top the step above it, so every seed's edge is bracketed.
+
+    `final_accuracy` and `diverged` are sweep@'s, (S, I, L) on params.sweep's grid."""
+    sweep = params.sweep
+    step = 10 ** (1 / sweep.lrs_per_decade)
+    trained = usable(final_accuracy, diverged, params.evaluate.usable_accuracy)
+    brackets = []
+    for seed_index, seed in enumerate(sweep.seed_list):
+        for init_std in params.edge.init_stds:
+            usable_rates = np.flatnonzero(trained[seed_index, sweep.init_stds.index(init_std)])
+            low = sweep.learning_rates[usable_rates[-1]] if usable_rates.size else sweep.learning_rates[0] / step
+            brackets.append((seed, init_std, low, low * step))
+    return brackets
+
+
+def edges(
+    sweep: SweepResults, refined: MemberTable, refined_final: tuple[np.ndarray, np.ndarray], params: Params
+) -> Edges:
+    """Each seed's largest usable rate per init std of params.edge, from the sweep's grid and edge@'s refined rates."""
+    threshold = params.evaluate.usable_accuracy
+    trained_refined = usable(*refined_final, threshold)
+    trained_swept = usable(sweep.final_accuracy, sweep.diverged, threshold)
+    shape = (len(sweep.seeds), len(params.edge.init_stds))
+    rates, resolution, coarse = np.empty(shape), np.empty(shape), np.empty(shape)
+    lowest = sweep.learning_rates[0] / 10 ** (1 / params.sweep.lrs_per_decade)
+    for (s, i), _ in np.ndenumerate(rates):
+        init_std, seed = params.edge.init_stds[i], sweep.seeds[s]
+        column = params.sweep.init_stds.index(init_std)
+        mine = [k for k in range(len(refined)) if refined.seed[k] == seed and refined.init_std[k] == init_std]
+        tried = np.concatenate([sweep.learning_rates, np.array(refined.lr)[mine]])
+        trained = np.concatenate([trained_swept[s, column], trained_refined[mine]])
+        rates[s, i], resolution[s, i] = _edge(tried, trained, lowest)
+        coarse[s, i] = _edge(sweep.learning_rates, trained_swept[s, column], lowest)[0]
+    return Edges(list(params.edge.init_stds), rates, resolution, coarse)
+
+
+def _edge(tried: np.ndarray, trained: np.ndarray, lowest: float) -> tuple[float, float]:
+    """The largest trained rate of `tried` (`lowest` if none trained, conservatively) and the factor to the next rate
+    tried above it (inf if none)."""
+    edge = float(tried[trained].max()) if trained.any() else lowest
+    above = tried[tried > edge]
+    return edge, float(above.min() / edge) if above.size else np.inf
 
 
 def check_same_seeds(tuned: Mapping[str, TunedOutcome]) -> list[int]:
@@ -124,8 +211,35 @@ def check_same_seeds(tuned: Mapping[str, TunedOutcome]) -> list[int]:
     return seeds["bn"]
 
 
-def steps_to(curves: Curves, target: float) -> stats.StepsToTarget:
-    # an evaluation a seed does not have (NaN) never counts as reaching the target
+def climb_target(curves: np.ndarray, climb: float) -> float:
+    """The accuracy `climb` of the way from chance to the highest accuracy every curve reaches.
+
+    `curves` (..., E) are every seed's (of both variants) in one design, so both variants reach the target by
+    construction; which variant is faster does not move it."""
+    ceiling = float(np.nanmax(curves, axis=-1).min())
+    return CHANCE + climb * (ceiling - CHANCE)
+
+
+def steps_to(steps: np.ndarray, curves: np.ndarray, target: float) -> np.ndarray:
+    """(...) the step each curve (..., E) first reaches `target`, interpolated linearly between the evaluation before
+    and the one at the crossing (the evaluations are far apart early on); NaN where it never does."""
+    curves = np.nan_to_num(curves, nan=-1.0)  # an evaluation a seed lacks never reaches the target
+    reached = curves >= target
+    first = reached.argmax(axis=-1)
+    found = reached.any(axis=-1)
+    before = np.maximum(first - 1, 0)
+    a0, a1 = (
+        np.take_along_axis(curves, before[..., None], -1)[..., 0],
+        np.take_along_axis(curves, first[..., None], -1)[..., 0],
+    )
+    s0, s1 = steps[before].astype(float), steps[first].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(first > 0, (target - a0) / (a1 - a0), 1.0)
+    return np.where(found, s0 + fraction * (s1 - s0), np.nan)
+
+
+def steps_to_target(curves: Curves, target: float) -> stats.StepsToTarget:
+    """The median over seeds of the first evaluation reaching `target` (the report's table; not interpolated)."""
     return stats.steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
 
 
@@ -144,26 +258,6 @@ def mean_curves(tuned: Mapping[str, TunedOutcome], quantity: str) -> tuple[np.nd
     return steps, columns
 
 
-# --- sweep@ ------------------------------------------------------------------------------------------------------
-
-
-def usable_learning_rates(sweep: SweepResults, init_index: int, usable_accuracy: float) -> np.ndarray:
-    """(S,) per seed, the largest swept rate that trained (no divergence, final test accuracy ≥ usable_accuracy) at
-    the init std of `init_index`.
-
-    A seed that trained at no swept rate gets one grid step below the smallest, so it still counts, conservatively.
-    """
-    usable = (sweep.final_accuracy[:, init_index] >= usable_accuracy) & ~sweep.diverged[:, init_index]  # (S, L)
-    rates = sweep.learning_rates
-    below_grid = rates[0] ** 2 / rates[1] if len(rates) > 1 else rates[0] / 10
-    return np.array([rates[np.flatnonzero(ok)[-1]] if ok.any() else below_grid for ok in usable])
-
-
-def worst_init_accuracy(sweep: SweepResults) -> np.ndarray:
-    """(S,) per seed, the mean over the swept rates of the final test accuracy under the worst init std."""
-    return sweep.final_accuracy.min(axis=1).mean(axis=1)
-
-
 @dataclass(frozen=True)
 class ExampleUnit:
     """The sigmoid drawn in Figure 1 (b, c), with how its input distribution moved in each variant."""
@@ -175,10 +269,10 @@ class ExampleUnit:
     end: Mapping[str, float]  # p50 at the last step
 
 
-def example_unit(tuned: Mapping[str, TunedOutcome]) -> ExampleUnit:
+def example_unit(tuned: Mapping[str, TunedOutcome], reference_fraction: float) -> ExampleUnit:
     """The first tracked unit of the first seed that both variants tracked."""
     seed, unit = min(set.intersection(*(set(outcome.sigmoid_inputs) for outcome in tuned.values())))
-    drift = {variant: outcome.drifts[(seed, unit)] for variant, outcome in tuned.items()}
+    drift = {variant: outcome.unit_drifts(reference_fraction)[(seed, unit)] for variant, outcome in tuned.items()}
     start, end = {}, {}
     for variant, outcome in tuned.items():
         curve = outcome.sigmoid_inputs[(seed, unit)]

@@ -28,7 +28,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train": ("data.binarize", "model", "train", "tracking"),
     "sweep": ("data.binarize", "model", "sweep", "train.batch_size", "train.momentum", "train.device",
               "train.tracked_units", "train.percentile_examples", "tracking"),
-    "evaluate": ("data.binarize", "model", "sweep", "evaluate", "tracking"),
+    "edge": ("data.binarize", "model", "sweep", "edge", "evaluate.usable_accuracy", "train.batch_size",
+             "train.momentum", "train.device", "train.tracked_units", "train.percentile_examples", "tracking"),
+    "evaluate": ("data.binarize", "model", "sweep", "edge", "evaluate", "tracking"),
 }  # fmt: skip
 # Of those, the ones that do not change the numbers a run computes. The device setting is replaced by the device it
 # resolves to; how often a run is checkpointed, and a study's budget, storage and deadline, only change when it ends.
@@ -36,6 +38,7 @@ NOT_DECIDING: dict[str, tuple[str, ...]] = {
     "tune": ("train.device", "tune.trials", "tune.trials_per_batch", "tune.storage", "tune.timeout_s", "tracking"),
     "train": ("train.device", "train.checkpoint_every"),
     "sweep": ("train.device", "sweep.checkpoint_every"),
+    "edge": ("train.device", "sweep.checkpoint_every", "edge.checkpoint_every"),
 }
 
 

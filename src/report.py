@@ -1,7 +1,8 @@
 """reports/report.md: its context, gathered from the comparison and the metrics, rendered from templates/report.md.j2.
 
 Every sentence with a number is filled from them when the report is written (formatted by src/formats.py): if the
-numbers change, the wording changes with them. The verdicts come from src/claims.py; nothing here decides one.
+numbers change, the wording changes with them. The reading (`reading`) is generated from the claims the same way, and
+the README quotes it. The verdicts come from src/claims.py; nothing here decides one.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from src.claims import MapCell
+from src import formats
+from src.claims import SECTIONS, TOPICS, Claim, MapCell
 from src.comparison import Comparison
 from src.config import DISPLAY_NAMES, Params
-from src.formats import FILTERS
-from src.metrics import Metrics
+from src.metrics import Metrics, design_text
 from src.outcomes import TunedOutcome
 
 REPORT = Path("reports/report.md")
 FIGURES = Path("reports/figures")
 PACKAGES = ("torch", "numpy", "scipy", "matplotlib", "mlflow", "optuna", "dvc")
 TEMPLATES = Path(__file__).parent / "templates"
+READING = "### The reading"  # the report's section the README quotes word for word
 
 
 def render(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str]) -> str:
@@ -35,12 +37,27 @@ def render(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str]
 def context(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str]) -> dict[str, object]:
     """Every name templates/report.md.j2 uses."""
     params, tuned, sweep = comparison.params, comparison.tuned, comparison.params.sweep
-    seeds = tuned["bn"].seeds
+    settings, seeds = params.evaluate, tuned["bn"].seeds
     return {
         "claims": comparison.claims,
-        "confidence": params.evaluate.confidence,
+        "curves": {
+            claim.topic.key: list(zip(claim.curve, claim.spec_verdicts(), strict=True)) for claim in comparison.claims
+        },
+        "topics": TOPICS,
+        "reading": reading(comparison.claims, metrics),
+        "confidence": settings.confidence,
+        "alpha": settings.alpha,
+        "correction": formats.CORRECTIONS[settings.correction],
+        "tests": {
+            "seeds": formats.TESTS[settings.seed_test].format(n=len(seeds)),
+            "accuracy": formats.TESTS[
+                "two_level_bootstrap" if settings.accuracy_test == "seeds_and_images" else settings.seed_test
+            ].format(n=len(seeds)),
+        },
+        "did_not_train_below": settings.did_not_train_below,
+        "drift_reference": settings.drift_reference,
         "metrics": metrics,
-        "targets": params.evaluate.accuracy_targets,
+        "targets": settings.accuracy_targets,
         "population_batches": params.model.population_batches,
         "seeds_text": f"{len(seeds)} seeds ({', '.join(map(str, seeds))})",
         "runs": {variant: _run_facts(outcome) for variant, outcome in tuned.items()},
@@ -51,13 +68,39 @@ def context(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str
             "steps": sweep.steps,
             "paper_init_std": f"{params.model.init_std:g}",
         },
-        "map": map_summary(comparison.cells),
+        "map": metrics.robustness_map,
         "horizon": comparison.horizons,
         "example": comparison.example,
         "figures": {name: f"{FIGURES.relative_to(REPORT.parent)}/{name}.png" for name in figure_names},
         "config": _config_lines(params),
-        "per_digit": {v: per_digit_accuracy([s.confusion for s in o.test.values()]) for v, o in tuned.items()},
+        "per_digit": {variant: per_digit_accuracy(outcome.confusion()) for variant, outcome in tuned.items()},
     }
+
+
+def reading(claims: Sequence[Claim], metrics: Metrics) -> list[str]:
+    """The short reading, one sentence per primary claim and one for the map, generated from their numbers."""
+    sentences = [_claim_sentence(claim) for claim in claims]
+    grid = metrics.robustness_map
+    sentences.append(
+        f"- Across the sweep's {grid.cells} cells, BN is significantly higher in {grid.better} and lower in "
+        f"{grid.worse} after {grid.correction} ({grid.better_uncorrected} and {grid.worse_uncorrected} before)."
+    )
+    return sentences
+
+
+def _claim_sentence(claim: Claim) -> str:
+    estimate, scale = claim.estimate, claim.topic.scale
+    found = f"{formats.effect(estimate.effect, scale)} {formats.interval(estimate, scale)}"
+    verdict = {
+        "holds": f"**holds** (p {formats.p_value(claim.adjusted_p)} after the family's correction)",
+        "contradicted": f"**contradicted**: BN is on the other side (p {formats.p_value(claim.adjusted_p)} corrected)",
+        "not shown": f"**not shown** (p {formats.p_value(claim.adjusted_p)} after the family's correction)",
+        "not estimable": "**not estimable**: its paired values do not vary across seeds",
+    }[claim.verdict]
+    others = {v: n for v, n in claim.agreement.items() if v != claim.verdict}
+    disagree = "; ".join(f"{n} {v}" for v, n in sorted(others.items()))
+    agreement = f"{claim.agreeing} of {len(claim.curve)} specifications agree" + (f" ({disagree})" if disagree else "")
+    return f"- {claim.topic.title}, {claim.primary.design} design: {found}, {verdict}. {agreement}."
 
 
 def render_report(values: Mapping[str, object]) -> str:
@@ -70,7 +113,8 @@ def render_report(values: Mapping[str, object]) -> str:
         keep_trailing_newline=True,
         autoescape=False,  # Markdown, not HTML
     )
-    environment.filters.update(FILTERS)
+    environment.filters.update(formats.FILTERS)
+    environment.filters.update({"section": lambda key: SECTIONS[key], "design": design_text})
     template = environment.get_template("report.md.j2")
     return template.render(names=DISPLAY_NAMES, packages=package_versions(), **values)
 
@@ -86,16 +130,15 @@ def package_versions() -> str:
 
 
 def map_summary(cells: Sequence[MapCell]) -> dict[str, int]:
-    """How many robustness-map cells favour BN, favour vanilla, or neither, by the paired interval."""
+    """How many robustness-map cells favour BN, favour vanilla, or neither, after the map's correction."""
     sides = [cell.side for cell in cells]
     return {"cells": len(cells), "better": sides.count("above"), "worse": sides.count("below")}
 
 
-def per_digit_accuracy(confusions: Sequence[np.ndarray]) -> list[float]:
-    """Test accuracy per true digit, the mean over seeds of each seed's confusion matrix."""
+def per_digit_accuracy(confusion: np.ndarray) -> list[float]:
+    """Test accuracy per true digit, from a confusion matrix summed over seeds (every seed sees the same images)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_seed = [np.diag(confusion) / confusion.sum(axis=1) for confusion in confusions]
-    return np.nanmean(per_seed, axis=0).tolist()
+        return (np.diag(confusion) / confusion.sum(axis=1)).tolist()
 
 
 def _run_facts(outcome: TunedOutcome) -> dict:
@@ -112,11 +155,16 @@ def _run_facts(outcome: TunedOutcome) -> dict:
 
 
 def _config_lines(params: Params) -> dict[str, str]:
-    model = params.model
+    model, settings = params.model, params.evaluate
     return {
         "data": f"MNIST, {'binary images (pixel ≥ 128)' if params.data.binarize else 'grey levels scaled to [0, 1]'}",
         "model": f"{model.hidden_layers} hidden layers × {model.hidden_units} sigmoid units, "
         f"weights ~ N(0, σ²), σ = {model.init_std:g} at tuned rates; BN ε = {model.bn_eps:g}, "
         f"moving-average momentum {model.bn_momentum:g}",
-        "statistics": f"{params.evaluate.confidence:.0%} t-intervals over seeds, paired by seed between the variants",
+        "statistics": f"paired by seed between the variants; {settings.seed_test.replace('_', '-')} tests, "
+        f"{settings.resamples:,} bootstrap resamples (seed {settings.bootstrap_seed}); primary claims corrected by "
+        f"{formats.CORRECTIONS[settings.correction]}, the map's cells by "
+        f"{formats.CORRECTIONS[settings.map_correction]}",
+        "learning-rate edges": f"refined between the swept rates with {params.edge.rates_between} more rates per "
+        f"grid step (edge@, init stds {', '.join(f'{s:g}' for s in params.edge.init_stds)})",
     }

@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from src.atomic import atomic_directory, write_csv, write_json
+from src.atomic import atomic_directory, atomic_path, write_csv, write_json
 from src.config import Model, Params, PositiveFloat, validated
 from src.engine import PERCENTILES, Evaluation, TrainResult
 from src.errors import StudyError
-from src.members import MemberTable
+from src.members import COLUMNS, MemberTable
 from src.schedule import eval_schedule
 
 RESULTS = Path("results")
@@ -167,6 +167,31 @@ def write_sigmoid_inputs(directory: Path, result: TrainResult, members: MemberTa
         for unit in range(result.percentiles.shape[-1])
     )
     write_csv(directory / "sigmoid_inputs.csv", rows, ["step", *members.labels, *SIGMOID_INPUTS])
+
+
+def write_predictions(directory: Path, predicted: np.ndarray, members: MemberTable) -> None:
+    """predictions.npz: each member's predicted class (uint8) of every test image, in the test split's order (BN under
+    Algorithm 2), with the member table it belongs to: what lets a claim resample the test images themselves."""
+    with atomic_path(directory / "predictions.npz") as temporary, temporary.open("wb") as handle:
+        np.savez_compressed(handle, predicted=predicted.astype(np.uint8), lr=np.array(members.lr),
+                            init_std=np.array(members.init_std), seed=np.array(members.seed))  # fmt: skip
+
+
+def read_predictions(directory: Path, members: MemberTable) -> np.ndarray:
+    """(K, test images) predicted classes of `members`, whose table must be the one the file was written for."""
+    path = directory / "predictions.npz"
+    stage = f"{directory.parent.name}@{directory.name}"
+    rerun = f"re-run `dvc repro {stage}`"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            predicted, table = saved["predicted"], tuple(tuple(saved[name].tolist()) for name in COLUMNS)
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such file (run `dvc repro {stage}` first)") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise StudyError(f"{path}: not a predictions file ({error}); {rerun}") from None
+    if table != (members.lr, members.init_std, members.seed) or predicted.shape[0] != len(members):
+        raise StudyError(f"{path}: written for other members than params.yaml's; {rerun}")
+    return predicted
 
 
 # --- train@: the models, their curves and summary.json -----------------------------------------------------------
@@ -335,7 +360,7 @@ def read_sweep(variant: str, params: Params) -> SweepResults:
     grid = [sweep.seed_list, sweep.init_stds, sweep.learning_rates]
     steps = list(eval_schedule(sweep.steps, sweep.eval_every, sweep.evals_per_decade))
     units = list(range(params.train.tracked_units))
-    final = _on_grid(directory / "final.csv", labels, grid, ["test_accuracy", "diverged"])
+    final_accuracy, diverged = read_sweep_final(variant, params)
     accuracy = _on_grid(directory / "history.csv", [*labels, "step"], [*grid, steps], ["test_accuracy"])
     percentiles = _on_grid(directory / "sigmoid_inputs.csv", [*labels, "unit", "step"], [*grid, units, steps],
                            list(LEVELS))  # fmt: skip
@@ -343,12 +368,33 @@ def read_sweep(variant: str, params: Params) -> SweepResults:
         learning_rates=np.array(sweep.learning_rates, dtype=float),
         init_stds=np.array(sweep.init_stds, dtype=float),
         seeds=sweep.seed_list,
-        final_accuracy=final[..., 0].astype(float),
-        diverged=final[..., 1].astype(bool),
+        final_accuracy=final_accuracy,
+        diverged=diverged,
         steps=np.array(steps),
         accuracy=accuracy[..., 0].astype(float),
         percentiles=np.moveaxis(percentiles.astype(float), -1, -2),  # (..., units, 3 levels, steps)
     )
+
+
+def read_sweep_final(variant: str, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """sweep@<variant>'s final.csv as (final test accuracy, diverged), each (S, I, L) on params.sweep's grid."""
+    sweep = params.sweep
+    grid = [sweep.seed_list, sweep.init_stds, sweep.learning_rates]
+    final = _on_grid(stage_dir("sweep", variant) / "final.csv", ["seed", "init_std", "lr"], grid,
+                     ["test_accuracy", "diverged"])  # fmt: skip
+    return final[..., 0].astype(float), final[..., 1].astype(bool)
+
+
+def read_edge_final(variant: str, members: MemberTable) -> tuple[np.ndarray, np.ndarray]:
+    """edge@<variant>'s final.csv as (final test accuracy, diverged), each (K,) in the order of `members`, the table
+    the sweep's results say the stage trains (a file of other members is one StudyError)."""
+    path = stage_dir("edge", variant) / "final.csv"
+    table = read_table(path, [*COLUMNS, *FINAL])
+    with parsing(path):
+        written = (tuple(table["lr"].astype(float)), tuple(table["init_std"].astype(float)), tuple(table["seed"]))
+        if written != (members.lr, members.init_std, members.seed):
+            raise StudyError(f"{path}: not the members the sweep's results call for; re-run `dvc repro edge@{variant}`")
+        return table["test_accuracy"].to_numpy(dtype=float), table["diverged"].to_numpy(dtype=bool)
 
 
 def _on_grid(path: Path, index: list[str], levels: list[list], columns: list[str]) -> np.ndarray:

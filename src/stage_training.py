@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from src import provenance, tracking
@@ -24,11 +25,13 @@ from src.data import PROCESSED_DIR, Split, load_split
 from src.device import resolve_device
 from src.engine import Trainer, TrainingData, TrainResult
 from src.members import MemberTable
-from src.models import MLP, build_model
+from src.models import MLP, build_model, predict_members
 from src.results import LEVELS
 from src.schedule import schedule_for
 
-Stage = Literal["train", "sweep"]
+Stage = Literal["train", "sweep", "edge"]
+SCHEDULE_OF: dict[str, Literal["train", "sweep"]] = {"train": "train", "sweep": "sweep", "edge": "sweep"}  # edge@'s
+# members train as the sweep's do: their edge is read against the sweep's grid
 TRAINING_SPLITS = ("train", "test")  # what training reads: it steps on train and is scored on test as it goes
 
 
@@ -50,6 +53,10 @@ class TrainedMembers:
     def checkpoint_overhead(self) -> float:
         """Checkpointing time as a fraction of training time."""
         return self.checkpoint_s / self.result.wall_time_s if self.result.wall_time_s else 0.0
+
+    def predictions(self) -> np.ndarray:
+        """(K, test images): each trained member's predicted class of every test image (BN under Algorithm 2)."""
+        return predict_members(self.model, self.splits["test"]).cpu().numpy()
 
     def describe(self, stage: str, steps: int) -> str:
         """One line: what was trained, how long it took, whether it resumed, what checkpoints cost."""
@@ -125,7 +132,7 @@ def build_trainer(params: Params, stage: Stage, variant: str, members: MemberTab
     device = resolve_device(params.train.device)
     splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in TRAINING_SPLITS}
     model = build_model(params.model, variant, list(members.seed), device, init_stds=list(members.init_std))
-    schedule = schedule_for(params, stage, members.lr, data_seeds=members.data_seeds)
+    schedule = schedule_for(params, SCHEDULE_OF[stage], members.lr, data_seeds=members.data_seeds)
     probe = splits["test"].images[: params.train.percentile_examples]
     training_data = TrainingData(splits["train"], splits["test"], probe, params.train.tracked_units)
     return Trainer(model, training_data, schedule), splits
