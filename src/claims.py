@@ -105,6 +105,10 @@ class Claim:
     def estimate(self) -> stats.Estimate:
         return self.primary.estimate
 
+    @property
+    def scale(self) -> str:
+        return self.topic.scale
+
     def spec_verdicts(self) -> list[stats.Decision]:
         return [spec.verdict(self.alpha, self.topic.bn_favoured, self.topic.no_effect) for spec in self.curve]
 

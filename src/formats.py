@@ -51,6 +51,8 @@ def target_key(target: float) -> str:
 
 def effect(value: float | None, scale: str) -> str:
     """An effect on its claim's scale: "0.75×", "+0.23 pp" or "+0.072"."""
+    if missing(value):
+        return "n/a"
     if scale == "ratio":
         return number(value, ".2f") + "×"
     return points(value) if scale == "accuracy" else number(value, "+.3f")

@@ -24,7 +24,8 @@ from src.atomic import write_json
 from src.claims import SECTIONS, Claim, HorizonCheck, MapCell
 from src.cli import OneLineParser, report_user_errors
 from src.comparison import Comparison
-from src.outcomes import TunedOutcome, steps_to_target
+from src.curves import mean_accuracy_over_steps
+from src.outcomes import TunedOutcome, median_steps_to
 from src.results import read_json_as
 from src.specifications import Specification
 
@@ -251,7 +252,7 @@ def specification_metrics(spec: Specification, claim: Claim) -> SpecificationMet
 
 def variant_metrics(outcome: TunedOutcome, comparison: Comparison) -> VariantMetrics:
     settings, seeds = comparison.params.evaluate, outcome.seeds
-    final = stats.seed_summary(outcome.final_accuracy, settings.confidence)
+    final = stats.seed_summary(outcome.final_accuracy, comparison.outcomes.inference)
     train_accuracy = float(np.mean([outcome.train[seed].accuracy for seed in seeds]))
     curves = outcome.curves
     drifts = list(outcome.unit_drifts(settings.drift_reference).values())
@@ -265,7 +266,7 @@ def variant_metrics(outcome: TunedOutcome, comparison: Comparison) -> VariantMet
         train_accuracy_mean=train_accuracy,
         train_loss_mean=_mean([outcome.train[seed].loss for seed in seeds]),
         train_test_gap=train_accuracy - final.mean,
-        accuracy_auc=_mean([stats.mean_accuracy_over_steps(*_observed(curves.steps, row)) for row in curves.accuracy]),
+        accuracy_auc=_mean([mean_accuracy_over_steps(*_observed(curves.steps, row)) for row in curves.accuracy]),
         steps_to={formats.target_key(target): _steps_to(outcome, target) for target in settings.accuracy_targets},
         sigmoid_input_drift=SigmoidInputDrift(
             reference_step=drifts[0].reference_step,
@@ -282,7 +283,7 @@ def variant_metrics(outcome: TunedOutcome, comparison: Comparison) -> VariantMet
 
 
 def _steps_to(outcome: TunedOutcome, target: float) -> StepsTo:
-    reached = steps_to_target(outcome.curves, target)
+    reached = median_steps_to(outcome.curves, target)
     return StepsTo(median=reached.median, n_reached=reached.n_reached)
 
 

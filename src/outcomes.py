@@ -13,15 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src import stats
 from src.config import Params, Variant
+from src.curves import PercentileDrift, StepsToTarget, percentile_drift
+from src.curves import steps_to_target as curve_steps_to_target
 from src.data import Split
 from src.errors import StudyError
 from src.members import MemberTable
 from src.models import load_member, score_members
 from src.results import Curves, Percentiles, SweepResults, TrainedRun, TrainSummary, TuningSummary, TuningTrial
-
-CHANCE = 0.1  # ten classes: where every climb starts
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,10 @@ class TunedOutcome:
         pairs = self.labels.astype(np.int64) * 10 + self.predicted.astype(np.int64)
         return np.bincount(pairs.ravel(), minlength=100).reshape(10, 10)
 
-    def unit_drifts(self, reference_fraction: float) -> dict[tuple[int, int], stats.PercentileDrift]:
+    def unit_drifts(self, reference_fraction: float) -> dict[tuple[int, int], PercentileDrift]:
         """(seed, unit) -> how that input distribution moved from `reference_fraction` of training to the end."""
         return {
-            key: stats.percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, reference_fraction)
+            key: percentile_drift(curve.steps, curve.p15, curve.p50, curve.p85, reference_fraction)
             for key, curve in self.sigmoid_inputs.items()
         }
 
@@ -108,7 +107,7 @@ class SharedOutcome:
         drift = np.empty(percentiles.shape[:3])
         for index in np.ndindex(*drift.shape):
             units = [
-                stats.percentile_drift(self.sweep.steps, *percentiles[index][unit], reference_fraction).relative_drift
+                percentile_drift(self.sweep.steps, *percentiles[index][unit], reference_fraction).relative_drift
                 for unit in range(percentiles.shape[3])
             ]
             drift[index] = np.mean(units)
@@ -211,36 +210,9 @@ def check_same_seeds(tuned: Mapping[str, TunedOutcome]) -> list[int]:
     return seeds["bn"]
 
 
-def climb_target(curves: np.ndarray, climb: float) -> float:
-    """The accuracy `climb` of the way from chance to the highest accuracy every curve reaches.
-
-    `curves` (..., E) are every seed's (of both variants) in one design, so both variants reach the target by
-    construction; which variant is faster does not move it."""
-    ceiling = float(np.nanmax(curves, axis=-1).min())
-    return CHANCE + climb * (ceiling - CHANCE)
-
-
-def steps_to(steps: np.ndarray, curves: np.ndarray, target: float) -> np.ndarray:
-    """(...) the step each curve (..., E) first reaches `target`, interpolated linearly between the evaluation before
-    and the one at the crossing (the evaluations are far apart early on); NaN where it never does."""
-    curves = np.nan_to_num(curves, nan=-1.0)  # an evaluation a seed lacks never reaches the target
-    reached = curves >= target
-    first = reached.argmax(axis=-1)
-    found = reached.any(axis=-1)
-    before = np.maximum(first - 1, 0)
-    a0, a1 = (
-        np.take_along_axis(curves, before[..., None], -1)[..., 0],
-        np.take_along_axis(curves, first[..., None], -1)[..., 0],
-    )
-    s0, s1 = steps[before].astype(float), steps[first].astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(first > 0, (target - a0) / (a1 - a0), 1.0)
-    return np.where(found, s0 + fraction * (s1 - s0), np.nan)
-
-
-def steps_to_target(curves: Curves, target: float) -> stats.StepsToTarget:
+def median_steps_to(curves: Curves, target: float) -> StepsToTarget:
     """The median over seeds of the first evaluation reaching `target` (the report's table; not interpolated)."""
-    return stats.steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
+    return curve_steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
 
 
 def mean_curves(tuned: Mapping[str, TunedOutcome], quantity: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -264,7 +236,7 @@ class ExampleUnit:
 
     seed: int
     unit: int
-    drift: Mapping[str, stats.PercentileDrift]
+    drift: Mapping[str, PercentileDrift]
     start: Mapping[str, float]  # p50 at the reference step
     end: Mapping[str, float]  # p50 at the last step
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from src import stats
 from src.config import EvaluateConfig, Params
-from src.outcomes import SharedOutcome, TunedOutcome, climb_target, steps_to, usable
+from src.curves import climb_target, steps_to
+from src.outcomes import SharedOutcome, TunedOutcome, usable
 
 Design = Literal["shared", "tuned"]
 
@@ -80,14 +81,13 @@ def convergence(outcomes: Outcomes) -> list[Specification]:
     """Steps to a target on the way up, BN / vanilla, for every climb of `convergence_climbs`, in each design."""
     settings, specs = outcomes.settings, []
     for climb in settings.convergence_climbs:
-        primary = climb == settings.convergence_climb
+        primary, words = climb == settings.convergence_climb, f"{climb * 100:g} % of the climb"
         estimate, note = _tuned_convergence(outcomes, climb)
-        specs.append(Specification("faster_convergence", "tuned", None, f"{climb:.0%} of the climb", estimate,
-                                   primary, note))  # fmt: skip
+        specs.append(Specification("faster_convergence", "tuned", None, words, estimate, primary, note))
         for init_index, init_std in enumerate(outcomes.params.sweep.init_stds):
             estimate, note = _shared(outcomes, init_index, _shared_convergence, climb)
-            specs.append(Specification("faster_convergence", "shared", init_std, f"{climb:.0%} of the climb", estimate,
-                                       primary and init_std == outcomes.params.model.init_std, note))  # fmt: skip
+            paper = primary and init_std == outcomes.params.model.init_std
+            specs.append(Specification("faster_convergence", "shared", init_std, words, estimate, paper, note))
     return specs
 
 
@@ -173,7 +173,7 @@ def stability(outcomes: Outcomes) -> list[Specification]:
     BN − vanilla, in each design."""
     settings, specs = outcomes.settings, []
     for reference in settings.drift_references:
-        primary, words = reference == settings.drift_reference, f"from {reference:.1%} of training"
+        primary, words = reference == settings.drift_reference, f"from {reference * 100:g} % of training"
         drifts = {v: o.drift(reference) for v, o in outcomes.tuned.items()}
         estimate, note = _paired_finite(outcomes, drifts)
         specs.append(Specification("stable_sigmoid_inputs", "tuned", None, words, estimate, primary, note))

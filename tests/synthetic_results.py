@@ -35,12 +35,12 @@ from src.config import Params, load_params, parse_params
 from src.data import load_split
 from src.engine import Evaluation, Trainer, TrainingData, TrainResult
 from src.members import MemberTable
-from src.models import build_model
-from src.outcomes import Scores, TunedOutcome
+from src.models import build_model, predict_members
+from src.outcomes import Scores, TunedOutcome, edge_brackets
 from src.schedule import Schedule, eval_schedule
 from tests import synthetic
 
-SEEDS = [0, 1, 2]
+SEEDS = list(range(10))  # as many as the study's: an exact sign-flip test over fewer cannot pass a family's correction
 STEPS = np.arange(0, 1100, 100)
 UNITS = 2
 # time constants of 1 − 0.9 exp(−step / τ): BN gets there sooner, and a little higher
@@ -58,7 +58,8 @@ SWEEP_FINAL = {
 }
 DIVERGED_ACCURACY = 0.098
 # per seed, added to every cell that does not diverge: the paired differences have a spread, except where one is flat
-SWEEP_NOISE = {"vanilla": (0.001, -0.001, 0.0), "bn": (0.0, 0.001, -0.001)}
+SWEEP_NOISE = {variant: tuple(np.random.default_rng(len(variant)).normal(0, 0.001, len(SEEDS)).round(4))
+               for variant in ("vanilla", "bn")}  # fmt: skip
 SWEEP_DIVERGES_AT = 100  # the step from which a diverging sweep run is marked diverged
 
 
@@ -72,10 +73,11 @@ def tiny_params(repo_root: Path) -> dict:
         seeds=len(SEEDS), steps=200, eval_every=50, evals_per_decade=0, checkpoint_every=100,
     )  # fmt: skip
     raw["evaluate"].update(
-        accuracy_targets=[0.9, 0.95, 0.99], convergence_target=0.97, usable_accuracy=0.9,
+        accuracy_targets=[0.9, 0.95, 0.99], usable_accuracy=0.9, resamples=999,
         figure1_lrs=[1.0, 10.0],  # where vanilla trains and where it diverges
         confidence=0.95,
     )  # fmt: skip
+    raw["edge"].update(init_stds=list(SWEEP_INIT_STDS))
     return raw
 
 
@@ -122,13 +124,16 @@ def _write_models(directory: Path, params: Params, processed: Path, variant: str
     finally:
         torch.set_num_threads(threads)
     results.write_models(directory, [model.member_state_dict(member) for member in range(len(SEEDS))], SEEDS)
+    predicted = predict_members(model, test).numpy()
+    members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
+    results.write_predictions(directory.parent.parent / results.stage_dir("train", variant), predicted, members)
     return final
 
 
 def _write_training(directory: Path, params: Params, variant: str, final: Evaluation) -> None:
     accuracy = np.stack([accuracy_curve(variant, seed) for seed in SEEDS], axis=1)  # (evals, seeds)
     # vanilla: the median slides down and the spread widens, more for a higher seed; BN: the distribution stays
-    amount = np.array([1 + 0.2 * seed if variant == "vanilla" else 0.0 for seed in SEEDS])
+    amount = np.array([1 + 0.2 * seed if variant == "vanilla" else 0.01 * (seed % 3) for seed in SEEDS])
     d = (STEPS / STEPS[-1])[:, None] * amount  # (evals, seeds)
     percentiles = np.stack(
         [np.stack([-1 - 3 * d - unit, -2 * d, 1 + d], axis=1) for unit in range(UNITS)], axis=-1
@@ -187,7 +192,8 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
     accuracy[diverged] = DIVERGED_ACCURACY
     # BN's sigmoid inputs stay put; vanilla's drift the more, the higher its learning rate
     rate = np.array([1 + cell[2] for cell in cells])
-    d = (steps / steps[-1])[:, None] * (rate if variant == "vanilla" else np.zeros(len(cells)))
+    jitter = np.array([0.01 * (cell[0] % 3) for cell in cells])  # per seed: the paired drifts have a spread
+    d = (steps / steps[-1])[:, None] * ((rate if variant == "vanilla" else 0.0) + jitter)
     percentiles = np.stack([np.stack([-1 - d - unit, -d, 1 + d], axis=1) for unit in range(UNITS)], axis=-1)
     evaluation = Evaluation(
         step=int(steps[-1]),
@@ -199,7 +205,28 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
     results.write_history(directory, result, members)
     results.write_sigmoid_inputs(directory, result, members)
     results.write_final(directory, evaluation, members)
+    results.write_predictions(directory, _predictions(final, variant), members)
     results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
+    _write_edge(directory.parent.parent / "edge" / variant, params, variant, final, diverges)
+
+
+def _predictions(final: np.ndarray, variant: str) -> np.ndarray:
+    """(members, test images): each member right on a share `final` of the synthetic test split, wrong elsewhere."""
+    labels = synthetic.images_and_labels(200, seed=2)[1]
+    right = np.random.default_rng(len(variant)).random((len(final), len(labels))) < final[:, None]
+    return np.where(right, labels, (labels + 1) % 10).astype(np.uint8)
+
+
+def _write_edge(directory: Path, params: Params, variant: str, final: np.ndarray, diverged: np.ndarray) -> None:
+    """edge@: every refined rate trains below the geometric middle of its bracket and diverges above it."""
+    shape = (len(SEEDS), len(SWEEP_INIT_STDS), len(SWEEP_RATES))
+    brackets = edge_brackets(final.reshape(shape), diverged.reshape(shape), params)
+    members = MemberTable.refining(brackets, params.edge.rates_between)
+    middle = {(seed, std): (low * high) ** 0.5 for seed, std, low, high in brackets}
+    trains = [lr <= middle[(seed, std)] for lr, std, seed in zip(members.lr, members.init_std, members.seed, strict=True)]
+    evaluation = Evaluation(step=params.sweep.steps, accuracy=[0.95 if ok else DIVERGED_ACCURACY for ok in trains],
+                            loss=[0.2 if ok else float("nan") for ok in trains], diverged=[not ok for ok in trains])  # fmt: skip
+    results.write_final(directory, evaluation, members)
 
 
 def _rate_index(lr: float) -> int:
