@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from src import figures, metrics, provenance, report, tracking
-from src.atomic import atomic_directory, write_csv, write_text
+from src.atomic import atomic_directory, write_csv, write_json, write_text
 from src.cli import OneLineParser, report_user_errors
 from src.comparison import compare
 from src.config import load_params
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, figure in drawn.items():
             figures.save(figure, staging / f"{name}.png")
     numbers.write(metrics.METRICS)
+    write_json(metrics.HEADLINE, numbers.headline())
     for quantity in ("accuracy", "loss"):
         steps, columns = mean_curves(comparison.tuned, quantity)
         rows = ({"step": int(step), **{v: _csv_number(columns[v][i]) for v in columns}} for i, step in enumerate(steps))

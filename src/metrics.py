@@ -30,6 +30,7 @@ from src.results import read_json_as
 from src.specifications import Specification
 
 METRICS = Path("results/metrics.json")
+HEADLINE = Path("results/headline.json")  # what `dvc exp show` and `dvc metrics diff` compare: a few keys
 WIDTH = 120
 VERDICTS = ("holds", "not shown", "contradicted", "not estimable")
 
@@ -180,6 +181,18 @@ class Metrics(_Section):
     @classmethod
     def read(cls, path: Path = METRICS) -> Metrics:
         return read_json_as(cls, path, "evaluate")
+
+    def headline(self) -> dict:
+        """The numbers a user compares across experiments, about twenty: each primary claim's verdict and effect,
+        each variant's tuned rate and final test accuracy, and the map's counts (the DVC metrics file)."""
+        return {
+            "claims": {key: {"verdict": claim.verdict, "effect": claim.effect} for key, claim in self.claims.items()},
+            **{
+                variant: {"lr": numbers.lr, "test_accuracy": numbers.test_accuracy.mean}
+                for variant, numbers in (("vanilla", self.vanilla), ("bn", self.bn))
+            },
+            "map": {"better": self.robustness_map.better, "worse": self.robustness_map.worse},
+        }
 
 
 # --- built from the comparison -------------------------------------------------------------------------------
