@@ -102,6 +102,19 @@ class SweepConfig(_Section):
     eval_every: PositiveInt
     evals_per_decade: Annotated[int, Field(ge=0)]
     checkpoint_every: PositiveInt
+    # How the grid is cut into units of work, each trained as one vectorised model by whichever worker takes it:
+    # "variant" (the whole grid), "seed" (one unit per seed) or {"seed_and_rates": k} (per seed, k rates a unit).
+    unit: Literal["variant", "seed"] | dict[str, PositiveInt]
+    storage: Annotated[str, Field(min_length=1)]  # the Optuna storage its units are queued in
+    heartbeat_s: PositiveInt  # a unit whose worker is silent for 3 heartbeats is taken again
+
+    @field_validator("unit", mode="before")
+    @classmethod
+    def _a_known_cut(cls, unit: object) -> object:
+        rates = unit.get("seed_and_rates") if isinstance(unit, dict) and list(unit) == ["seed_and_rates"] else None
+        if unit in ("variant", "seed") or (type(rates) is int and rates > 0):
+            return unit
+        raise ValueError(f"must be variant, seed or {{seed_and_rates: k}} with k >= 1, got {unit!r}")
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> SweepConfig:

@@ -6,7 +6,7 @@ is the grid of params.sweep (`MemberTable.grid`). The members of one seed sit si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from src.config import SweepConfig
@@ -61,6 +61,39 @@ class MemberTable:
     def rows(self) -> list[dict[str, float | int]]:
         """Each member's label columns, as its rows in the design's CSV files carry them."""
         return [{name: getattr(self, name)[member] for name in self.labels} for member in range(len(self))]
+
+    def subset(self, indices: Sequence[int]) -> MemberTable:
+        """The members at `indices`, in that order, labelled as in this table."""
+        return MemberTable(*(tuple(getattr(self, column)[k] for k in indices) for column in COLUMNS),
+                           labels=self.labels)  # fmt: skip
+
+    def units(self, cut: str | Mapping[str, int]) -> list[tuple[int, ...]]:
+        """The members of each unit of work under `cut` (params.sweep.unit), as indices in this table's order: the
+        whole table ("variant"), one block per seed ("seed"), or per seed one block for each run of k of its learning
+        rates ({"seed_and_rates": k}), with every init std of those rates. A unit never mixes seeds: a seed's
+        members share its data order, which is what makes them one model."""
+        if cut == "variant":
+            return [tuple(range(len(self)))]
+        per_seed = [tuple(k for k in range(len(self)) if self.seed[k] == seed) for seed in self.data_seeds]
+        if cut == "seed":
+            return per_seed
+        size = cut["seed_and_rates"]
+        blocks = []
+        for block in per_seed:
+            rates = list(dict.fromkeys(self.lr[k] for k in block))
+            for start in range(0, len(rates), size):
+                chunk = set(rates[start : start + size])
+                blocks.append(tuple(k for k in block if self.lr[k] in chunk))
+        return blocks
+
+    def unit_name(self, unit: tuple[int, ...]) -> str:
+        """'' for the whole table, else '-seed2' or '-seed2-lr0.1-0.316': what tells a unit's checkpoint apart."""
+        if len(unit) == len(self):
+            return ""
+        low, high = min(self.lr[k] for k in unit), max(self.lr[k] for k in unit)
+        per_seed = sum(seed == self.seed[unit[0]] for seed in self.seed)
+        span = "" if len(unit) == per_seed else f"-lr{low:.3g}" + (f"-{high:.3g}" if high > low else "")
+        return f"-seed{self.seed[unit[0]]}{span}"
 
     def name(self, member: int) -> str:
         """A short name for member `member`: 'seed2' or 'lr0.316-init0.1-seed2'."""

@@ -33,13 +33,16 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "evaluate": ("data.binarize", "model", "sweep", "edge", "evaluate", "tracking"),
 }  # fmt: skip
 # Of those, the ones that do not change the numbers a run computes. The device setting is replaced by the device it
-# resolves to; how often a run is checkpointed, and a study's budget, storage and deadline, only change when it ends.
+# resolves to; how often a run is checkpointed, and a study's budget, storage and deadline, only change when it ends;
+# where the sweep's units are queued and how often their workers beat only change where they train. How the sweep is
+# cut into units decides the sweep's rounding, not the edge's.
 NOT_DECIDING: dict[str, tuple[str, ...]] = {
     "tune": ("train.device", "tune.trials", "tune.trials_per_batch", "tune.storage", "tune.timeout_s", "tracking"),
     "train": ("train.device", "train.checkpoint_every"),
-    "sweep": ("train.device", "sweep.checkpoint_every"),
-    "edge": ("train.device", "sweep.checkpoint_every", "edge.checkpoint_every"),
-}
+    "sweep": ("train.device", "sweep.checkpoint_every", "sweep.storage", "sweep.heartbeat_s"),
+    "edge": ("train.device", "sweep.checkpoint_every", "sweep.storage", "sweep.heartbeat_s", "sweep.unit",
+             "edge.checkpoint_every"),
+}  # fmt: skip
 
 
 def stage_params(params: Params, stage: str) -> dict:

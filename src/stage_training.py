@@ -4,14 +4,18 @@ after a kill, and tracked in MLflow without gaps.
 The stage's parent run and one child run per member are created when training starts and their ids go into every
 checkpoint, so a resumed invocation continues the same runs. At each checkpoint the members' histories so far are
 logged; a resumed invocation first logs whatever the killed one saved but did not get into MLflow.
+
+A `Unit` is a block of a stage's members trained as one model by whichever process takes it (the sweep's units of
+work, src/sweep.py): the same path, with its own checkpoint, continuing the member runs its stage made for it, under
+the parent run the stage holds.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +39,17 @@ SCHEDULE_OF: dict[str, Literal["train", "sweep"]] = {"train": "train", "sweep": 
 TRAINING_SPLITS = ("train", "test")  # what training reads: it steps on train and is scored on test as it goes
 
 
+@dataclass(frozen=True)
+class Unit:
+    """A block of a stage's members trained as one model in any process: its name (and its checkpoint's), the runs its
+    stage made for it, and what to check after each checkpoint is saved (it raises to stop training there)."""
+
+    name: str
+    parent_run: str
+    member_runs: tuple[str, ...]
+    after_checkpoint: Callable[[str], None] = lambda where: None  # where: "step N, checkpointed in <path>"
+
+
 @dataclass
 class TrainedMembers:
     """What `train_members` hands the stage inside its block: the trained members and where they are tracked."""
@@ -48,6 +63,7 @@ class TrainedMembers:
     resumed_from: int  # the step training resumed from; 0 for a fresh start
     checkpoints: int = 0
     checkpoint_s: float = 0.0  # spent writing checkpoints and logging at them
+    unit: Unit | None = None
 
     @property
     def checkpoint_overhead(self) -> float:
@@ -72,41 +88,46 @@ class TrainedMembers:
         runs FINISHED."""
         final = self.result.final
         extra = member_metrics or [{} for _ in final.accuracy]
+        timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
+        unit_timing = timing if self.unit is not None else {}  # a unit's time is its members', not the stage's
         self.member_runs.finish(
             tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
             metrics=[
-                {"final_test_accuracy": accuracy, **more} for accuracy, more in zip(final.accuracy, extra, strict=True)
+                {"final_test_accuracy": accuracy, **more, **unit_timing}
+                for accuracy, more in zip(final.accuracy, extra, strict=True)
             ],
         )
-        timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
-        tracking.log_results(timing, artifacts=[])
+        if self.unit is None:
+            tracking.log_results(timing, artifacts=[])
 
 
 @contextmanager
 def train_members(
-    params: Params, stage: Stage, variant: str, members: MemberTable, log_percentiles: bool
+    params: Params, stage: Stage, variant: str, members: MemberTable, log_percentiles: bool, unit: Unit | None = None
 ) -> Iterator[TrainedMembers]:
     """Train `members` of `variant` with the schedule of params.<stage> to the end, from the stage's checkpoint when
     it has a usable one, inside the stage's MLflow run; `log_percentiles`: also log each member's sigmoid inputs.
+    With `unit`, the members are that unit of the stage (tracking configured by the caller).
 
     The caller writes its outputs inside the block; the checkpoint is removed once they have landed.
     """
     trainer, splits = build_trainer(params, stage, variant, members)
     device = splits["train"].images.device
-    tracking.configure(params.tracking.experiment)
-    name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
+    name = f"{stage}-{variant}" if unit is None else unit.name
     identity = provenance.stage_identity(params, stage, variant, device, TRAINING_SPLITS)
-    checkpoint = Checkpoint(CHECKPOINT_DIR / f"{name}.pt", {**identity, "members": _columns(members)})
+    own_runs = {} if unit is None else {"member_runs": list(unit.member_runs)}  # a unit resumes into its runs only
+    checkpoint = Checkpoint(CHECKPOINT_DIR / f"{name}.pt", {**identity, "members": _columns(members), **own_runs})
+    if unit is None:
+        tracking.configure(params.tracking.experiment)
     saved = _resume(checkpoint, trainer, name)
-    children = [
-        tracking.Member(name=f"{name}-{members.name(k)}", tags={**tags, **_member_tags(members, k)},
-                        params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")})
-        for k in range(len(members))
-    ]  # fmt: skip
-    parent_params = provenance.stage_params(params, stage)
-    with tracking.parent_run(name, tags, parent_params, run_id=saved and saved["parent_run"]) as run_id:
-        member_runs = tracking.MemberRuns(children, run_ids=saved and saved["member_runs"])
-        trained = TrainedMembers(members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step)
+    if unit is None:
+        resumed = None if saved is None else (saved["parent_run"], saved["member_runs"])
+        runs = stage_runs(params, stage, variant, members, device, resumed)
+    else:  # the stage holds the parent run; this process continues the unit's member runs under it
+        runs = nullcontext((unit.parent_run, tracking.ContinuedMemberRuns(unit.member_runs)))
+    with runs as (run_id, member_runs):
+        trained = TrainedMembers(members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step,
+                                 unit=unit)  # fmt: skip
 
         def on_checkpoint(at: Trainer) -> None:
             started = time.perf_counter()
@@ -114,16 +135,44 @@ def train_members(
             member_runs.log_history(metric_histories(at.recorded(), log_percentiles))
             trained.checkpoints += 1
             trained.checkpoint_s += time.perf_counter() - started
+            if unit is not None:
+                unit.after_checkpoint(f"step {at.step:,}, checkpointed in {checkpoint.path}")
 
         checkpoint_every = getattr(params, stage).checkpoint_every
         trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=checkpoint_every)
         member_runs.log_history(metric_histories(trained.result, log_percentiles))
-        train = splits["train"]
-        dataset = tracking.numpy_dataset(train.images.cpu().numpy(), train.labels.cpu().numpy(), name="mnist-train",
-                                         source=PROCESSED_DIR / "train.npz")  # fmt: skip
-        tracking.log_dataset(dataset, context="training")
+        if unit is None:  # the stage records its data once, on its own run
+            log_training_data(splits["train"])
         yield trained
     checkpoint.remove()
+
+
+@contextmanager
+def stage_runs(
+    params: Params, stage: Stage, variant: str, members: MemberTable, device: torch.device, resumed: tuple | None
+) -> Iterator[tuple[str, tracking.MemberRuns | None]]:
+    """The stage's parent run and one child run per member, made now (`resumed` None) or continued from
+    resumed = (parent run, member runs); resumed = (parent run, None) continues the parent run alone and leaves its
+    member runs to the processes that train them (the sweep's units)."""
+    name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
+    parent, member_ids = resumed or (None, None)
+    with tracking.parent_run(name, tags, provenance.stage_params(params, stage), run_id=parent) as run_id:
+        if parent is not None and member_ids is None:
+            yield run_id, None
+            return
+        children = [
+            tracking.Member(name=f"{name}-{members.name(k)}", tags={**tags, **_member_tags(members, k)},
+                            params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")})
+            for k in range(len(members))
+        ]  # fmt: skip
+        yield run_id, tracking.MemberRuns(children, run_ids=member_ids)
+
+
+def log_training_data(train: Split) -> None:
+    """The training split as an MLflow dataset input of the active (stage) run."""
+    dataset = tracking.numpy_dataset(train.images.cpu().numpy(), train.labels.cpu().numpy(), name="mnist-train",
+                                     source=PROCESSED_DIR / "train.npz")  # fmt: skip
+    tracking.log_dataset(dataset, context="training")
 
 
 def build_trainer(params: Params, stage: Stage, variant: str, members: MemberTable) -> tuple[Trainer, dict[str, Split]]:

@@ -271,3 +271,16 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class ContinuedMemberRuns(MemberRuns):
+    """Member runs another process made under the parent run it holds (a sweep's stage), continued in this one (a
+    worker training one unit of them), which holds no run: the parent run's status and end stay its owner's."""
+
+    def __init__(self, run_ids: Sequence[str]):
+        self._client = MlflowClient()
+        self.run_ids = list(run_ids)
+        for run_id in self.run_ids:
+            self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in process_tags().items()])
+        self._logged = None  # read from the store on first use: what an earlier attempt got in

@@ -13,7 +13,7 @@ from pipeline import preprocess as preprocess_stage
 from pipeline import sweep as sweep_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src import metrics, tune
+from src import metrics, sweep, tune
 
 ENTRY_POINTS = {
     "pipeline.download": (download_stage.main, []),
@@ -22,6 +22,7 @@ ENTRY_POINTS = {
     "src.tune": (tune.main, ["--variant", "bn"]),
     "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
     "pipeline.sweep": (sweep_stage.main, ["--variant", "bn"]),
+    "src.sweep": (sweep.main, ["--worker", "--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
     "src.metrics": (metrics.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),

@@ -9,7 +9,7 @@ from src.members import MemberTable
 
 SWEEP = SweepConfig(
     lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=100, eval_every=50,
-    evals_per_decade=0, checkpoint_every=100,
+    evals_per_decade=0, checkpoint_every=100, unit="variant", storage="sqlite:///optuna.db", heartbeat_s=10,
 )  # fmt: skip
 
 
@@ -77,3 +77,36 @@ def test_a_table_without_one_rate_init_and_seed_per_member_is_refused(lr, init_s
 def test_a_label_that_is_not_a_column_is_refused():
     with pytest.raises(ValueError, match=r"labels must be among \('lr', 'init_std', 'seed'\), got \('depth',\)"):
         MemberTable((0.1,), (0.1,), (0,), labels=("depth",))
+
+
+# --- units of work: how the sweep's grid is cut (params.sweep.unit) -----------------------------------------------
+
+
+def test_by_default_the_whole_grid_is_one_unit():
+    members = MemberTable.grid(SWEEP)
+    assert members.units("variant") == [tuple(range(12))]
+    assert members.unit_name(tuple(range(12))) == ""
+
+
+def test_a_seed_cut_gives_each_seed_its_members_and_never_mixes_seeds():
+    members = MemberTable.grid(SWEEP)
+    units = members.units("seed")
+    assert units == [tuple(range(6)), tuple(range(6, 12))]
+    assert [{members.seed[k] for k in unit} for unit in units] == [{0}, {1}]
+    assert [members.unit_name(unit) for unit in units] == ["-seed0", "-seed1"]
+
+
+def test_a_rate_cut_gives_each_seed_a_unit_per_run_of_k_rates_with_every_init_std():
+    members = MemberTable.grid(SWEEP)  # per seed: init 0.1 at rates 0.1, 1, 10, then init 1.0 at the same rates
+    units = members.units({"seed_and_rates": 2})
+    assert units == [(0, 1, 3, 4), (2, 5), (6, 7, 9, 10), (8, 11)]
+    assert sorted(k for unit in units for k in unit) == list(range(12)), "each member in exactly one unit"
+    assert [members.unit_name(unit) for unit in units] == ["-seed0-lr0.1-1", "-seed0-lr10", "-seed1-lr0.1-1",
+                                                           "-seed1-lr10"]  # fmt: skip
+
+
+def test_a_subset_keeps_the_order_asked_for_and_the_labels():
+    members = MemberTable.grid(SWEEP)
+    unit = members.subset((2, 5))
+    assert (unit.lr, unit.init_std, unit.seed) == ((members.lr[2],) * 2, (0.1, 1.0), (0, 0))
+    assert unit.labels == members.labels and unit.data_seeds == (0,)

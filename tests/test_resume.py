@@ -34,6 +34,7 @@ def _small(raw: dict) -> None:
         eval_every=SWEEP_EVERY, evals_per_decade=5, checkpoint_every=SWEEP_EVERY,
     )  # fmt: skip
     raw["evaluate"]["figure1_lrs"] = [1.0]
+    raw["edge"]["init_stds"] = [0.1]
 
 
 def _project(directory: Path) -> Path:

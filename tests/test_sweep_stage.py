@@ -30,6 +30,7 @@ def project(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
     raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
     raw["model"]["population_batches"] = 3
     raw["evaluate"]["figure1_lrs"] = [1.0]
+    raw["edge"]["init_stds"] = [0.1]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     synthetic.write_processed(tmp_path / "data" / "processed")
     monkeypatch.chdir(tmp_path)
