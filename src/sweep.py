@@ -6,11 +6,11 @@ workers, more processes here or on other machines.
     python -m src.sweep                                # how far each variant's sweep is
 
 A worker reads the same params.yaml, data and code as the stage: together they name the study it joins
-(src/sweep_queue.py), so a worker of another checkout refuses to join. It trains units until it has found none to take
-for `--wait` seconds. A database password is read as PostgreSQL's own clients read it (PGPASSWORD, ~/.pgpass), never
-from the command line. A unit trains through the one training path (src/stage_training.py), checkpointed in
-.checkpoints/: a process that takes a dead worker's unit resumes from that checkpoint when it shares the directory
-(processes of one checkout), and from step 0 on another machine.
+(src/sweep_queue.py), so a worker of another checkout refuses to join. It trains units until its studies have none
+left, or it found no unit to take for `--wait` seconds (while a study is not made yet). A database password is read
+as PostgreSQL's own clients read it (PGPASSWORD, ~/.pgpass), never from the command line. A unit trains through the
+one training path (src/stage_training.py), checkpointed in .checkpoints/: a process that takes a dead worker's unit
+resumes from that checkpoint when it shares the directory (processes of one checkout), and from step 0 elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import optuna
 import torch
 from optuna.storages import RDBStorage
 from pydantic import Field
@@ -70,6 +71,7 @@ class SweepPlan:
     def queue(self, storage: RDBStorage, create: bool) -> SweepQueue | None:
         """The stage's queue of this sweep, made on first use (`create`), or a worker's view of it (None before)."""
         url, heartbeat_s = self.params.sweep.storage, self.params.sweep.heartbeat_s
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study made or trial queued says nothing here
         opened = SweepQueue.create if create else SweepQueue.find
         return opened(storage, url, self.identity, len(self.units), heartbeat_s)
 
@@ -132,9 +134,9 @@ def stage_run(plan: SweepPlan, queue: SweepQueue) -> Iterator[str]:
             run_id, member_runs = stack.enter_context(
                 stage_runs(plan.params, "sweep", plan.variant, plan.members, plan.device, resumed)
             )
-            if runs is None:
-                queue.record_runs(run_id, member_runs.run_ids)
             queue.enqueue_missing()
+            if runs is None:  # after the units are queued: a worker joins a study once its runs are recorded
+                queue.record_runs(run_id, member_runs.run_ids)
         yield run_id
 
 
@@ -150,19 +152,23 @@ def runs_elsewhere(queue: SweepQueue) -> str:
 
 
 def serve(plans: Sequence[SweepPlan], storage: RDBStorage, wait_s: float) -> list[TrainedMembers]:
-    """Take units of the `plans`' studies until none was there to take for `wait_s` seconds; the units trained."""
-    tracking.configure(plans[0].params.tracking.experiment)
+    """Take units of the `plans`' studies until every study has none left to train, or none was there to take for
+    `wait_s` seconds (a study not made yet); the units trained."""
     url = plans[0].params.sweep.storage
     trained, queues, idle_since = [], {}, time.monotonic()
     while time.monotonic() - idle_since < wait_s:
+        if len(queues) == len(plans) and not any(queue.progress().live for queue in queues.values()):
+            break
         for plan in plans:
             queue = queues.get(plan.variant) or plan.queue(storage, create=False)
             if queue is None or not queue.progress().live:
                 refuse_other_live(storage, url, plan.identity)
             if queue is None:
                 continue
-            if plan.variant not in queues and not tracking.runs_exist([queue.runs["parent"]]):
-                raise StudyError(runs_elsewhere(queue))
+            if plan.variant not in queues:  # MLflow is touched once there is a study to log into
+                tracking.configure(plan.params.tracking.experiment)
+                if not tracking.runs_exist([queue.runs["parent"]]):
+                    raise StudyError(runs_elsewhere(queue))
             queues[plan.variant] = queue
             queue.fail_dead()
             taken = queue.take()
@@ -199,8 +205,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker", action="store_true", help="train units until none is left to take")
     parser.add_argument("--variant", choices=VARIANTS, help="only this variant's units (default: both)")
     parser.add_argument("--storage", help="the Optuna storage, e.g. postgresql://user@host/db (sweep.storage)")
-    parser.add_argument("--wait", type=float, default=WAIT_S, help=f"end after this long with no unit (default "
-                        f"{WAIT_S} s)")  # fmt: skip
+    parser.add_argument("--wait", type=float, default=WAIT_S, help=f"end after this long with no unit to take, "
+                        f"while a study is not made yet (default {WAIT_S:g} s)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -218,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("\n".join(status(plans, storage)))
             return
         trained = serve(plans, storage, wait_s)
-    print(f"sweep worker {HOST}:{os.getpid()}: trained {len(trained)} unit(s); none left to take for {wait_s:g} s")
+    print(f"sweep worker {HOST}:{os.getpid()}: trained {len(trained)} unit(s); none left to take")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from pipeline import sweep as sweep_stage
-from src import stage_training
+from src import stage_training, sweep
+from src.cli import report_user_errors
 from src.schedule import eval_schedule
 from tests import synthetic
 
@@ -104,3 +105,46 @@ def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(projec
     per_seed = len(INIT_STDS) * len(RATES)
     torch.testing.assert_close(vanilla["weights"][len(RATES)], vanilla["weights"][0] * INIT_STDS[1] / INIT_STDS[0])
     assert not torch.equal(vanilla["weights"][0], vanilla["weights"][per_seed])  # another seed, other draws
+
+
+def _cut(project, unit, storage="sqlite:///optuna.db"):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["sweep"].update(unit=unit, storage=storage)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_a_stage_interrupted_between_units_resumes_without_training_a_done_unit_again(project, monkeypatch, capsys):
+    _cut(project, "seed")
+    real_result = sweep.UnitResult.of
+    calls = []
+
+    def interrupted_in_the_second_unit(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_result(*args)
+
+    monkeypatch.setattr(sweep.UnitResult, "of", interrupted_in_the_second_unit)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_stage.main(["--variant", "bn"])
+    monkeypatch.setattr(sweep.UnitResult, "of", real_result)
+    capsys.readouterr()
+
+    sweep_stage.main(["--variant", "bn"])
+
+    out = capsys.readouterr().out
+    assert "in 2 unit(s) of study" in out and ": 1 trained here" in out, out
+    final = _rows(project / "results" / "sweep" / "bn" / "final.csv")
+    assert len(final) == len(RATES) * len(INIT_STDS) * len(SEEDS)
+    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    assert {run.info.status for run in runs} == {"FINISHED"} and len(runs) == 1 + len(final)
+
+
+def test_an_unreachable_storage_is_one_line_naming_it_without_its_password(project, capsys):
+    _cut(project, "variant", storage="postgresql://sweep:s3cret@127.0.0.1:1/optuna")
+    with pytest.raises(SystemExit) as stopped:
+        report_user_errors(lambda: sweep_stage.main(["--variant", "bn"]))
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: storage postgresql://sweep:***@127.0.0.1:1/optuna: cannot connect (")
+    assert "s3cret" not in line

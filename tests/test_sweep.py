@@ -1,0 +1,186 @@
+"""The sweep stage and `python -m src.sweep --worker` processes share its units through a real PostgreSQL server:
+the outputs are byte for byte those of the stage alone, each member's MLflow run is made once and ends FINISHED, a
+worker killed mid-unit has its unit finished by another, and a worker of another checkout is refused in one line.
+
+Every process runs as `dvc repro` would run it, in a scratch project of 6 units (2 seeds × 3 rates, 2 init stds each)
+with heartbeats every second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from src.config import load_params
+from src.members import MemberTable
+from src.study import open_storage
+from src.sweep import SweepPlan
+from tests import synthetic
+from tests.processes import run, start, write_params
+
+STEPS, CHECKPOINT_EVERY, UNITS, MEMBERS = 600, 50, 6, 12
+
+
+def _small(storage: str, steps: int = STEPS) -> Callable[[dict], None]:
+    def edit(raw: dict) -> None:
+        raw["model"].update(population_batches=5, hidden_units=16)
+        raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
+        raw["sweep"].update(
+            lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=steps, eval_every=100,
+            evals_per_decade=0, checkpoint_every=CHECKPOINT_EVERY, unit={"seed_and_rates": 1}, storage=storage,
+            heartbeat_s=1,
+        )  # fmt: skip
+        raw["evaluate"]["figure1_lrs"] = [1.0]
+        raw["edge"]["init_stds"] = [0.1]
+
+    return edit
+
+
+def _project(directory: Path, storage: str) -> Path:
+    synthetic.write_processed(directory / "data" / "processed")
+    write_params(directory, _small(storage))
+    return directory
+
+
+def _outputs(project: Path) -> dict[str, str]:
+    files = sorted((project / "results" / "sweep" / "bn").iterdir())
+    assert files, "the stage wrote nothing"
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+
+
+def _store(directory: Path, template: Path) -> str:
+    shutil.copyfile(template, directory / "mlflow.db")
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, _migrated_mlflow_store) -> dict[str, str]:
+    """The outputs of the stage training every unit itself, its units queued in SQLite: where units queue is not what
+    they compute."""
+    root = tmp_path_factory.mktemp("one-process")
+    project = _project(root / "project", "sqlite:///optuna.db")
+    store = _store(root, _migrated_mlflow_store)
+    alone = run("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
+    assert alone.returncode == 0, alone.stderr
+    assert f"{UNITS} trained here" in alone.stdout
+    return _outputs(project)
+
+
+@pytest.fixture
+def shared(tmp_path, _migrated_mlflow_store, new_postgres_database) -> tuple[Path, str, str]:
+    """A project whose units queue in a fresh PostgreSQL database: (project, storage URL, MLflow store)."""
+    storage = new_postgres_database(f"sweep_{tmp_path.name[-24:].lower()}")
+    return _project(tmp_path / "project", storage), storage, _store(tmp_path, _migrated_mlflow_store)
+
+
+def _stage_and_workers(project: Path, storage: str, store: str) -> list:
+    """The stage and two workers started at once (one given the storage on its command line, one from params.yaml)."""
+    return [
+        start("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store),
+        start("src.sweep", "--worker", "--variant", "bn", "--wait", "60", cwd=project, MLFLOW_TRACKING_URI=store),
+        start("src.sweep", "--worker", "--variant", "bn", "--storage", storage, cwd=project, MLFLOW_TRACKING_URI=store),
+    ]
+
+
+def _runs(store: str) -> list:
+    client = mlflow.MlflowClient(store)
+    return client.search_runs([client.get_experiment_by_name("bn-mnist").experiment_id])
+
+
+def _assert_each_member_run_made_once_and_finished(store: str) -> None:
+    runs = _runs(store)
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1 == MEMBERS
+    assert set(Counter(run.info.run_name for run in children).values()) == {1}, "a member's run made twice"
+    assert Counter(run.info.status for run in runs) == {"FINISHED": MEMBERS + 1}, "a run left unfinished"
+
+
+def _finish(processes: list) -> list[str]:
+    """Each process's stderr, once it ended well."""
+    ended = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, ended, strict=True):
+        assert process.returncode in (0, -signal.SIGKILL), err
+    return [err for _, err in ended]
+
+
+def test_two_workers_beside_the_stage_write_what_the_stage_alone_writes(one_process, shared):
+    project, storage, store = shared
+
+    _finish(_stage_and_workers(project, storage, store))
+
+    assert _outputs(project) == one_process
+    _assert_each_member_run_made_once_and_finished(store)
+    (name,) = optuna.get_all_study_names(storage)
+    done = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(trial.user_attrs["unit"] for trial in done) == list(range(UNITS))
+    assert len({trial.user_attrs["pid"] for trial in done}) >= 2, "the workers took no unit"
+
+
+def _a_worker_mid_unit(project: Path, storage: str, workers: list) -> tuple[int, str, int]:
+    """Wait until one of `workers` trains a unit past its first checkpoint: its trial number, unit name and pid."""
+    members = MemberTable.grid(load_params(project / "params.yaml").sweep)
+    names = [f"sweep-bn{members.unit_name(unit)}" for unit in members.units({"seed_and_rates": 1})]
+    pids = {worker.pid for worker in workers}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for name in optuna.get_all_study_names(storage):
+            for trial in optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,)):
+                worker, unit = trial.user_attrs.get("worker", {}), trial.user_attrs["unit"]
+                checkpoint = project / ".checkpoints" / f"{names[unit]}.pt"
+                if worker.get("pid") in pids and worker.get("trial") == trial.number and checkpoint.exists():
+                    return trial.number, names[unit], worker["pid"]
+        time.sleep(0.05)
+    raise AssertionError("no worker was caught training a unit past a checkpoint")
+
+
+def test_a_worker_killed_mid_unit_has_its_unit_finished_by_another_from_its_checkpoint(one_process, shared):
+    project, storage, store = shared
+    processes = _stage_and_workers(project, storage, store)
+    number, unit_name, pid = _a_worker_mid_unit(project, storage, processes[1:])
+    killed = next(process for process in processes if process.pid == pid)
+    killed.send_signal(signal.SIGKILL)
+
+    errors = _finish(processes)
+
+    assert killed.returncode == -signal.SIGKILL
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    assert study.trials[number].state == TrialState.FAIL, "killed after its unit had finished: catch it earlier"
+    (retry,) = [trial for trial in study.trials if trial.system_attrs.get("failed_trial") == number]
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["pid"] != killed.pid
+    assert any(f"{unit_name}: resumed from step" in err for err in errors), "the retry did not use the checkpoint"
+    assert _outputs(project) == one_process
+    _assert_each_member_run_made_once_and_finished(store)
+
+
+def test_a_worker_of_another_checkout_is_refused_in_one_line(shared, monkeypatch):
+    project, storage, store = shared
+    monkeypatch.chdir(project)
+    plan = SweepPlan.of(load_params(), "bn")  # the stage's study, its units queued and waiting
+    queue = plan.queue(open_storage(storage, heartbeat_s=1), create=True)
+    queue.enqueue_missing()
+    queue.record_runs("parent-run", ["member-run"] * MEMBERS)
+    write_params(project, _small(storage, steps=STEPS // 2))
+
+    refused = run("src.sweep", "--worker", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
+
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    (line,) = refused.stderr.splitlines()
+    study = queue.study.study_name
+    assert line.startswith(f"error: sweep@bn: this checkout differs from the one the study {study} in postgresql://")
+    assert line.endswith(
+        f"trains (params.sweep.steps: {STEPS} -> {STEPS // 2}): check out the stage's commit, params.yaml and data to "
+        "join it"
+    )
+    assert queue.progress().waiting == UNITS, "a refused worker takes nothing"
