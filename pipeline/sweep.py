@@ -15,11 +15,11 @@ from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
 from src.data import PROCESSED_DIR, load_split
 from src.databases import redact
+from src.heartbeat import storage_errors
 from src.results import SweepSummary, stage_dir
 from src.stage_training import log_training_data
 from src.study import open_storage
 from src.sweep import SweepPlan, stage_run, work_through
-from src.sweep_queue import storage_errors
 from src.unit_results import gather
 
 

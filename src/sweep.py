@@ -35,10 +35,11 @@ from src.config import VARIANTS, Params, load_params, validate_option, with_over
 from src.databases import redact
 from src.device import resolve_device
 from src.errors import StudyError
+from src.heartbeat import storage_errors
 from src.members import MemberTable
 from src.stage_training import TRAINING_SPLITS, TrainedMembers, Unit, stage_runs, train_members
 from src.study import GRACE_HEARTBEATS, open_storage
-from src.sweep_queue import HOST, SweepQueue, Taken, refuse_other_live, storage_errors
+from src.sweep_queue import HOST, SweepQueue, Taken, refuse_other_live
 from src.unit_results import UnitResult
 
 POLL_S = 1  # how often a process with nothing to train looks at the queue again

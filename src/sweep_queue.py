@@ -23,29 +23,25 @@ import hashlib
 import json
 import os
 import socket
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import optuna
-import sqlalchemy
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from src import databases, provenance
 from src.databases import reason, redact
 from src.errors import StudyError
+from src.heartbeat import STORAGE_ERRORS, Heartbeat
 from src.study import GRACE_HEARTBEATS, quiet_heartbeat_warnings
 from src.unit_results import UnitResult, agreed
 
 NAME_PREFIX = "bn-mnist-sweep"
 HOST = socket.gethostname()
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
-STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, StorageInternalError)
 
 
 def study_name(identity: dict) -> str:
@@ -234,59 +230,6 @@ def _last_attempt(trials: list[FrozenTrial]) -> str:
     where = f" on {worker['host']} (pid {worker['pid']})" if last and worker.get("trial") == last.number else ""
     why = last and (last.user_attrs.get("error") or f"{last.state.name.lower()}, its worker gone")
     return f"trial {last.number}{where}: {why}" if last else "never queued"
-
-
-class Heartbeat:
-    """A thread recording a unit's heartbeat every `every` s while it trains; `check` (at a checkpoint) stops the
-    training there when the storage has stopped answering, so that no more than a checkpoint's steps are at risk."""
-
-    def __init__(self, storage: RDBStorage, trial_id: int, every: int, url: str):
-        self.storage, self.trial_id, self.every, self.url = storage, trial_id, every, url
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.storage.record_heartbeat(self.trial_id)
-                self.error = None
-            except STORAGE_ERRORS as error:
-                self.error = error
-                print(f"warning: heartbeat not recorded in {redact(self.url)}: {reason(error)}", file=sys.stderr)
-
-    def check(self, where: str) -> None:
-        """Raise a StudyError saying how to resume from `where` (a checkpoint) if the storage no longer answers."""
-        if self.error is None:
-            return
-        try:
-            self.storage.record_heartbeat(self.trial_id)
-            self.error = None
-        except STORAGE_ERRORS as error:
-            raise StudyError(
-                f"storage {redact(self.url)} stopped answering ({reason(error)}): stopped at {where}; run the same "
-                "command again once it answers, and the unit resumes there"
-            ) from None
-
-
-@contextmanager
-def storage_errors(url: str) -> Iterator[None]:
-    """A storage that goes away while the queue talks to it is one StudyError line naming it (password redacted)."""
-    try:
-        yield
-    except STORAGE_ERRORS as error:
-        raise StudyError(
-            f"storage {redact(url)} stopped answering ({reason(error)}); the units done are kept in it: run the same "
-            "command again once it answers"
-        ) from None
 
 
 def _process_alive(pid: int) -> bool:

@@ -9,14 +9,12 @@ import subprocess
 import sys
 import time
 
-import optuna
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from src.errors import StudyError
 from src.study import open_storage
-from src.sweep_queue import Heartbeat, SweepQueue, refuse_other_live, storage_errors, study_name
+from src.sweep_queue import SweepQueue, refuse_other_live, study_name
 from tests.test_unit_results import trained
 
 IDENTITY = {"variant": "bn", "params": {"sweep": {"steps": 60}}}  # what a stage's identity looks like, in short
@@ -93,7 +91,7 @@ def test_a_unit_whose_worker_stopped_beating_is_queued_again(url):
     taken = queue.take()  # one heartbeat, then silence: grace is 3 heartbeats of 1 s
     queue.fail_dead()
     assert queue.progress().running == 1
-    time.sleep(3.5)
+    time.sleep(4.5)  # SQLite's clock (CURRENT_TIMESTAMP) counts whole seconds: 3 s of grace may read as 3
 
     queue.fail_dead()
 
@@ -149,29 +147,3 @@ def test_a_worker_of_another_checkout_is_refused_naming_what_differs(url):
         refuse_other_live(storage, url, mine)
     refuse_other_live(storage, url, IDENTITY)  # its own study is no reason to refuse
     refuse_other_live(storage, url, {**mine, "variant": "vanilla"})  # nor another variant's
-
-
-class _Unreachable:
-    def record_heartbeat(self, trial_id: int) -> None:
-        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
-
-
-def test_a_storage_that_stops_answering_stops_training_at_a_checkpoint_with_the_way_to_resume():
-    heartbeat = Heartbeat(_Unreachable(), trial_id=1, every=1, url="postgresql://sweep:s3cret@db/optuna")
-    heartbeat.check("step 100, checkpointed in .checkpoints/sweep-bn.pt")  # no beat has failed yet
-    heartbeat.error = RuntimeError("a beat failed")
-
-    with pytest.raises(StudyError) as stopped:
-        heartbeat.check("step 200, checkpointed in .checkpoints/sweep-bn.pt")
-
-    assert str(stopped.value) == (
-        "storage postgresql://sweep:***@db/optuna stopped answering (server closed the connection): stopped at "
-        "step 200, checkpointed in .checkpoints/sweep-bn.pt; run the same command again once it answers, and the "
-        "unit resumes there"
-    )
-
-
-def test_a_storage_lost_between_units_is_one_line_without_its_password():
-    expected = r"^storage postgresql://sweep:\*\*\*@db/optuna stopped answering \(boom\)"
-    with pytest.raises(StudyError, match=expected), storage_errors("postgresql://sweep:s3cret@db/optuna"):
-        raise optuna.exceptions.StorageInternalError("boom")
