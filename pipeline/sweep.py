@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with storage_errors(url):
         queue = plan.queue(storage, create=True)
-        with stage_run(plan, queue):
-            trained = work_through(plan, queue)
+        with stage_run(plan, queue) as made_here:
+            trained = work_through(plan, queue, made_here)
             names = [plan.unit_name(unit) for unit in range(len(plan.units))]
             gathered = gather(len(plan.members), queue.results(names))
             directory, members = stage_dir("sweep", variant), plan.members

@@ -26,6 +26,7 @@ from src import provenance, tracking
 from src.checkpoint import CHECKPOINT_DIR, Checkpoint
 from src.config import Params
 from src.data import PROCESSED_DIR, Split, load_split
+from src.databases import redact
 from src.device import resolve_device
 from src.engine import Trainer, TrainingData, TrainResult
 from src.members import MemberTable
@@ -48,6 +49,7 @@ class Unit:
     parent_run: str
     member_runs: tuple[str, ...]
     after_checkpoint: Callable[[str], None] = lambda where: None  # where: "step N, checkpointed in <path>"
+    runs_untouched: bool = False  # made by this process and not logged to yet (tracking.ContinuedMemberRuns)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def train_members(
         resumed = None if saved is None else (saved["parent_run"], saved["member_runs"])
         runs = stage_runs(params, stage, variant, members, device, resumed)
     else:  # the stage holds the parent run; this process continues the unit's member runs under it
-        runs = nullcontext((unit.parent_run, tracking.ContinuedMemberRuns(unit.member_runs)))
+        runs = nullcontext((unit.parent_run, tracking.ContinuedMemberRuns(unit.member_runs, unit.runs_untouched)))
     with runs as (run_id, member_runs):
         trained = TrainedMembers(members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step,
                                  unit=unit)  # fmt: skip
@@ -156,7 +158,8 @@ def stage_runs(
     member runs to the processes that train them (the sweep's units)."""
     name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
     parent, member_ids = resumed or (None, None)
-    with tracking.parent_run(name, tags, provenance.stage_params(params, stage), run_id=parent) as run_id:
+    logged = _without_passwords(provenance.stage_params(params, stage))
+    with tracking.parent_run(name, tags, logged, run_id=parent) as run_id:
         if parent is not None and member_ids is None:
             yield run_id, None
             return
@@ -166,6 +169,14 @@ def stage_runs(
             for k in range(len(members))
         ]  # fmt: skip
         yield run_id, tracking.MemberRuns(children, run_ids=member_ids)
+
+
+def _without_passwords(tree: dict) -> dict:
+    """`tree` with the password of every `storage` URL as ***: whoever can read a run can read its params."""
+    return {
+        key: _without_passwords(value) if isinstance(value, dict) else redact(value) if key == "storage" else value
+        for key, value in tree.items()
+    }
 
 
 def log_training_data(train: Split) -> None:

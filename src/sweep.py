@@ -77,12 +77,16 @@ class SweepPlan:
         return opened(storage, url, self.identity, len(self.units), heartbeat_s)
 
 
-def train_unit(plan: SweepPlan, queue: SweepQueue, taken: Taken) -> TrainedMembers:
-    """Train the unit `taken` into the MLflow runs its stage made, store its result in its trial and close it."""
+def train_unit(
+    plan: SweepPlan, queue: SweepQueue, taken: Taken, made_here: frozenset[str] = frozenset()
+) -> TrainedMembers:
+    """Train the unit `taken` into the MLflow runs its stage made (`made_here`: those this process made, in this
+    invocation), store its result in its trial and close it."""
     indices, runs = plan.units[taken.unit], queue.runs
+    member_runs = tuple(runs["members"][k] for k in indices)
+    untouched = not taken.retried and set(member_runs) <= made_here
     with queue.beating(taken) as heartbeat:
-        unit = Unit(plan.unit_name(taken.unit), runs["parent"], tuple(runs["members"][k] for k in indices),
-                    after_checkpoint=heartbeat.check)  # fmt: skip
+        unit = Unit(plan.unit_name(taken.unit), runs["parent"], member_runs, heartbeat.check, untouched)
         try:
             members = plan.members.subset(indices)
             with train_members(plan.params, "sweep", plan.variant, members, log_percentiles=False, unit=unit) as done:
@@ -100,7 +104,7 @@ def train_unit(plan: SweepPlan, queue: SweepQueue, taken: Taken) -> TrainedMembe
     return done
 
 
-def work_through(plan: SweepPlan, queue: SweepQueue) -> list[TrainedMembers]:
+def work_through(plan: SweepPlan, queue: SweepQueue, made_here: frozenset[str]) -> list[TrainedMembers]:
     """The stage's share: train units until none waits, then wait for those other workers hold (taking over a dead
     worker's); the units trained here."""
     trained, waiting = [], False
@@ -108,7 +112,7 @@ def work_through(plan: SweepPlan, queue: SweepQueue) -> list[TrainedMembers]:
         queue.fail_dead()
         taken = queue.take()
         if taken is not None:
-            trained.append(train_unit(plan, queue, taken))
+            trained.append(train_unit(plan, queue, taken, made_here))
             waiting = False
             continue
         progress = queue.progress()
@@ -123,9 +127,10 @@ def work_through(plan: SweepPlan, queue: SweepQueue) -> list[TrainedMembers]:
 
 
 @contextmanager
-def stage_run(plan: SweepPlan, queue: SweepQueue) -> Iterator[str]:
+def stage_run(plan: SweepPlan, queue: SweepQueue) -> Iterator[frozenset[str]]:
     """The stage's MLflow run around its work: made with one child run per member on first use and recorded in the
-    study, continued by a resumed stage; the units not done queued. Yields the parent run's id."""
+    study, continued by a resumed stage; the units not done queued. Yields the member runs made now (none when
+    continued)."""
     with ExitStack() as stack:
         with queue.locked():  # two stages at once would each make runs and queue units
             runs = queue.runs
@@ -138,7 +143,7 @@ def stage_run(plan: SweepPlan, queue: SweepQueue) -> Iterator[str]:
             queue.enqueue_missing()
             if runs is None:  # after the units are queued: a worker joins a study once its runs are recorded
                 queue.record_runs(run_id, member_runs.run_ids)
-        yield run_id
+        yield frozenset(member_runs.run_ids if runs is None else ())
 
 
 def runs_elsewhere(queue: SweepQueue) -> str:

@@ -58,6 +58,7 @@ class Taken:
     number: int
     unit: int
     earlier: dict | None
+    retried: bool  # an earlier attempt may have logged to the unit's runs
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,9 @@ class SweepQueue:
             # the trial number tells this attempt's mark from one a retried trial inherited
             worker = {"host": HOST, "pid": os.getpid(), "trial": trial.number}
             self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
-            return Taken(trial._trial_id, trial.number, trial.user_attrs["unit"], trial.system_attrs.get("result"))
+            attrs = trial.system_attrs
+            return Taken(trial._trial_id, trial.number, trial.user_attrs["unit"], attrs.get("result"),
+                         retried="failed_trial" in attrs)  # fmt: skip
         return None
 
     def beating(self, taken: Taken) -> Heartbeat:

@@ -275,11 +275,15 @@ def _process_alive(pid: int) -> bool:
 
 class ContinuedMemberRuns(MemberRuns):
     """Member runs another process made under the parent run it holds (a sweep's stage), continued in this one (a
-    worker training one unit of them), which holds no run: the parent run's status and end stay its owner's."""
+    worker training one unit of them), which holds no run: the parent run's status and end stay its owner's.
+    `untouched`: this process made them moments ago and nothing was logged since, so nothing is restated or read."""
 
-    def __init__(self, run_ids: Sequence[str]):
+    def __init__(self, run_ids: Sequence[str], untouched: bool = False):
         self._client = MlflowClient()
         self.run_ids = list(run_ids)
+        if untouched:
+            self._logged = {}
+            return
         for run_id in self.run_ids:
             self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in process_tags().items()])

@@ -6,7 +6,7 @@ src/, pipeline/ and benchmarks/ that run as a program.
 
 from __future__ import annotations
 
-from benchmarks import bench_batchnorm, bench_engine
+from benchmarks import bench_batchnorm, bench_engine, bench_sweep
 from pipeline import download as download_stage
 from pipeline import evaluate as evaluate_stage
 from pipeline import preprocess as preprocess_stage
@@ -27,9 +27,11 @@ ENTRY_POINTS = {
     "src.metrics": (metrics.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
+    "benchmarks.bench_sweep": (bench_sweep.main, []),
 }
 
-# the ones that read params.yaml: the benchmarks run on fixed shapes, and src.metrics reads only the metrics file
+# the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid), and
+# src.metrics reads only the metrics file
 # (its bad input is tested in test_metrics.py)
 NO_PARAMS = ("benchmarks.bench_engine", "benchmarks.bench_batchnorm", "src.metrics")
 PARAMS_READERS = {module: entry for module, entry in ENTRY_POINTS.items() if module not in NO_PARAMS}

@@ -29,6 +29,7 @@ from tests import synthetic
 from tests.processes import run, start, write_params
 
 STEPS, CHECKPOINT_EVERY, UNITS, MEMBERS = 600, 50, 6, 12
+PASSWORD = "s3cret-in-params"
 
 
 def _small(storage: str, steps: int = STEPS) -> Callable[[dict], None]:
@@ -80,7 +81,9 @@ def one_process(tmp_path_factory, _migrated_mlflow_store) -> dict[str, str]:
 def shared(tmp_path, _migrated_mlflow_store, new_postgres_database) -> tuple[Path, str, str]:
     """A project whose units queue in a fresh PostgreSQL database: (project, storage URL, MLflow store)."""
     storage = new_postgres_database(f"sweep_{tmp_path.name[-24:].lower()}")
-    return _project(tmp_path / "project", storage), storage, _store(tmp_path, _migrated_mlflow_store)
+    # the server trusts 127.0.0.1 and ignores the password: it is there to show that no output or log shows it
+    in_params = storage.replace("://optuna@", f"://optuna:{PASSWORD}@")
+    return _project(tmp_path / "project", in_params), storage, _store(tmp_path, _migrated_mlflow_store)
 
 
 def _stage_and_workers(project: Path, storage: str, store: str) -> list:
@@ -107,20 +110,23 @@ def _assert_each_member_run_made_once_and_finished(store: str) -> None:
 
 
 def _finish(processes: list) -> list[str]:
-    """Each process's stderr, once it ended well."""
+    """What each process printed (stdout and stderr), once it ended well."""
     ended = [process.communicate(timeout=300) for process in processes]
     for process, (_, err) in zip(processes, ended, strict=True):
         assert process.returncode in (0, -signal.SIGKILL), err
-    return [err for _, err in ended]
+    return [out + err for out, err in ended]
 
 
 def test_two_workers_beside_the_stage_write_what_the_stage_alone_writes(one_process, shared):
     project, storage, store = shared
 
-    _finish(_stage_and_workers(project, storage, store))
+    said = _finish(_stage_and_workers(project, storage, store))
 
     assert _outputs(project) == one_process
     _assert_each_member_run_made_once_and_finished(store)
+    parent = next(run for run in _runs(store) if "mlflow.parentRunId" not in run.data.tags)
+    assert parent.data.params["sweep.storage"] == storage.replace("://optuna@", "://optuna:***@")
+    assert not any(PASSWORD in text for text in said), "a password in a message"
     (name,) = optuna.get_all_study_names(storage)
     done = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.COMPLETE,))
     assert sorted(trial.user_attrs["unit"] for trial in done) == list(range(UNITS))
