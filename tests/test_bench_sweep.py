@@ -63,10 +63,12 @@ def test_the_machine_line_names_the_cpu_threads_and_load():
     assert "CPUs, flags" in line and "threads; load average" in line
 
 
-@pytest.mark.parametrize("argv", [["--steps", "5"], ["--seeds", "0"], ["--test-images", "10"], ["--rounds", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--steps", "5"], ["--seeds", "0"], ["--test-images", "10"], ["--rounds", "0"], ["--threads", "0"]]
+)
 def test_bad_arguments_are_one_clear_line(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
         report_user_errors(lambda: bench.main(argv))
     assert stopped.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("error: --steps must be >= 10, --rounds and --seeds >= 1 and --test-images >= 100")
+    assert line.startswith("error: --steps must be >= 10, --rounds, --seeds and --threads >= 1 and --test-images")

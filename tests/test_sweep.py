@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from src.config import load_params
@@ -190,3 +191,39 @@ def test_a_worker_of_another_checkout_is_refused_in_one_line(shared, monkeypatch
         "join it"
     )
     assert queue.progress().waiting == UNITS, "a refused worker takes nothing"
+
+
+def _connections(admin_url: str, database: str, allowed: bool) -> None:
+    """Open or shut `database` on the server of `admin_url`; shutting it also ends every session it has."""
+    server = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            connection.execute(sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": database}
+            )  # fmt: skip
+    server.dispose()
+
+
+def test_a_storage_that_goes_away_mid_unit_stops_the_stage_at_a_checkpoint_and_a_rerun_loses_nothing(
+    one_process, shared, postgres_url
+):
+    project, storage, store = shared
+    stage = start("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
+    _, unit_name, _ = _a_worker_mid_unit(project, storage, [stage])
+    database = storage.rsplit("/", 1)[1]
+    _connections(postgres_url, database, allowed=False)
+    try:
+        _, err = stage.communicate(timeout=120)
+    finally:
+        _connections(postgres_url, database, allowed=True)
+
+    assert stage.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: storage {storage.replace('://optuna@', '://optuna:***@')} stopped answering (")
+    assert f", checkpointed in .checkpoints/{unit_name}.pt; run the same command again once it answers" in last
+    rerun = run("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{unit_name}: resumed from step" in rerun.stderr
+    assert _outputs(project) == one_process
+    _assert_each_member_run_made_once_and_finished(store)
