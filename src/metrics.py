@@ -71,6 +71,7 @@ class ClaimMetrics(EstimateMetrics):
     correction: str
     verdict: str
     specifications: dict[str, int]  # "total", "agreeing" and a count per verdict over the topic's curve
+    seeds_needed: int | None  # where not shown: about how many paired seeds would decide it (80 % power)
     note: str
 
 
@@ -239,6 +240,7 @@ def claim_metrics(claim: Claim, correction: str) -> ClaimMetrics:
             "agreeing": claim.agreeing,
             **{verdict: verdicts.count(verdict) for verdict in VERDICTS},
         },
+        seeds_needed=claim.seeds_needed,
         note=spec.note,
     )
 
