@@ -403,4 +403,3 @@ def test_a_state_of_a_differently_shaped_trainer_is_refused(model_config, data, 
 
     with pytest.raises(ValueError, match=message):
         trainer().load_state_dict(_as_saved(trainer(**other).state_dict()))
-
