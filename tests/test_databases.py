@@ -24,8 +24,9 @@ from tests.processes import stage_env
         ("not a url //tuner:s3cret@somewhere", "not a url //tuner:***@somewhere"),
         ("postgresql://tuner@db-host/optuna", "postgresql://tuner@db-host/optuna"),
         ("sqlite:///optuna.db", "sqlite:///optuna.db"),
+        ("postgresql://tuner:p@ss:word@db-host/optuna", "postgresql://tuner:***@db-host/optuna"),
     ],
-    ids=["password", "encoded-password", "unparsable", "no-password", "sqlite"],
+    ids=["password", "encoded-password", "unparsable", "no-password", "sqlite", "raw-at-and-colon-in-password"],
 )
 def test_redact_hides_a_password_and_keeps_the_rest(url, shown):
     assert redact(url) == shown

@@ -28,9 +28,8 @@ def _result(members: int = 2, units: int = 2, percentiles: bool = True, wall_tim
     levels = np.arange(evals * 3 * members * units, dtype=float).reshape(evals, 3, members, units)
     final = Evaluation(EVAL_STEPS[-1], accuracy[-1].tolist(), loss[-1].tolist(), [False] * members)
     diverged = np.zeros((evals, members), dtype=bool)
-    stopped = [False] * members
     return TrainResult(
-        EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, stopped, wall_time_s
+        EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, wall_time_s
     )
 
 

@@ -21,6 +21,8 @@ from tests.tuning import SETTINGS, STEPS, tune_config
         ("mongodb://h/db", "storage mongodb://h/db: unsupported database 'mongodb' (use sqlite or postgresql)"),
         ("postgresql://tuner:s3cret@127.0.0.1:1/db", "storage postgresql://tuner:***@127.0.0.1:1/db: cannot connect"),
         ("sqlite:////no/such/dir/optuna.db", "storage sqlite:////no/such/dir/optuna.db: cannot connect"),
+        # SQLAlchemy reads ":word@db-host" as a port and raises ValueError, not ArgumentError
+        ("postgresql://tuner:s3cret@ss:word@h/db", "storage 'postgresql://tuner:***@h/db' is not a database URL"),
     ],
 )
 def test_a_bad_storage_url_is_one_error_line_naming_it_without_its_password(storage, message):

@@ -59,7 +59,7 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
                 stops.append(list(stop))
                 stopped = [was or now for was, now in zip(stopped, stop, strict=True)]
         final = Evaluation(STEPS, accuracy[-1].tolist(), [1.0] * members, diverged[-1].tolist())
-        return TrainResult(steps, accuracy, np.ones_like(accuracy), diverged, None, final, stopped, wall_time_s=0.0)
+        return TrainResult(steps, accuracy, np.ones_like(accuracy), diverged, None, final, wall_time_s=0.0)
 
     return train_batch
 
