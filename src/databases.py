@@ -24,8 +24,9 @@ SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before "datab
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ***, even when the URL does not parse."""
-    return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    """`url` with any password replaced by ***, even when the URL does not parse (a password holding "@" or ":"
+    included: everything up to the authority's last "@" is hidden)."""
+    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1***@", url)
 
 
 def reason(error: BaseException) -> str:
@@ -51,7 +52,7 @@ def first_use(url: str) -> Iterator[None] | nullcontext:
     """
     try:
         parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         return nullcontext()
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):

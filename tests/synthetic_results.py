@@ -243,7 +243,6 @@ def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> 
         diverged=diverged,
         percentiles=percentiles,
         final=final,
-        stopped=[False] * accuracy.shape[1],
         wall_time_s=1.0,
     )
 

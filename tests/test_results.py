@@ -72,7 +72,6 @@ def located_result(steps: tuple[int, ...], members: int, units: int) -> TrainRes
         diverged=diverged,
         percentiles=i[:, :, None, None] * 1000 + level * 100 + k[:, None, :, None] + unit / 10,
         final=final,
-        stopped=[False] * members,
         wall_time_s=1.0,
     )
 
