@@ -83,6 +83,22 @@ def test_a_studys_budget_storage_and_device_setting_do_not_decide_its_numbers_an
     assert deciding_params(with_overrides(params, {"tune.steps": 999}), "tune") != deciding
 
 
+def test_edges_numbers_are_decided_by_the_sweeps_schedule_its_own_rates_and_the_usable_cut_not_its_checkpoints(params):
+    deciding = deciding_params(params, "edge")
+    assert list(deciding) == ["data", "model", "sweep", "edge", "evaluate", "train", "tracking"]
+    assert deciding["evaluate"] == {"usable_accuracy": params.evaluate.usable_accuracy}  # which swept rates trained
+    assert "checkpoint_every" not in deciding["sweep"] and "checkpoint_every" not in deciding["edge"]
+    assert "device" not in deciding["train"]
+    ends_otherwise = {"edge.checkpoint_every": 7, "sweep.checkpoint_every": 7, "train.device": "cpu",
+                      "evaluate.confidence": 0.99, "evaluate.correction": "bh"}  # fmt: skip
+    assert deciding_params(with_overrides(params, ends_otherwise), "edge") == deciding
+    for decides in ({"edge.rates_between": 9}, {"evaluate.usable_accuracy": 0.8}, {"sweep.steps": 999}):
+        assert deciding_params(with_overrides(params, decides), "edge") != deciding, decides
+    # the sweep's own numbers do not depend on the usable cut or on edge@'s settings
+    assert deciding_params(with_overrides(params, {"evaluate.usable_accuracy": 0.8, "edge.rates_between": 9}),
+                           "sweep") == deciding_params(params, "sweep")  # fmt: skip
+
+
 @pytest.fixture
 def processed(tmp_path, monkeypatch) -> Path:
     """data/processed with synthetic splits, under a scratch working directory."""
