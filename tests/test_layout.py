@@ -25,6 +25,7 @@ STAGE_TESTS = {
     "pipeline/tune.py": ("test_tune_stage.py", "from pipeline import tune"),
     "pipeline/train.py": ("test_train_stage.py", "from pipeline import train"),
     "pipeline/sweep.py": ("test_sweep_stage.py", "from pipeline import sweep"),
+    "pipeline/edge.py": ("test_edge_stage.py", "from pipeline import edge"),
     "pipeline/evaluate.py": ("test_evaluate_stage.py", "from pipeline import evaluate"),
 }
 # Test modules that are neither a source module's nor a stage's, and what they hold.
