@@ -45,7 +45,8 @@ def project(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
         eval_every=EVAL_EVERY, evals_per_decade=2, checkpoint_every=EVAL_EVERY,
     )  # fmt: skip
     raw["edge"].update(rates_between=RATES_BETWEEN, init_stds=[0.1], checkpoint_every=CHECKPOINT_EVERY)
-    raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
+    # train@'s schedule differs from the sweep's, so a stage that took it would show (and stay short)
+    raw["train"].update(steps=10, eval_every=5, tracked_units=2, percentile_examples=50, device="cpu")
     raw["model"]["population_batches"] = 3
     raw["evaluate"]["figure1_lrs"] = [1.0]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))

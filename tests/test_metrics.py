@@ -265,6 +265,8 @@ def test_the_headline_is_each_claims_verdict_and_effect_each_variants_rate_and_a
     assert list(headline["claims"]) == KEYS
     assert headline["bn"] == {"lr": built.bn.lr, "test_accuracy": built.bn.test_accuracy.mean}
     assert headline["map"] == {"better": 4, "worse": 1}
+    uncorrected = built.robustness_map.model_copy(update={"better_uncorrected": 6, "worse_uncorrected": 0})
+    assert built.model_copy(update={"robustness_map": uncorrected}).headline()["map"] == {"better": 4, "worse": 1}
     json.dumps(headline, allow_nan=False)
 
 
