@@ -216,8 +216,8 @@ class Params(_Section):
             )
         if self.model.init_std not in self.edge.init_stds:
             raise ValueError(
-                f"edge.init_stds must include model.init_std ({self.model.init_std}), the init the usable-rate claim is "
-                f"decided at, got {self.edge.init_stds}"
+                f"edge.init_stds must include model.init_std ({self.model.init_std}), where the usable-rate claim is "
+                f"decided, got {self.edge.init_stds}"
             )
         return self
 

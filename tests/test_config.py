@@ -159,7 +159,7 @@ def test_an_analysis_choice_off_its_curve_or_out_of_range_is_named(raw, key, val
             {"edge": {"init_stds": [0.1, 0.5]}},
             "edge.init_stds must be swept init stds ([0.01, 0.1, 1.0]), got [0.1, 0.5]",
         ),
-        ({"edge": {"init_stds": [1.0]}}, "edge.init_stds must include model.init_std (0.1), the init the usable-rate"),
+        ({"edge": {"init_stds": [1.0]}}, "edge.init_stds must include model.init_std (0.1), where the usable-rate"),
         ({"model": {"init_std": 0.5}}, "sweep.init_stds must include model.init_std (0.5)"),
         ({"evaluate": {"figure1_lrs": [0.2]}}, "evaluate.figure1_lrs: 0.2 is not a swept learning rate (0.01, 0.03162"),
         ({"edge": {"rates_between": 0}}, "edge.rates_between: Input should be greater than or equal to 1, got 0"),

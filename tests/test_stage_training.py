@@ -28,9 +28,7 @@ def _result(members: int = 2, units: int = 2, percentiles: bool = True, wall_tim
     levels = np.arange(evals * 3 * members * units, dtype=float).reshape(evals, 3, members, units)
     final = Evaluation(EVAL_STEPS[-1], accuracy[-1].tolist(), loss[-1].tolist(), [False] * members)
     diverged = np.zeros((evals, members), dtype=bool)
-    return TrainResult(
-        EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, wall_time_s
-    )
+    return TrainResult(EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, wall_time_s)
 
 
 def test_each_members_history_is_its_test_accuracy_and_loss_at_every_evaluation_step():
