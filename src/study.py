@@ -45,6 +45,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
         raise StudyError(f"storage {shown}: unsupported database '{parsed.drivername}' (use sqlite or postgresql)")
+    url = databases.at_project_root(url)  # a stage of a temporary DVC experiment shares the project's studies
     probe = None
     try:
         probe = sqlalchemy.create_engine(url, connect_args=databases.connect_args(parsed))

@@ -54,7 +54,7 @@ def configure(experiment: str) -> str:
         for name, value in HTTP_BOUNDS.items():
             os.environ.setdefault(name, value)
         check_server(uri)
-    mlflow.set_tracking_uri(uri or f"sqlite:///{project_root() / DEFAULT_STORE}")
+    mlflow.set_tracking_uri(uri or f"sqlite:///{databases.project_root() / DEFAULT_STORE}")
     # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
     with databases.first_use(mlflow.get_tracking_uri()):
         if not uri:
@@ -68,15 +68,6 @@ def configure(experiment: str) -> str:
     return experiment.experiment_id
 
 
-def project_root() -> Path:
-    """The project's root directory, also when a stage runs in a temporary copy of the project."""
-    # `dvc exp run --temp` and queued experiments (`dvc queue start`) run every stage in a copy under .dvc/tmp/exps/,
-    # deleted when the experiment ends: a git repository of its own with no remote, so git cannot lead back. DVC
-    # points DVC_ROOT at the original root there ("and not an executor tempdir root", DVC 3.67's queue/base.py), and
-    # at the root for `dvc repro` and `dvc exp run` in the workspace. A stage run by hand runs from the root.
-    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-
-
 def _create_at_root(experiment: str) -> None:
     """Create `experiment` in the default store with its artifacts under the project's mlruns/<experiment id>/.
 
@@ -85,7 +76,7 @@ def _create_at_root(experiment: str) -> None:
     """
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # half a second to import, for this alone
 
-    store = SqlAlchemyStore(mlflow.get_tracking_uri(), str(project_root() / DEFAULT_ARTIFACTS))
+    store = SqlAlchemyStore(mlflow.get_tracking_uri(), str(databases.project_root() / DEFAULT_ARTIFACTS))
     if store.get_experiment_by_name(experiment) is None:
         store.create_experiment(experiment)
 

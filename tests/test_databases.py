@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from src.databases import CONNECT_TIMEOUT_S, SQLITE_TIMEOUT_S, connect_args, first_use, reason, redact
+from src.databases import (
+    CONNECT_TIMEOUT_S,
+    SQLITE_TIMEOUT_S,
+    at_project_root,
+    connect_args,
+    first_use,
+    project_root,
+    reason,
+    redact,
+)
 from src.errors import StudyError
 from tests.processes import stage_env
 
@@ -126,3 +135,27 @@ def test_an_unreachable_server_is_one_error_naming_it_without_its_password():
         pass
     (line,) = str(error.value).splitlines()
     assert line.startswith("postgresql://tuner:***@127.0.0.1:1/db: cannot connect (") and "s3cret" not in line
+
+
+def test_the_project_root_is_dvcs_root_where_dvc_sets_it_and_the_working_directory_otherwise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert project_root() == tmp_path.resolve()
+    monkeypatch.setenv("DVC_ROOT", "/somewhere/else")  # a temporary experiment's stage runs in a copy
+    assert project_root() == Path("/somewhere/else")
+
+
+@pytest.mark.parametrize(
+    ("url", "resolved"),
+    [
+        ("sqlite:///optuna.db", "sqlite:////project/optuna.db"),
+        ("sqlite:///stores/optuna.db", "sqlite:////project/stores/optuna.db"),
+        ("sqlite:////elsewhere/optuna.db", "sqlite:////elsewhere/optuna.db"),
+        ("sqlite://", "sqlite://"),
+        ("postgresql://tuner:s3cret@db-host/optuna", "postgresql://tuner:s3cret@db-host/optuna"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_a_relative_sqlite_store_lives_at_the_project_root(monkeypatch, url, resolved):
+    monkeypatch.setenv("DVC_ROOT", "/project")
+    assert at_project_root(url) == resolved
