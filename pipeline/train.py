@@ -1,7 +1,8 @@
 """Stage train@variant: train every seed of one variant at its tuned learning rate, tracked in MLflow.
 
 Each seed is also logged as a standard PyTorch model on its MLflow run; the seed with the best validation accuracy
-is registered as `<experiment>-<variant>` (bn-mnist-bn) with the alias `champion`.
+is registered as a new version of `<experiment>-<variant>` (bn-mnist-bn), which takes the alias `champion` only if it
+beats the champion's validation accuracy, else `challenger`.
 A killed run resumes from its last checkpoint (.checkpoints/train-<variant>.pt) when it is started again.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from src import registry, results, tracking
+from src import provenance, registry, results, tracking
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
 from src.data import PROCESSED_DIR, load_split
@@ -32,12 +33,18 @@ def main(argv: list[str] | None = None) -> None:
         validation = load_split(PROCESSED_DIR, "val", trained.device, params.data.binarize)
         validation_accuracy = score_members(trained.model, validation)[0].tolist()
         summary = write_outputs(params, variant, trained, validation_accuracy)
-        champion = publish_models(params, trained, summary)
+        registration = publish_models(params, trained, summary)
         trained.finish([{"final_val_accuracy": accuracy} for accuracy in validation_accuracy])
+    standing = (
+        f"now @{registry.CHAMPION}"
+        if registration.alias == registry.CHAMPION
+        else f"@{registry.CHALLENGER}: @{registry.CHAMPION} stays version {registration.champion} "
+        f"(validation accuracy {registration.champion_accuracy:.4f})"
+    )
     print(
         f"{trained.describe(f'train@{variant}', params.train.steps)}\n"
         f"train@{variant}: registered seed {summary.champion_seed} (best validation accuracy "
-        f"{max(validation_accuracy):.4f}) as models:/{champion.name}@{registry.CHAMPION} (version {champion.version})"
+        f"{max(validation_accuracy):.4f}) as models:/{registration.name} version {registration.version}, {standing}"
     )
 
 
@@ -72,20 +79,24 @@ def write_outputs(params: Params, variant: str, trained: TrainedMembers, validat
     return summary
 
 
-def publish_models(params: Params, trained: TrainedMembers, summary: TrainSummary):
-    """Each seed as a standard PyTorch model on its MLflow run, and the champion registered; its model version."""
+def publish_models(params: Params, trained: TrainedMembers, summary: TrainSummary) -> registry.Registration:
+    """Each seed as a standard PyTorch model on its MLflow run, and the best seed registered, tagged with the DVC
+    experiment and the stage's params; its registration (the version and the alias it took)."""
     for member_run, seed in zip(trained.member_runs.run_ids, summary.seeds, strict=True):
         tracking.log_artifact(member_run, results.MODELS / summary.variant / f"seed_{seed}.pt")
     networks = [plain_network(trained.model, member) for member in range(len(summary.seeds))]
     example_images = trained.splits["test"].images.cpu().numpy()
     logged = registry.log_networks(trained.member_runs.run_ids, networks, example_images)
-    champion = summary.seeds.index(summary.champion_seed)
+    best = summary.seeds.index(summary.champion_seed)
+    stage_params = tracking.flatten(provenance.stage_params(params, "train"))
     tags = {
         "seed": str(summary.champion_seed),
-        "validation_accuracy": f"{summary.final_val_accuracy[champion]:.4f}",
         "device": summary.device,
+        **tracking.experiment_tags(),
+        **{key: str(value) for key, value in stage_params.items()},
     }
-    return registry.register_champion(logged[champion], f"{params.tracking.experiment}-{summary.variant}", tags)
+    name = f"{params.tracking.experiment}-{summary.variant}"
+    return registry.register(logged[best].model_uri, name, summary.final_val_accuracy[best], tags)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,15 @@ class Claim:
     verdict: stats.Decision
     curve: list[Specification]
     alpha: float
+    family: int  # how many claims were corrected together
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Where the claim is not shown: about how many paired seeds would decide an effect of its size and spread
+        at the family's level (Bonferroni's, which Holm's first step is), with 80 % power; None otherwise."""
+        if self.verdict != "not shown":
+            return None
+        return stats.seeds_needed(self.estimate, self.alpha / self.family, log_scale=self.topic.scale == "ratio")
 
     @property
     def key(self) -> str:
@@ -134,7 +143,7 @@ def decide_claims(outcomes: Outcomes) -> list[Claim]:
     for (topic_key, _), spec, p in zip(PRIMARY, primaries, adjusted, strict=True):
         topic = TOPICS[topic_key]
         verdict = stats.decide(spec.estimate, p, settings.alpha, topic.no_effect, topic.bn_favoured)
-        claims.append(Claim(topic, spec, p, verdict, curves[topic_key], settings.alpha))
+        claims.append(Claim(topic, spec, p, verdict, curves[topic_key], settings.alpha, len(PRIMARY)))
     return claims
 
 

@@ -227,6 +227,11 @@ class Params(_Section):
                 f"sweep.init_stds must include model.init_std ({self.model.init_std}), the init the claims compare at, "
                 f"got {self.sweep.init_stds}"
             )
+        if self.model.init_std not in self.edge.init_stds:
+            raise ValueError(
+                f"edge.init_stds must include model.init_std ({self.model.init_std}), where the usable-rate claim is "
+                f"decided, got {self.edge.init_stds}"
+            )
         return self
 
 

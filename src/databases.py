@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,8 +25,9 @@ SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before "datab
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ***, even when the URL does not parse."""
-    return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    """`url` with any password replaced by ***, even when the URL does not parse (a password holding "@" or ":"
+    included: everything up to the authority's last "@" is hidden)."""
+    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1***@", url)
 
 
 def reason(error: BaseException) -> str:
@@ -33,6 +35,29 @@ def reason(error: BaseException) -> str:
     cause = getattr(error, "orig", None) or error
     lines = str(cause).strip().splitlines()
     return redact(lines[0]) if lines else type(cause).__name__
+
+
+def project_root() -> Path:
+    """The project's root directory, also when a stage runs in a temporary copy of the project."""
+    # `dvc exp run --temp` and queued experiments (`dvc queue start`) run every stage in a copy under .dvc/tmp/exps/,
+    # deleted when the experiment ends: a git repository of its own with no remote, so git cannot lead back. DVC
+    # points DVC_ROOT at the original root there ("and not an executor tempdir root", DVC 3.67's queue/base.py), and
+    # at the root for `dvc repro` and `dvc exp run` in the workspace. A stage run by hand runs from the root.
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def at_project_root(url: str) -> str:
+    """`url` with a relative SQLite path taken from the project's root (`project_root`), not the working directory:
+    a stage of a temporary experiment then shares the project's store. Other URLs are returned as they are."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return url
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return url
+    if Path(parsed.database).is_absolute():
+        return url
+    return parsed.set(database=str(project_root() / parsed.database)).render_as_string(hide_password=False)
 
 
 def connect_args(url: sqlalchemy.engine.URL) -> dict:
@@ -51,7 +76,7 @@ def first_use(url: str) -> Iterator[None] | nullcontext:
     """
     try:
         parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         return nullcontext()
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):

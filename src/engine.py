@@ -58,7 +58,6 @@ class TrainResult:
     diverged: np.ndarray  # (evals, K): diverged at or before that evaluation
     percentiles: np.ndarray | None  # (evals, len(PERCENTILES), K, tracked units)
     final: Evaluation | None  # None while training goes on
-    stopped: list[bool]
     wall_time_s: float
 
 
@@ -209,7 +208,6 @@ class Trainer:
             diverged=self._diverged[:done].cpu().numpy(),
             percentiles=self._percentiles[:done].cpu().numpy() if self._tracking else None,
             final=final,
-            stopped=self._stopped.tolist(),
             wall_time_s=self._elapsed_s,
         )
 

@@ -419,8 +419,8 @@ def _draw_curve(axes: Axes, claim: Claim) -> None:
     axes.set_xticks([])
     axes.set_xlim(-0.7, len(order) - 0.3)
     axes.set_ylabel({"ratio": "BN / vanilla", "accuracy": "BN − vanilla", "plain": "BN − vanilla"}[topic.scale])
-    agreeing = f"{claim.agreeing} of {len(verdicts)} agree with the primary's verdict ({claim.verdict})"
-    axes.set_title(f"{topic.title}: {len(verdicts)} specifications, sorted by effect; {agreeing}", fontsize="medium")
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(claim.agreement.items()))
+    axes.set_title(f"{topic.title}: {len(verdicts)} specifications, each on its own ({counts})", fontsize="medium")
     axes.grid(alpha=0.3, axis="y", which="both")
 
 

@@ -71,6 +71,7 @@ class ClaimMetrics(EstimateMetrics):
     correction: str
     verdict: str
     specifications: dict[str, int]  # "total", "agreeing" and a count per verdict over the topic's curve
+    seeds_needed: int | None  # where not shown: about how many paired seeds would decide it (80 % power)
     note: str
 
 
@@ -183,16 +184,28 @@ class Metrics(_Section):
         return read_json_as(cls, path, "evaluate")
 
     def headline(self) -> dict:
-        """The numbers a user compares across experiments, about twenty: each primary claim's verdict and effect,
-        each variant's tuned rate and final test accuracy, and the map's counts (the DVC metrics file)."""
+        """The numbers a user compares across experiments, about twenty under short names (so that `dvc exp show`
+        fits a wide terminal): each primary claim's verdict and effect, each variant's tuned rate and final test
+        accuracy, and the map's corrected counts. The DVC metrics file."""
+        claims = {HEADLINE_NAMES[key]: claim for key, claim in self.claims.items()}
         return {
-            "claims": {key: {"verdict": claim.verdict, "effect": claim.effect} for key, claim in self.claims.items()},
+            "verdict": {name: claim.verdict for name, claim in claims.items()},
+            "effect": {name: claim.effect for name, claim in claims.items()},
             **{
-                variant: {"lr": numbers.lr, "test_accuracy": numbers.test_accuracy.mean}
+                variant: {"lr": numbers.lr, "acc": numbers.test_accuracy.mean}
                 for variant, numbers in (("vanilla", self.vanilla), ("bn", self.bn))
             },
             "map": {"better": self.robustness_map.better, "worse": self.robustness_map.worse},
         }
+
+
+# the primary claims' keys in metrics.json, and their short names in headline.json
+HEADLINE_NAMES = {
+    "faster_convergence_shared": "faster_sh", "faster_convergence_tuned": "faster_tu",
+    "higher_accuracy_shared": "acc_sh", "higher_accuracy_tuned": "acc_tu",
+    "stable_sigmoid_inputs_shared": "stable_sh", "stable_sigmoid_inputs_tuned": "stable_tu",
+    "higher_usable_lr_shared": "lr_edge", "robust_to_init_shared": "init",
+}  # fmt: skip
 
 
 # --- built from the comparison -------------------------------------------------------------------------------
@@ -239,6 +252,7 @@ def claim_metrics(claim: Claim, correction: str) -> ClaimMetrics:
             "agreeing": claim.agreeing,
             **{verdict: verdicts.count(verdict) for verdict in VERDICTS},
         },
+        seeds_needed=claim.seeds_needed,
         note=spec.note,
     )
 

@@ -116,13 +116,14 @@ class SharedOutcome:
 
 @dataclass(frozen=True)
 class Edges:
-    """Per seed and init std of params.edge: the largest rate that trained, among the swept and the refined ones."""
+    """Each seed's largest rate that trained: refined (the swept and edge@'s rates) at each init std of params.edge,
+    and on the sweep's grid alone at every swept init std."""
 
-    init_stds: list[float]
-    rates: np.ndarray  # (S, len(init_stds))
+    refined_inits: list[float]  # params.edge.init_stds
+    rates: np.ndarray  # (S, len(refined_inits))
     # the factor from the edge to the next rate tried above it; inf where none above was tried (the edge is a bound)
     resolution: np.ndarray
-    coarse: np.ndarray  # (S, len(init_stds)) the edge on the sweep's grid alone
+    coarse: np.ndarray  # (S, I): on the sweep's grid alone, every swept init std
 
 
 def tuned_outcome(run: TrainedRun, tuning: TuningSummary, trials: list[TuningTrial], predicted: np.ndarray,
@@ -173,21 +174,21 @@ def edge_brackets(
 def edges(
     sweep: SweepResults, refined: MemberTable, refined_final: tuple[np.ndarray, np.ndarray], params: Params
 ) -> Edges:
-    """Each seed's largest usable rate per init std of params.edge, from the sweep's grid and edge@'s refined rates."""
+    """Each seed's largest usable rate per init std of params.edge, from the sweep's grid and edge@'s refined rates,
+    and per swept init std from the grid alone."""
     threshold = params.evaluate.usable_accuracy
     trained_refined = usable(*refined_final, threshold)
-    trained_swept = usable(sweep.final_accuracy, sweep.diverged, threshold)
-    shape = (len(sweep.seeds), len(params.edge.init_stds))
-    rates, resolution, coarse = np.empty(shape), np.empty(shape), np.empty(shape)
+    trained_swept = usable(sweep.final_accuracy, sweep.diverged, threshold)  # (S, I, L)
     lowest = sweep.learning_rates[0] / 10 ** (1 / params.sweep.lrs_per_decade)
+    shape = (len(sweep.seeds), len(params.edge.init_stds))
+    rates, resolution = np.empty(shape), np.empty(shape)
     for (s, i), _ in np.ndenumerate(rates):
         init_std, seed = params.edge.init_stds[i], sweep.seeds[s]
-        column = params.sweep.init_stds.index(init_std)
         mine = [k for k in range(len(refined)) if refined.seed[k] == seed and refined.init_std[k] == init_std]
         tried = np.concatenate([sweep.learning_rates, np.array(refined.lr)[mine]])
-        trained = np.concatenate([trained_swept[s, column], trained_refined[mine]])
-        rates[s, i], resolution[s, i] = _edge(tried, trained, lowest)
-        coarse[s, i] = _edge(sweep.learning_rates, trained_swept[s, column], lowest)[0]
+        swept = trained_swept[s, params.sweep.init_stds.index(init_std)]
+        rates[s, i], resolution[s, i] = _edge(tried, np.concatenate([swept, trained_refined[mine]]), lowest)
+    coarse = np.array([[_edge(sweep.learning_rates, row, lowest)[0] for row in per_seed] for per_seed in trained_swept])
     return Edges(list(params.edge.init_stds), rates, resolution, coarse)
 
 

@@ -1,5 +1,7 @@
 """MLflow models: each trained seed logged as a standard PyTorch model on its run, the best one registered.
 
+Every train@ run registers a version; the alias `champion` moves to it only when its validation accuracy beats the
+champion's, otherwise it is the `challenger` (MLflow's champion/challenger convention for aliases).
 A logged model needs none of this project's code (src/export.py builds it from torch.nn modules only), so
 `mlflow models predict -m models:/bn-mnist-bn@champion --env-manager local` serves it anywhere torch is installed.
 """
@@ -7,16 +9,20 @@ A logged model needs none of this project's code (src/export.py builds it from t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
 import torch
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from torch import nn
 
-CHAMPION = "champion"  # the alias of the registered version a user should pick
+from src import databases
+
+CHAMPION = "champion"  # the alias of the registered version a user should pick: the best so far
+CHALLENGER = "challenger"  # the latest version that did not beat it
+VALIDATION_ACCURACY = "validation_accuracy"  # the model-version tag the champion is chosen by
 EXAMPLE_IMAGES = 2  # how many images the logged input example holds
 
 
@@ -51,8 +57,44 @@ def log_networks(run_ids: Sequence[str], networks: Sequence[nn.Module], images: 
     return infos
 
 
-def register_champion(model: ModelInfo, name: str, tags: Mapping[str, str]) -> ModelVersion:
-    """Register `model` as a new version of `name` and point the alias `champion` at it."""
-    version = mlflow.register_model(model.model_uri, name, tags=dict(tags))
-    mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
-    return version
+@dataclass(frozen=True)
+class Registration:
+    """A new version of a registered model, the alias it took, and the champion after it."""
+
+    name: str
+    version: str
+    alias: str  # CHAMPION or CHALLENGER
+    champion: str  # the champion's version after this registration
+    champion_accuracy: float
+
+
+def register(model_uri: str, name: str, validation_accuracy: float, tags: Mapping[str, str]) -> Registration:
+    """Register `model_uri` as a new version of `name`, tagged with `tags` and its validation accuracy.
+
+    It becomes the `champion` only if its validation accuracy beats the current champion's strictly (or there is no
+    champion yet), else the `challenger`: a worse or an equal run leaves the served model where it is.
+    """
+    client = mlflow.MlflowClient()
+    # Two experiments finishing together would both compare against the same champion: one decision at a time (the
+    # database's lock; a tracking server offers none)
+    with databases.first_use(mlflow.get_registry_uri()):
+        version = mlflow.register_model(model_uri, name, tags={**tags, VALIDATION_ACCURACY: str(validation_accuracy)})
+        new = str(version.version)
+        champion, champion_accuracy = _champion(client, name)
+        alias = CHAMPION if validation_accuracy > champion_accuracy else CHALLENGER
+        client.set_registered_model_alias(name, alias, new)
+    if alias == CHAMPION:
+        return Registration(name, new, alias, champion=new, champion_accuracy=validation_accuracy)
+    return Registration(name, new, alias, champion=champion, champion_accuracy=champion_accuracy)
+
+
+def _champion(client: mlflow.MlflowClient, name: str) -> tuple[str | None, float]:
+    """The version of `name` with the alias champion and its validation accuracy; (None, -inf) when there is none.
+
+    A champion registered without a validation accuracy cannot be compared, so any version beats it.
+    """
+    version = client.get_registered_model(name).aliases.get(CHAMPION)
+    if version is None:
+        return None, float("-inf")
+    tags = client.get_model_version(name, str(version)).tags
+    return str(version), float(tags.get(VALIDATION_ACCURACY, "-inf"))

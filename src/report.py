@@ -95,12 +95,15 @@ def _claim_sentence(claim: Claim) -> str:
         "holds": f"**holds** (p {formats.p_value(claim.adjusted_p)} after the family's correction)",
         "contradicted": f"**contradicted**: BN is on the other side (p {formats.p_value(claim.adjusted_p)} corrected)",
         "not shown": f"**not shown** (p {formats.p_value(claim.adjusted_p)} after the family's correction)",
-        "not estimable": "**not estimable**: its paired values do not vary across seeds",
+        "not estimable": "**not estimable**: "
+        # no pairs at all: the specification says why (no rate where both nets train); else the pairs all agree
+        + (claim.primary.note if claim.estimate.n == 0 else "its paired values do not vary across seeds"),
     }[claim.verdict]
     others = {v: n for v, n in claim.agreement.items() if v != claim.verdict}
     disagree = "; ".join(f"{n} {v}" for v, n in sorted(others.items()))
     agreement = f"{claim.agreeing} of {len(claim.curve)} specifications agree" + (f" ({disagree})" if disagree else "")
-    return f"- {claim.topic.title}, {claim.primary.design} design: {found}, {verdict}. {agreement}."
+    needed = f" About {claim.seeds_needed} paired seeds would decide an effect this size." if claim.seeds_needed else ""
+    return f"- {claim.topic.title}, {claim.primary.design} design: {found}, {verdict}. {agreement}.{needed}"
 
 
 def render_report(values: Mapping[str, object]) -> str:

@@ -46,6 +46,7 @@ class Estimate:
     p_value: float | None = None
     test: str | None = None  # "sign_flip", "signed_rank" or "two_level_bootstrap"
     interval_method: str | None = None  # "BCa" or "percentile"
+    spread: float | None = None  # the per-seed paired values' sample std (on the log scale for a ratio)
 
     @property
     def estimable(self) -> bool:
@@ -136,7 +137,22 @@ def two_level_bootstrap(differences: np.ndarray, confidence: float, resamples: i
     far_side = min(np.count_nonzero(means <= 0), np.count_nonzero(means >= 0))
     p_value = min(1.0, 2 * (1 + int(far_side)) / (resamples + 1))
     low, high = _within_range(float(low), float(high), differences)
-    return Estimate(effect, low, high, seeds, p_value, "two_level_bootstrap", "percentile")
+    spread = float(differences.mean(axis=1).std(ddof=1))  # of the per-seed means: what more seeds average away
+    return Estimate(effect, low, high, seeds, p_value, "two_level_bootstrap", "percentile", spread)
+
+
+def seeds_needed(estimate: Estimate, alpha: float, power: float = 0.8, log_scale: bool = False) -> int | None:
+    """About how many paired seeds would detect an effect of this size and spread at level `alpha` with `power`
+    (a normal approximation; a planning figure, not a promise), and never fewer than the exact sign-flip test needs to
+    reach `alpha` at all: 2 / 2^n <= alpha. None when the estimate has no spread or no effect."""
+    if estimate.spread is None or not estimate.spread > 0:
+        return None
+    effect = math.log(estimate.effect) if log_scale else estimate.effect
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    resolution = math.ceil(math.log2(2 / alpha))
+    return max(math.ceil((z * estimate.spread / abs(effect)) ** 2), resolution)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -175,7 +191,8 @@ def _test_mean(values: np.ndarray, inference: PairedInference) -> Estimate:
         return Estimate(effect, None, None, values.size, test=inference.test)
     p_value = _sign_flip_p_value(_signed_ranks(values) if inference.test == "signed_rank" else values, inference)
     low, high, interval_method = _bootstrap_interval(values, inference)
-    return Estimate(effect, low, high, values.size, p_value, inference.test, interval_method)
+    spread = float(values.std(ddof=1))
+    return Estimate(effect, low, high, values.size, p_value, inference.test, interval_method, spread)
 
 
 def _sign_flip_p_value(values: np.ndarray, inference: PairedInference) -> float:

@@ -38,13 +38,14 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
     """An Optuna RDB storage with heartbeats; a bad, unsupported or unreachable URL is one StudyError line."""
     try:
         parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise StudyError(
             f"storage {redact(url)!r} is not a database URL (e.g. sqlite:///optuna.db or postgresql://user@host/db)"
         ) from None
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
         raise StudyError(f"storage {shown}: unsupported database '{parsed.drivername}' (use sqlite or postgresql)")
+    url = databases.at_project_root(url)  # a stage of a temporary DVC experiment shares the project's studies
     probe = None
     try:
         probe = sqlalchemy.create_engine(url, connect_args=databases.connect_args(parsed))

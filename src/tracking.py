@@ -11,6 +11,9 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +26,14 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from src import databases
+from src.errors import StudyError
 
-# MLflow's own default store: `mlflow ui` run from the repository root with no arguments shows it.
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow's own default layout, at the project's root: `mlflow ui` run there with no arguments shows every run.
+DEFAULT_STORE, DEFAULT_ARTIFACTS = "mlflow.db", "mlruns"
+# The DVC experiment a run belongs to, as `dvc exp show` names it: its name ("workspace" outside one) and baseline.
+EXPERIMENT_NAME_TAG, EXPERIMENT_BASELINE_TAG = "dvc_exp_name", "dvc_exp_baseline"
+# MLflow's defaults retry an unreachable server for about 4 minutes (7 retries), each request waiting up to 120 s.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 
 # Logged on every run so that a later invocation can tell a crashed run from a live one.
@@ -37,13 +45,20 @@ CODE_AND_PARAMS = ("src", "pipeline", "params.yaml", "dvc.yaml", "pyproject.toml
 
 
 def configure(experiment: str) -> str:
-    """Point MLflow at $MLFLOW_TRACKING_URI (default: ./mlflow.db) and the named experiment; return its id."""
+    """Point MLflow at $MLFLOW_TRACKING_URI (default: the project's mlflow.db) and the named experiment; its id.
+    A tracking server that does not answer is a StudyError within seconds."""
     # MLflow checks this before each usage event: the study runs where there is no internet to send it to
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
-    mlflow.set_tracking_uri(uri)
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and urllib.parse.urlsplit(uri).scheme in ("http", "https"):
+        for name, value in HTTP_BOUNDS.items():
+            os.environ.setdefault(name, value)
+        check_server(uri)
+    mlflow.set_tracking_uri(uri or f"sqlite:///{databases.project_root() / DEFAULT_STORE}")
     # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
-    with databases.first_use(uri):
+    with databases.first_use(mlflow.get_tracking_uri()):
+        if not uri:
+            _create_at_root(experiment)
         experiment = mlflow.set_experiment(experiment)
         client = MlflowClient()
         for key, value in EXPERIMENT_KIND.items():
@@ -51,6 +66,39 @@ def configure(experiment: str) -> str:
                 client.set_experiment_tag(experiment.experiment_id, key, value)
     close_abandoned_runs(experiment.experiment_id)
     return experiment.experiment_id
+
+
+def _create_at_root(experiment: str) -> None:
+    """Create `experiment` in the default store with its artifacts under the project's mlruns/<experiment id>/.
+
+    MLflow resolves its default artifact root, ./mlruns, against the working directory: an experiment created from a
+    temporary experiment workspace would keep every later run's artifacts where DVC deletes them.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # half a second to import, for this alone
+
+    store = SqlAlchemyStore(mlflow.get_tracking_uri(), str(databases.project_root() / DEFAULT_ARTIFACTS))
+    if store.get_experiment_by_name(experiment) is None:
+        store.create_experiment(experiment)
+
+
+def check_server(uri: str) -> None:
+    """A StudyError unless an MLflow tracking server answers at `uri` within databases.CONNECT_TIMEOUT_S."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]  # credentials stay out of the probe: MLflow sends its own
+    path = parts.path.rstrip("/") + "/health"
+    health = urllib.parse.urlunsplit((parts.scheme, host, path, "", ""))
+    try:
+        urllib.request.urlopen(health, timeout=databases.CONNECT_TIMEOUT_S).close()
+    except urllib.error.HTTPError as error:  # `mlflow server` answers /health with 200, or 401/403 behind a login
+        if error.code in (502, 503, 504):  # a proxy that cannot reach it
+            raise StudyError(f"tracking server {databases.redact(uri)}: cannot connect (HTTP {error.code})") from None
+        if error.code not in (401, 403):
+            raise StudyError(
+                f"tracking server {databases.redact(uri)}: not an MLflow server (GET {path}: HTTP {error.code})"
+            ) from None
+    except (urllib.error.URLError, OSError) as error:
+        why = getattr(error, "reason", None) or error
+        raise StudyError(f"tracking server {databases.redact(uri)}: cannot connect ({why})") from None
 
 
 def git_commit() -> str:
@@ -80,7 +128,15 @@ def flatten(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
 
 
 def process_tags() -> dict[str, str]:
-    return {"host": _HOST, "pid": str(os.getpid()), "git_commit": git_commit()}
+    return {"host": _HOST, "pid": str(os.getpid()), "git_commit": git_commit(), **experiment_tags()}
+
+
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment this process runs in, from what DVC sets for its stages: its name and baseline commit."""
+    name = os.environ.get("DVC_EXP_NAME")
+    if not name:
+        return {EXPERIMENT_NAME_TAG: "workspace"}
+    return {EXPERIMENT_NAME_TAG: name, EXPERIMENT_BASELINE_TAG: os.environ.get("DVC_EXP_BASELINE_REV", "")}
 
 
 @contextmanager

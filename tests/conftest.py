@@ -60,6 +60,15 @@ def mlflow_store(_migrated_mlflow_store, tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
+def tune_project(tmp_path, mlflow_store, monkeypatch) -> Path:
+    """A small tuning project (tests/tuning.py) as the working directory, with a private MLflow store."""
+    from tests.tuning import write_tune_project
+
+    monkeypatch.chdir(tmp_path)
+    return write_tune_project(tmp_path)
+
+
+@pytest.fixture
 def one_torch_thread():
     """One intra-op thread for in-process training: on a shared 2-core machine a second one only spins."""
     import torch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from benchmarks import bench_batchnorm, bench_engine, bench_sweep
 from pipeline import download as download_stage
+from pipeline import edge as edge_stage
 from pipeline import evaluate as evaluate_stage
 from pipeline import preprocess as preprocess_stage
 from pipeline import sweep as sweep_stage
@@ -23,6 +24,7 @@ ENTRY_POINTS = {
     "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
     "pipeline.sweep": (sweep_stage.main, ["--variant", "bn"]),
     "src.sweep": (sweep.main, ["--worker", "--variant", "bn"]),
+    "pipeline.edge": (edge_stage.main, ["--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
     "src.metrics": (metrics.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),

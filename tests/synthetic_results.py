@@ -1,20 +1,36 @@
-"""A tiny, made-up repository state for the evaluate stage: what tune, train and sweep would have left behind.
+"""A tiny, made-up repository state for the evaluate stage: what tune, train, sweep and edge would have left behind.
 
-The outcome is known in advance, and every claim holds:
-- train@ (the curves and sigmoid inputs are made up): BN reaches 97 % in fewer steps than vanilla, and its sigmoid
-  inputs stay where they started while vanilla's drift (more the higher the seed).
+The outcome is known in advance: every one of the eight primary claims holds, at both designs, and every
+specification that can be estimated agrees with it (tests/test_comparison.py checks each):
+- train@ (the curves and sigmoid inputs are made up): BN climbs with a time constant of 100 steps, vanilla of 250,
+  so BN reaches every climb target sooner in every seed; its sigmoid inputs barely move while vanilla's drift (more
+  the higher the seed).
 - train@ (the models are real): each variant is trained for a few steps at its tuned rate on the synthetic split.
-  BN learns the ten prototypes in that time, vanilla is still near chance, so BN's final accuracy is the higher.
-- sweep@ (made up, on a grid of 3 rates × 2 init stds × 3 seeds; see SWEEP_FINAL): BN trains in every cell.
-  Vanilla diverges at the largest rate and stays at chance with init std 1.0, so BN's largest usable rate is 10×
-  vanilla's and its worst-init accuracy is far higher. The robustness map has BN better in 4 cells, worse in 1
-  (vanilla's best cell) and neither in 1. The horizon check: vanilla's tuned rate is nearest its best swept rate;
-  BN's (5 → nearest 10) is not, its best swept rate being 1.
+  BN learns the ten prototypes in that time, vanilla is still near chance, so BN's final accuracy is the higher, seed
+  by seed and image by image (its per-image predictions are the saved models' own).
+- sweep@ (made up, on a grid of 3 rates × 2 init stds × 10 seeds; see SWEEP_FINAL): each member's final accuracy is a
+  whole number of the 200 test images, the table's value plus a few images of per-seed noise (SWEEP_NOISE), and its
+  predictions are right on exactly those images. At init std 0.1 both nets train at rates 0.1 and 1, the shared
+  design's cells; vanilla diverges at 10 and never leaves chance at init std 1.0, where BN fails at rate 10 only. So:
+  - shared design, init std 0.1: BN climbs faster (time constant 25 steps against 60) in both cells and every seed,
+    is more accurate on average (−2.5 pp at rate 0.1, +7 pp at rate 1) and its sigmoid inputs stay put while
+    vanilla's drift; at init std 1.0 no rate has both nets training, so those specifications are not estimable.
+  - the largest usable rate: at init std 0.1 (the paper's, the only one edge@ refines, as in params.yaml) vanilla's
+    edge lies between 1 and 10, BN's between 10 and 100, refined by edge@ (EDGE_TRAINS) to a factor that varies from
+    seed to seed: BN's is higher in every seed. On the sweep's grid alone the ratio is 10 in every seed at init std
+    0.1 and 100 at 1.0 (vanilla's edge there is a step below the grid): not estimable. BN trained at every refined
+    rate in one seed (seed 3), where its edge is a lower bound.
+  - robust to init: at init std 1.0 over the shared design's rates BN keeps about 96 %, vanilla sits at chance.
+  - the map: BN higher in 4 cells, lower in 1 (init std 0.1, rate 0.1: 95 % against 97.5 %) and neither in 1 (init
+    std 1.0, rate 10: both at chance, a tie), before and after the correction; vanilla did not train in 4 cells
+    (diverged at 10, at chance at init std 1.0), BN in 1.
+  - the horizon check: vanilla's tuned rate (0.2) is nearest its best swept rate (0.1); BN's (5, nearest 10) is not,
+    its best swept rate being 1, better in every seed.
 
-The writers of src/results.py write the train@ and sweep@ CSVs, so the files have the layout the readers expect.
+The writers of src/results.py write every file, so the files have the layout the readers expect.
 
-`outcome` and `swept` build one variant's train@ outcome and sweep in memory, for the unit tests of the per-seed
-numbers and the claims.
+`outcome`, `swept` and `shared` build one variant's train@ outcome, sweep and shared outcome in memory, for the unit
+tests of the per-seed numbers, the specifications and the claims.
 """
 
 from __future__ import annotations
@@ -36,68 +52,86 @@ from src.data import load_split
 from src.engine import Evaluation, Trainer, TrainingData, TrainResult
 from src.members import MemberTable
 from src.models import build_model, predict_members
-from src.outcomes import Scores, TunedOutcome, edge_brackets
+from src.outcomes import Edges, SharedOutcome, TunedOutcome, edge_brackets
+from src.results import SweepResults
 from src.schedule import Schedule, eval_schedule
 from tests import synthetic
 
 SEEDS = list(range(10))  # as many as the study's: an exact sign-flip test over fewer cannot pass a family's correction
+TEST_IMAGES = 200  # 20 of each digit
+TEST_LABELS = synthetic.images_and_labels(TEST_IMAGES, seed=2)[1]  # the test split write_processed writes (third)
+CHANCE = 0.1  # 20 of the 200 images: what a net that predicts one digit for every image gets
+
+# train@
 STEPS = np.arange(0, 1100, 100)
 UNITS = 2
 # time constants of 1 − 0.9 exp(−step / τ): BN gets there sooner, and a little higher
 TIME_CONSTANT = {"vanilla": 250.0, "bn": 100.0}
 CEILING = {"vanilla": 0.975, "bn": 0.985}
-LEARNING_RATES = {"vanilla": 0.5, "bn": 5.0}
+LEARNING_RATES = {"vanilla": 0.2, "bn": 5.0}
 MODEL_STEPS = 20  # enough for BN to learn the synthetic prototypes, not for vanilla
 
+# sweep@
 SWEEP_RATES = (0.1, 1.0, 10.0)
 SWEEP_INIT_STDS = (0.1, 1.0)
-# sweep@'s final test accuracy per init std, one per swept rate; None: the run diverges (DIVERGED_ACCURACY)
+SWEEP_STEPS, SWEEP_EVAL_EVERY = 200, 20
+# final test accuracy per init std, one per swept rate, before the noise; None: the run diverges (and then predicts
+# one digit for every image: CHANCE exactly)
 SWEEP_FINAL = {
-    "vanilla": {0.1: (0.97, 0.985, None), 1.0: (0.10, 0.10, None)},
-    "bn": {0.1: (0.97, 0.975, 0.965), 1.0: (0.96, 0.965, 0.955)},
+    "vanilla": {0.1: (0.975, 0.92, None), 1.0: (CHANCE, CHANCE, CHANCE)},
+    "bn": {0.1: (0.95, 0.99, 0.965), 1.0: (0.96, 0.965, CHANCE)},
 }
-DIVERGED_ACCURACY = 0.098
-# per seed, added to every cell that does not diverge: the paired differences have a spread, except where one is flat
-SWEEP_NOISE = {variant: tuple(np.random.default_rng(len(variant)).normal(0, 0.001, len(SEEDS)).round(4))
-               for variant in ("vanilla", "bn")}  # fmt: skip
+# (seeds, init stds, rates): images more or fewer right than the table says, in every run that does not diverge
+SWEEP_NOISE = {
+    variant: np.random.default_rng(seed).integers(-2, 3, (len(SEEDS), len(SWEEP_INIT_STDS), len(SWEEP_RATES)))
+    for variant, seed in (("vanilla", 7), ("bn", 8))
+}
+# the climb of 0.1 + (final − 0.1)(1 − exp(−step / τ)), scaled to end at the final accuracy; τ varies by seed
+SWEEP_TIME_CONSTANT = {"vanilla": 60.0, "bn": 25.0}
+SWEEP_TIME_JITTER = (0.0, 0.1, -0.1, 0.05, -0.05, 0.15, -0.15, 0.08, -0.08, 0.02)  # per seed, × τ
 SWEEP_DIVERGES_AT = 100  # the step from which a diverging sweep run is marked diverged
+
+# edge@, at init std 0.1: per seed, how many of the refined rates above its largest usable swept rate train (the lowest)
+EDGE_TRAINS = {"vanilla": (2, 3, 1, 2, 3, 2, 1, 2, 3, 2), "bn": (3, 4, 2, 5, 3, 4, 2, 3, 4, 3)}
+EDGE_TRAINED_ACCURACY = 0.95
 
 
 def tiny_params(repo_root: Path) -> dict:
-    """The repository's params.yaml shrunk to a two-layer, eight-unit net, a 3 × 2 × 3 sweep, targets to match."""
+    """The repository's params.yaml shrunk to a two-layer, eight-unit net, a 3 × 2 × 10 sweep, targets to match."""
     raw = copy.deepcopy(yaml.safe_load((repo_root / "params.yaml").read_text()))
     raw["model"].update(hidden_layers=2, hidden_units=8, init_std=0.1, population_batches=2)
     raw["train"].update(steps=int(STEPS[-1]), seeds=len(SEEDS), tracked_units=UNITS, eval_every=100, evals_per_decade=0)
     raw["sweep"].update(
         lr_min=SWEEP_RATES[0], lr_max=SWEEP_RATES[-1], lrs_per_decade=1, init_stds=list(SWEEP_INIT_STDS),
-        seeds=len(SEEDS), steps=200, eval_every=50, evals_per_decade=0, checkpoint_every=100,
+        seeds=len(SEEDS), steps=SWEEP_STEPS, eval_every=SWEEP_EVAL_EVERY, evals_per_decade=0, checkpoint_every=100,
     )  # fmt: skip
+    raw["edge"].update(init_stds=[0.1])
     raw["evaluate"].update(
         accuracy_targets=[0.9, 0.95, 0.99], usable_accuracy=0.9, resamples=999,
         figure1_lrs=[1.0, 10.0],  # where vanilla trains and where it diverges
-        confidence=0.95,
     )  # fmt: skip
-    raw["edge"].update(init_stds=list(SWEEP_INIT_STDS))
     return raw
 
 
 def accuracy_curve(variant: str, seed: int) -> np.ndarray:
+    """train@'s test accuracy curve of one seed (BN: under its moving averages)."""
     noise = np.random.default_rng([seed, len(variant)]).normal(0, 0.002, STEPS.shape)
     curve = 1 - 0.9 * np.exp(-STEPS / TIME_CONSTANT[variant]) + noise
     return np.minimum(curve, CEILING[variant] + noise)
 
 
 def write_results_tree(root: Path, repo_root: Path) -> dict:
-    """Write params.yaml, data/processed, models/ and results/{tune,train,sweep}/ under `root`; return params."""
+    """Write params.yaml, data/processed, models/ and results/{tune,train,sweep,edge}/ under `root`; return params."""
     raw = tiny_params(repo_root)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     params = parse_params(raw)
-    processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": 200})
+    processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": TEST_IMAGES})
     for variant in ("vanilla", "bn"):
-        final = _write_models(root / results.MODELS / variant, params, processed, variant)
+        final = _write_models(root, params, processed, variant)
         _write_training(root / results.stage_dir("train", variant), params, variant, final)
         _write_tuning(root / results.stage_dir("tune", variant), variant)
         write_sweep(root / results.stage_dir("sweep", variant), params, variant)
+        _write_edge(root / results.stage_dir("edge", variant), params, variant)
     return raw
 
 
@@ -107,8 +141,9 @@ def comparison_of(root: Path) -> Comparison:
         return compare(load_params())
 
 
-def _write_models(directory: Path, params: Params, processed: Path, variant: str) -> Evaluation:
-    """Train each seed's model MODEL_STEPS steps at the variant's tuned rate, save it; its final test scores."""
+def _write_models(root: Path, params: Params, processed: Path, variant: str) -> Evaluation:
+    """Train each seed's model MODEL_STEPS steps at the variant's tuned rate, save it and its test predictions; its
+    final test scores."""
     train = load_split(processed, "train", torch.device("cpu"), params.data.binarize)
     test = load_split(processed, "test", torch.device("cpu"), params.data.binarize)
     model = build_model(params.model, variant, SEEDS, "cpu")
@@ -121,12 +156,13 @@ def _write_models(directory: Path, params: Params, processed: Path, variant: str
     torch.set_num_threads(1)  # a net this small only waits for a second thread
     try:
         final = Trainer(model, TrainingData(train, test), schedule).run(progress=False).final
+        predicted = predict_members(model, test).numpy()
     finally:
         torch.set_num_threads(threads)
-    results.write_models(directory, [model.member_state_dict(member) for member in range(len(SEEDS))], SEEDS)
-    predicted = predict_members(model, test).numpy()
+    state_dicts = [model.member_state_dict(member) for member in range(len(SEEDS))]
+    results.write_models(root / results.MODELS / variant, state_dicts, SEEDS)
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
-    results.write_predictions(directory.parent.parent / results.stage_dir("train", variant), predicted, members)
+    results.write_predictions(root / results.stage_dir("train", variant), predicted, members)
     return final
 
 
@@ -142,30 +178,20 @@ def _write_training(directory: Path, params: Params, variant: str, final: Evalua
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
     results.write_history(directory, result, members)
     results.write_sigmoid_inputs(directory, result, members)
-    results.TrainSummary(
-        variant=variant,
-        lr=LEARNING_RATES[variant],
-        lr_source="tune",
-        seeds=SEEDS,
-        steps=int(STEPS[-1]),
-        batch_size=params.train.batch_size,
-        final_test_accuracy=final.accuracy,
-        final_test_accuracy_mean=float(np.mean(final.accuracy)),
-        final_test_accuracy_std=float(np.std(final.accuracy, ddof=1)),
-        final_val_accuracy=final.accuracy,
-        champion_seed=SEEDS[0],
-        n_diverged=0,
-        device="cpu",
-    ).write(directory)
+    train_summary(variant, LEARNING_RATES[variant], final.accuracy).write(directory)
 
 
-def sweep_final_accuracy(variant: str) -> np.ndarray:
-    """(seeds, init stds, rates): sweep@'s final test accuracy as written, noise included."""
-    table = np.array(
-        [[DIVERGED_ACCURACY if a is None else a for a in SWEEP_FINAL[variant][std]] for std in SWEEP_INIT_STDS]
-    )
-    noise = np.array(SWEEP_NOISE[variant])[:, None, None] * ~sweep_diverged(variant)  # a diverged run is flat
-    return table[None] + noise
+def train_summary(variant: str, lr: float, final_accuracy: Sequence[float], seeds: Sequence[int] = SEEDS):
+    """train@'s summary.json of a run at `lr` whose saved models score `final_accuracy` on the test split."""
+    return results.TrainSummary(
+        variant=variant, lr=lr, lr_source="tune", seeds=list(seeds), steps=int(STEPS[-1]), batch_size=60,
+        final_test_accuracy=list(final_accuracy), final_test_accuracy_mean=float(np.mean(final_accuracy)),
+        final_test_accuracy_std=float(np.std(final_accuracy, ddof=1)) if len(final_accuracy) > 1 else 0.0,
+        final_val_accuracy=list(final_accuracy), champion_seed=seeds[0], n_diverged=0, device="cpu",
+    )  # fmt: skip
+
+
+# --- sweep@ and edge@ ----------------------------------------------------------------------------------------
 
 
 def sweep_diverged(variant: str) -> np.ndarray:
@@ -173,23 +199,29 @@ def sweep_diverged(variant: str) -> np.ndarray:
     return np.array([[a is None for a in SWEEP_FINAL[variant][std]] for std in SWEEP_INIT_STDS])
 
 
+def sweep_final_accuracy(variant: str) -> np.ndarray:
+    """(seeds, init stds, rates): sweep@'s final test accuracy as written, noise included (a whole number of images)."""
+    table = np.array([[CHANCE if a is None else a for a in SWEEP_FINAL[variant][std]] for std in SWEEP_INIT_STDS])
+    right = np.round(table * TEST_IMAGES) + SWEEP_NOISE[variant] * ~sweep_diverged(variant)  # a diverged run is flat
+    return right / TEST_IMAGES
+
+
 def write_sweep(directory: Path, params: Params, variant: str) -> None:
-    """results/sweep/<variant>/{history,sigmoid_inputs,final}.csv and summary.json: params' sweep grid, one member
-    per cell in the order the sweep stage trains them (MemberTable.grid)."""
+    """results/sweep/<variant>/{history,sigmoid_inputs,final}.csv, predictions.npz and summary.json: params' sweep
+    grid, one member per cell in the order the sweep stage trains them (MemberTable.grid)."""
     members = MemberTable.grid(params.sweep)
     steps = np.array(eval_schedule(params.sweep.steps, params.sweep.eval_every, params.sweep.evals_per_decade))
-    final_table, diverged_table = sweep_final_accuracy(variant), sweep_diverged(variant)
     cells = [
-        (SEEDS.index(seed), SWEEP_INIT_STDS.index(init_std), _rate_index(lr))
+        (SEEDS.index(seed), _index(SWEEP_INIT_STDS, init_std), _index(SWEEP_RATES, lr))
         for lr, init_std, seed in zip(members.lr, members.init_std, members.seed, strict=True)
     ]
-    final = np.array([final_table[cell] for cell in cells])  # (members,)
-    diverges = np.array([diverged_table[cell[1:]] for cell in cells])
-    # the curves rise towards the final accuracy; a diverging run is flat at DIVERGED_ACCURACY from its divergence
-    rising = 1 - np.exp(-steps / 50.0)[:, None]
-    accuracy = 0.1 + (final - 0.1) * rising  # (evals, members)
+    final = np.array([sweep_final_accuracy(variant)[cell] for cell in cells])  # (members,)
+    diverges = np.array([sweep_diverged(variant)[cell[1:]] for cell in cells])
+    tau = np.array([SWEEP_TIME_CONSTANT[variant] * (1 + SWEEP_TIME_JITTER[cell[0]]) for cell in cells])
+    climbed = (1 - np.exp(-steps[:, None] / tau)) / (1 - np.exp(-steps[-1] / tau))  # 0 at the start, 1 at the end
+    accuracy = CHANCE + (final - CHANCE) * climbed  # (evals, members)
     diverged = diverges & (steps[:, None] >= SWEEP_DIVERGES_AT)
-    accuracy[diverged] = DIVERGED_ACCURACY
+    accuracy[:, diverges] = CHANCE
     # BN's sigmoid inputs stay put; vanilla's drift the more, the higher its learning rate
     rate = np.array([1 + cell[2] for cell in cells])
     jitter = np.array([0.01 * (cell[0] % 3) for cell in cells])  # per seed: the paired drifts have a spread
@@ -205,32 +237,30 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
     results.write_history(directory, result, members)
     results.write_sigmoid_inputs(directory, result, members)
     results.write_final(directory, evaluation, members)
-    results.write_predictions(directory, _predictions(final, variant), members)
+    predicted = right_on(final, rng=np.random.default_rng(len(variant)))
+    predicted[diverges] = 0  # a diverged net's outputs are NaN: the argmax is digit 0 for every image
+    results.write_predictions(directory, predicted, members)
     results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
-    _write_edge(directory.parent.parent / "edge" / variant, params, variant, final, diverges)
 
 
-def _predictions(final: np.ndarray, variant: str) -> np.ndarray:
-    """(members, test images): each member right on a share `final` of the synthetic test split, wrong elsewhere."""
-    labels = synthetic.images_and_labels(200, seed=2)[1]
-    right = np.random.default_rng(len(variant)).random((len(final), len(labels))) < final[:, None]
-    return np.where(right, labels, (labels + 1) % 10).astype(np.uint8)
-
-
-def _write_edge(directory: Path, params: Params, variant: str, final: np.ndarray, diverged: np.ndarray) -> None:
-    """edge@: every refined rate trains below the geometric middle of its bracket and diverges above it."""
+def _write_edge(directory: Path, params: Params, variant: str) -> None:
+    """edge@'s final.csv and summary.json: of each bracket's refined rates, the lowest EDGE_TRAINS train, the rest end
+    at chance."""
     shape = (len(SEEDS), len(SWEEP_INIT_STDS), len(SWEEP_RATES))
-    brackets = edge_brackets(final.reshape(shape), diverged.reshape(shape), params)
+    diverged = np.broadcast_to(sweep_diverged(variant), shape)
+    brackets = edge_brackets(sweep_final_accuracy(variant), diverged, params)
     members = MemberTable.refining(brackets, params.edge.rates_between)
-    middle = {(seed, std): (low * high) ** 0.5 for seed, std, low, high in brackets}
-    trains = [lr <= middle[(seed, std)] for lr, std, seed in zip(members.lr, members.init_std, members.seed, strict=True)]
-    evaluation = Evaluation(step=params.sweep.steps, accuracy=[0.95 if ok else DIVERGED_ACCURACY for ok in trains],
-                            loss=[0.2 if ok else float("nan") for ok in trains], diverged=[not ok for ok in trains])  # fmt: skip
+    trains = [k % params.edge.rates_between < EDGE_TRAINS[variant][seed] for k, seed in enumerate(members.seed)]
+    evaluation = Evaluation(
+        step=params.sweep.steps, accuracy=[EDGE_TRAINED_ACCURACY if ok else CHANCE for ok in trains],
+        loss=[0.2 if ok else 2.3 for ok in trains], diverged=[False] * len(trains),
+    )  # fmt: skip
     results.write_final(directory, evaluation, members)
+    results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
-def _rate_index(lr: float) -> int:
-    return int(np.argmin(np.abs(np.log(SWEEP_RATES) - np.log(lr))))
+def _index(values: Sequence[float], value: float) -> int:
+    return int(np.argmin(np.abs(np.log(values) - np.log(value))))
 
 
 def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> TrainResult:
@@ -243,14 +273,13 @@ def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> 
         diverged=diverged,
         percentiles=percentiles,
         final=final,
-        stopped=[False] * accuracy.shape[1],
         wall_time_s=1.0,
     )
 
 
 def _write_tuning(directory: Path, variant: str) -> None:
     # vanilla diverges from lr 5 on, BN only at 50; a failed trial has no value
-    lrs = [0.05, 0.5, 5.0, 20.0, 50.0]
+    lrs = [0.05, 0.2, 5.0, 20.0, 50.0]
     diverges_from = 5.0 if variant == "vanilla" else 50.0
     trials = []
     for number, lr in enumerate(lrs):
@@ -274,7 +303,21 @@ def _write_tuning(directory: Path, variant: str) -> None:
     ).write(directory)
 
 
-# --- in memory: one variant's train@ outcome and sweep ----------------------------------------------------------
+# --- in memory: one variant's train@ outcome, sweep and shared outcome ---------------------------------------------
+
+
+def right_on(accuracy: Sequence[float] | np.ndarray, labels: np.ndarray = TEST_LABELS, rng=None) -> np.ndarray:
+    """(..., images) uint8 predictions, one row per accuracy, right on exactly round(accuracy × images) images (drawn
+    at random) and wrong (the next digit) on the others."""
+    accuracy = np.asarray(accuracy, dtype=float)
+    rng = np.random.default_rng(0) if rng is None else rng
+    images = len(labels)
+    predicted = np.empty((*accuracy.shape, images), dtype=np.uint8)
+    for index in np.ndindex(*accuracy.shape):
+        right = np.zeros(images, dtype=bool)
+        right[rng.permutation(images)[: round(accuracy[index] * images)]] = True
+        predicted[index] = np.where(right, labels, (labels + 1) % 10)
+    return predicted
 
 
 def outcome(
@@ -283,10 +326,13 @@ def outcome(
     final_accuracy: Sequence[float],
     drift: Sequence[float],
     seeds: Sequence[int] | None = None,
+    lr: float = 1.0,
+    variant: str = "bn",
 ) -> TunedOutcome:
-    """A train@ outcome: per seed, the test accuracy curve accuracy[s] over `steps`, the saved model's test accuracy
-    final_accuracy[s], and one tracked sigmoid whose input drifts by drift[s] (see `drifting`). What the claims do
-    not read (the tuning study, the training summary, the training split's scores, the losses) is left out."""
+    """A train@ outcome at rate `lr`: per seed, the test accuracy curve accuracy[s] over `steps`, the saved model's test
+    predictions right on final_accuracy[s] of the test images (rounded to whole images), and one tracked sigmoid whose
+    input drifts by drift[s] (see `drifting`). What the claims do not read (the tuning study, the scores of the saved
+    models, the losses) is left out."""
     accuracy = np.asarray(accuracy, dtype=float)
     seeds = list(range(len(accuracy))) if seeds is None else list(seeds)
     curves = results.Curves(
@@ -297,13 +343,15 @@ def outcome(
         diverged=np.zeros(len(seeds), dtype=bool),
     )
     return TunedOutcome(
-        variant="bn",
+        variant=variant,
         tuning=None,
         trials=[],
-        training=None,
+        training=train_summary(variant, lr, final_accuracy, seeds),
         curves=curves,
         sigmoid_inputs={(seed, 0): drifting(steps, d) for seed, d in zip(seeds, drift, strict=True)},
-        test={seed: Scores(a, math.nan, np.zeros((10, 10))) for seed, a in zip(seeds, final_accuracy, strict=True)},
+        predicted=right_on(final_accuracy, rng=np.random.default_rng(len(variant))),
+        labels=TEST_LABELS,
+        test={},
         train={},
     )
 
@@ -321,18 +369,37 @@ def drifting(steps: np.ndarray, relative_drift: float) -> results.Percentiles:
 
 
 def swept(
-    final_accuracy: np.ndarray, learning_rates: Sequence[float], init_stds: Sequence[float], diverged=None
-) -> results.SweepResults:
-    """A sweep of the given (seeds, init stds, rates) final accuracies; no curves."""
+    final_accuracy: np.ndarray,
+    learning_rates: Sequence[float] = SWEEP_RATES,
+    init_stds: Sequence[float] = SWEEP_INIT_STDS,
+    diverged=None,
+    accuracy: np.ndarray | None = None,
+    steps: np.ndarray | None = None,
+) -> SweepResults:
+    """A sweep of the given (seeds, init stds, rates) final accuracies; its curves `accuracy` (seeds, init stds, rates,
+    evals) over `steps`, NaN if not given; its sigmoid inputs never move."""
     final_accuracy = np.asarray(final_accuracy, dtype=float)
     shape = final_accuracy.shape
-    return results.SweepResults(
+    steps = np.array([0, 100]) if steps is None else np.asarray(steps)
+    still = np.stack([drifting(steps, 0.0).stacked()] * UNITS)  # (units, 3, evals)
+    return SweepResults(
         learning_rates=np.asarray(learning_rates, dtype=float),
         init_stds=np.asarray(init_stds, dtype=float),
         seeds=list(range(shape[0])),
         final_accuracy=final_accuracy,
         diverged=np.zeros(shape, dtype=bool) if diverged is None else np.asarray(diverged, dtype=bool),
-        steps=np.array([0, 100]),
-        accuracy=np.full((*shape, 2), np.nan),
-        percentiles=np.full((*shape, 1, 3, 2), np.nan),
+        steps=steps,
+        accuracy=np.full((*shape, steps.size), np.nan) if accuracy is None else np.asarray(accuracy, dtype=float),
+        percentiles=np.broadcast_to(still, (*shape, *still.shape)).copy(),
     )
+
+
+def shared(variant: str, sweep: SweepResults, edges: Edges | None = None) -> SharedOutcome:
+    """One variant's shared outcome: `sweep`, per-image predictions right on each member's final accuracy, and
+    `edges` (if not given, each seed's largest trained swept rate at every init std, refined or not)."""
+    if edges is None:
+        trained = (sweep.final_accuracy >= 0.9) & ~sweep.diverged  # (S, I, L)
+        largest = np.where(trained, sweep.learning_rates, sweep.learning_rates[0] / 10).max(axis=-1)
+        edges = Edges(sweep.init_stds.tolist(), largest, np.full(largest.shape, np.inf), largest)
+    predicted = right_on(sweep.final_accuracy, rng=np.random.default_rng(len(variant)))
+    return SharedOutcome(variant, sweep, predicted, TEST_LABELS, edges)

@@ -59,8 +59,8 @@ def test_a_short_run_prints_a_row_per_configuration_whose_numbers_agree(capsys):
             # printed to 0.1 GFLOP/s from the unrounded rate: allow that rounding and the rate's own (±0.5 steps/s)
             assert float(row[6]) == pytest.approx(gflops, abs=0.05 + 0.5 * bench.matmul_flops_per_step() / 1e9 + 1e-9)
             share = int(row[7].removesuffix(" %"))
-            # not bounded by 100 %: on a busy machine the one GEMM that sets the ceiling may have been slowed
-            assert share > 0 and share == pytest.approx(100 * gflops / peak, abs=1)
+            # not bounded by 100 %, nor above 0 %: on a busy machine either side of the ratio may have been slowed
+            assert share == pytest.approx(100 * gflops / peak, abs=1)
 
 
 def test_from_k_8_the_engine_is_also_measured_without_its_fused_weight_step():

@@ -16,6 +16,9 @@ ONE_CONCERN_PAST_THE_GUIDELINE = {
     "src/results.py": "every file the stages hand each other, its writer beside its reader",
     "src/figures.py": "every figure of the report and the one drawing kit they share",
     "src/metrics.py": "metrics.json: its schema, how it is built from the comparison, read back and printed",
+    "src/tracking.py": "MLflow in one place (the store, runs, tags, logging): swapping the tracker touches it alone",
+    "src/config.py": "params.yaml's schema, one typed section per stage, with its cross-field checks and error lines",
+    "src/stats.py": "the paired tests, intervals, corrections and verdicts every claim and map cell is decided by",
 }
 # parameters typed as one of these carry a whole validated section of params.yaml, not a loose value
 CONFIG_TYPES = {"Params", "ModelConfig", "TrainConfig", "TuneConfig", "SweepConfig", "EvaluateConfig", "DataConfig"}

@@ -110,3 +110,64 @@ def test_an_option_outside_params_yaml_is_validated_by_its_type_in_the_same_form
     with pytest.raises(ConfigError) as caught:
         validate_option(PositiveInt, 0, "--heartbeat")
     assert str(caught.value) == "command line: --heartbeat: Input should be greater than 0, got 0"
+
+
+# --- the edge and evaluate sections: the analysis stated before the data ---------------------------------------
+
+
+def test_the_repository_states_its_analysis_and_its_seeds(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    settings = params.evaluate
+    assert params.train.seeds == params.sweep.seeds == 10
+    assert settings.convergence_climb in settings.convergence_climbs
+    assert settings.drift_reference in settings.drift_references
+    assert settings.did_not_train_below < settings.usable_accuracy
+    assert params.model.init_std in params.edge.init_stds and set(params.edge.init_stds) <= set(params.sweep.init_stds)
+
+
+@pytest.mark.parametrize(("confidence", "alpha"), [(0.95, 0.05), (0.99, 0.01), (0.9, 0.1)])
+def test_alpha_is_one_less_the_confidence_without_a_rounding_tail(raw, confidence, alpha):
+    raw["evaluate"]["confidence"] = confidence
+    assert parse_params(raw).evaluate.alpha == alpha  # 1 − 0.9 is 0.09999999999999998 in floats
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("convergence_climb", 0.8, "evaluate: convergence_climbs must include convergence_climb (0.8)"),
+        ("drift_reference", 0.2, "evaluate: drift_references must include drift_reference (0.2)"),
+        ("did_not_train_below", 0.9, "evaluate: did_not_train_below must be below usable_accuracy"),
+        ("did_not_train_below", 0.95, "evaluate: did_not_train_below must be below usable_accuracy"),
+        ("seed_test", "t_test", "evaluate.seed_test: Input should be 'sign_flip' or 'signed_rank', got 't_test'"),
+        ("accuracy_test", "images", "evaluate.accuracy_test: Input should be 'seeds_and_images' or 'seeds'"),
+        ("correction", "bonferroni", "evaluate.correction: Input should be 'holm' or 'bh', got 'bonferroni'"),
+        ("map_correction", None, "evaluate.map_correction: Input should be 'holm' or 'bh', got None"),
+        ("resamples", 99, "evaluate.resamples: Input should be greater than or equal to 999, got 99"),
+        ("both_train_share", 0.0, "evaluate.both_train_share: Input should be greater than 0, got 0.0"),
+        ("convergence_climbs", [], "evaluate.convergence_climbs: List should have at least 1 item"),
+    ],
+)
+def test_an_analysis_choice_off_its_curve_or_out_of_range_is_named(raw, key, value, expected):
+    message = _error_for(raw, "evaluate", key, value)
+    assert message.startswith(f"params.yaml: {expected}"), message
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"edge": {"init_stds": [0.1, 0.5]}},
+            "edge.init_stds must be swept init stds ([0.01, 0.1, 1.0]), got [0.1, 0.5]",
+        ),
+        ({"edge": {"init_stds": [1.0]}}, "edge.init_stds must include model.init_std (0.1), where the usable-rate"),
+        ({"model": {"init_std": 0.5}}, "sweep.init_stds must include model.init_std (0.5)"),
+        ({"evaluate": {"figure1_lrs": [0.2]}}, "evaluate.figure1_lrs: 0.2 is not a swept learning rate (0.01, 0.03162"),
+        ({"edge": {"rates_between": 0}}, "edge.rates_between: Input should be greater than or equal to 1, got 0"),
+    ],
+)
+def test_the_edge_sections_inits_and_the_papers_init_must_be_swept(raw, changes, expected):
+    for section, values in changes.items():
+        raw[section].update(values)
+    with pytest.raises(ConfigError) as caught:
+        parse_params(raw)
+    assert str(caught.value).startswith(f"params.yaml: {expected}"), str(caught.value)

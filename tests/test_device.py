@@ -26,7 +26,8 @@ def test_the_cpu_resolves_and_an_unavailable_device_is_refused_naming_the_usable
 
 
 def test_an_unavailable_device_names_the_setting_it_came_from(only_the_cpu):
-    with pytest.raises(StudyError, match=r"^--device: 'mps' is not available on this machine \(usable here: auto, cpu\)$"):
+    unavailable = r"^--device: 'mps' is not available on this machine \(usable here: auto, cpu\)$"
+    with pytest.raises(StudyError, match=unavailable):
         resolve_device("mps", setting="--device")
 
 
@@ -39,7 +40,9 @@ def recorded_determinism(monkeypatch) -> list:
     return calls
 
 
-@pytest.mark.parametrize(("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
 def test_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, recorded_determinism, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)

@@ -1,5 +1,6 @@
-"""The evaluate stage end to end on the synthetic tree: every output dvc.yaml declares and one MLflow run; a missing
-or mismatched input stops it with one line, before it writes anything."""
+"""The evaluate stage end to end on the synthetic tree: every output dvc.yaml declares (results/headline.json the DVC
+metrics file, results/metrics.json the whole comparison) and one MLflow run; a missing or mismatched input stops it
+with one line, before it writes anything."""
 
 from __future__ import annotations
 
@@ -44,8 +45,11 @@ def test_the_stage_writes_every_declared_output_and_one_mlflow_run(project, expe
     for output in (*declared["metrics"], *declared["outs"]):
         path = Path(next(iter(output)) if isinstance(output, dict) else output)
         assert path.is_file() or (path.is_dir() and any(path.iterdir())), f"dvc.yaml declares {path}: not written"
-    # strict JSON (no NaN), and the comparison's metrics as built
+    # strict JSON (no NaN), and the comparison's metrics as built; the headline is theirs, in a few keys
     assert json.loads(Path("results/metrics.json").read_text(), parse_constant=pytest.fail) == expected_metrics
+    headline = json.loads(Path("results/headline.json").read_text(), parse_constant=pytest.fail)
+    assert headline == metrics.Metrics.model_validate(expected_metrics).headline()
+    assert [path["results/headline.json"] for path in declared["metrics"]] == [{"cache": False}]
     plots = {}
     for quantity in ("accuracy", "loss"):
         with open(f"results/plots/{quantity}.csv", newline="") as handle:
@@ -70,16 +74,20 @@ def test_the_stage_writes_every_declared_output_and_one_mlflow_run(project, expe
     assert [run.info.run_name for run in runs] == ["evaluate"]
     run = runs[0]
     assert run.info.status == "FINISHED" and run.data.tags["stage"] == "evaluate"
-    assert run.data.metrics["claims.higher_usable_lr.effect"] == pytest.approx(10)
-    assert run.data.metrics["robustness_map.init_std_1.lr_10.bn"] == pytest.approx(0.955)
-    assert run.data.metrics["bn.steps_to_95.median"] == 300.0  # named as in metrics.json
-    assert "horizon.bn.within_seed_noise" not in run.data.metrics  # a flag, not a number
-    assert "claims.faster_convergence.verdict" not in run.data.metrics
-    assert "evaluate_wall_time_s" in run.data.metrics
+    logged = run.data.metrics
+    usable = expected_metrics["claims"]["higher_usable_lr_shared"]
+    assert logged["claims.higher_usable_lr_shared.effect"] == pytest.approx(usable["effect"])
+    assert logged["claims.higher_usable_lr_shared.p_adjusted"] == pytest.approx(usable["p_adjusted"])
+    assert logged["robustness_map.grid.init_std_1.lr_10.did_not_train_bn"] == 1.0
+    assert logged["robustness_map.better"] == 4 and logged["bn.steps_to_95.median"] == 300.0  # named as in the file
+    assert "horizon.bn.within_seed_noise" not in logged  # a flag, not a number
+    assert not [name for name in logged if name.endswith(".verdict") or name.startswith("specifications")]
+    assert "evaluate_wall_time_s" in logged
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "reports")}
     assert {"reports/report.md", "reports/figures"} <= artifacts
     printed = capsys.readouterr().out
-    assert "evaluate: faster_convergence: holds, higher_accuracy: holds, higher_usable_lr: holds" in printed
+    verdicts = ", ".join(f"{key}: holds" for key in expected_metrics["claims"])
+    assert printed.startswith(f"evaluate: {verdicts}; wrote results/metrics.json, reports/report.md")
 
 
 def test_the_stage_reports_missing_inputs_in_one_line(tmp_path, monkeypatch, repo_root, capsys):
@@ -110,6 +118,37 @@ def test_a_sweep_that_does_not_match_the_grid_of_params_stops_the_stage_with_one
     _assert_nothing_written(project, mlflow_store)
 
 
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("results/train/vanilla/predictions.npz", "results/train/vanilla/predictions.npz: no such file (run `dvc repro "
+         "train@vanilla` first)"),
+        ("results/sweep/bn/predictions.npz", "results/sweep/bn/predictions.npz: no such file (run `dvc repro sweep@bn` "
+         "first)"),
+        ("results/edge/bn/final.csv", "results/edge/bn/final.csv: no such file (run the stage that writes it first"),
+    ],
+    ids=["train predictions", "sweep predictions", "edge results"],
+)  # fmt: skip
+def test_a_missing_prediction_or_edge_file_stops_the_stage_with_one_line_naming_it(project, mlflow_store, capsys, path,
+                                                                                   error):  # fmt: skip
+    (project / path).unlink()
+    _assert_stops_with_one_line(capsys, f"error: {error}")
+    _assert_nothing_written(project, mlflow_store)
+
+
+def test_edge_results_for_other_members_than_the_sweep_calls_for_stop_the_stage_with_one_line(
+    project, mlflow_store, capsys
+):
+    final = project / "results" / "edge" / "vanilla" / "final.csv"
+    header, *rows = final.read_text().splitlines()
+    final.write_text("\n".join([header, *rows[:-1]]) + "\n")  # one refined member short
+    _assert_stops_with_one_line(
+        capsys, "error: results/edge/vanilla/final.csv: not the members the sweep's results call for; re-run "
+        "`dvc repro edge@vanilla`"
+    )  # fmt: skip
+    _assert_nothing_written(project, mlflow_store)
+
+
 def _assert_stops_with_one_line(capsys, start: str) -> None:
     with pytest.raises(SystemExit) as exit_status:
         report_user_errors(lambda: stage.main([]))
@@ -120,6 +159,7 @@ def _assert_stops_with_one_line(capsys, start: str) -> None:
 
 def _assert_nothing_written(project: Path, mlflow_store: str) -> None:
     assert not (project / "results" / "metrics.json").exists() and not (project / "reports").exists()
+    assert not (project / "results" / "headline.json").exists()
     assert not (project / "results" / "plots").exists()
     assert not mlflow.MlflowClient(mlflow_store).search_experiments(filter_string="name = 'bn-mnist'")
 

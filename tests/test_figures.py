@@ -56,11 +56,13 @@ def _grid() -> RobustnessGrid:
     vanilla = np.array([[0.90, 0.95, NAN], [0.50, 0.80, 0.97]])
     bn = np.array([[0.97, 0.973, 0.96], [0.96, 0.97, 0.95]])
     difference = bn - vanilla
-    # the paired interval excludes 0 at (0, 0), (1, 0) and (1, 2); not at (0, 1), (1, 1) or the NaN cell
+    # significant after the map's correction at (0, 0), (1, 0) and (1, 2); not at (0, 1), (1, 1) or the NaN cell
     significant = np.array([[True, False, False], [True, False, True]])
+    did_not_train = {"vanilla": np.array([[0.0, 0.0, 0.0], [0.3, 0.1, 0.0]]), "bn": np.zeros((2, 3))}
     return RobustnessGrid(
-        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, significant, 0.95
-    )
+        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, significant, did_not_train,
+        "Benjamini–Hochberg",
+    )  # fmt: skip
 
 
 def _panels() -> list[SharedRatePanel]:
@@ -244,30 +246,30 @@ def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
     assert f"{135 / 141:.2%}" in axes.get_title()
 
 
-def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points():
+def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points_and_the_share_at_chance():
     grid = _grid()
     vanilla, bn, difference = figures.robustness_map_figure(grid).axes[:3]
     assert _cell_texts(vanilla) == {
         (0, 0): "90.0",
         (0, 1): "95.0",
         (0, 2): "n/a",
-        (1, 0): "50.0",
-        (1, 1): "80.0",
+        (1, 0): "50.0\n30% at chance",
+        (1, 1): "80.0\n10% at chance",
         (1, 2): "97.0",
     }
-    assert _cell_texts(bn)[(0, 1)] == "97.3"
+    assert _cell_texts(bn)[(0, 1)] == "97.3" and "at chance" in vanilla.get_title()
     texts = _cell_texts(difference)
     assert texts[(0, 1)] == "+2.3" and texts[(1, 1)] == "+17.0" and texts[(1, 2)] == "-2.0*"
     assert [t.get_text() for t in vanilla.get_xticklabels()] == ["0.01", "0.032", "100"]
     assert [t.get_text() for t in vanilla.get_yticklabels()] == ["0.1", "1"] and vanilla.get_ylabel() == "init std σ"
 
 
-def test_exactly_the_differences_whose_ci_excludes_zero_are_marked():
+def test_exactly_the_differences_significant_after_the_maps_correction_are_marked_and_it_is_named():
     difference = figures.robustness_map_figure(_grid()).axes[2]
     marked = {cell for cell, text in _cell_texts(difference).items() if text.endswith("*")}
     bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
     assert marked == bold == {(0, 0), (1, 0), (1, 2)}
-    assert "95% CI excludes 0" in difference.get_title()
+    assert "significant after Benjamini–Hochberg" in difference.get_title()
 
 
 def test_a_difference_without_a_value_shows_n_a_on_a_scale_centred_at_zero():
@@ -312,7 +314,7 @@ def test_save_writes_a_whole_png_of_a_readable_size_and_no_temporary_file(tmp_pa
     assert [p.name for p in path.parent.iterdir()] == ["test_accuracy.png"], "a temporary file was left behind"
 
 
-# --- the report's figures, from the comparison ---------------------------------------------------------------
+# --- the specification curves ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -320,10 +322,57 @@ def comparison(tree):
     return synthetic_results.comparison_of(tree[0])
 
 
+def _markers(axes: Axes) -> list:
+    return [line for line in axes.get_lines() if line.get_marker() not in ("None", None, "")]
+
+
+def _intervals(axes: Axes) -> list:
+    return [line for line in axes.get_lines() if line.get_linestyle() == "-" and len(line.get_xdata()) == 2]
+
+
+def test_the_specification_figure_draws_one_panel_per_topic_with_each_specifications_effect_and_interval(comparison):
+    figure = figures.specification_figure(comparison.claims)
+    topics = list(dict.fromkeys(claim.topic.key for claim in comparison.claims))
+    assert len(figure.axes) == len(topics) == 5
+    for axes, topic in zip(figure.axes, topics, strict=True):
+        claim = next(claim for claim in comparison.claims if claim.topic.key == topic)
+        assert axes.get_title().startswith(f"{claim.topic.title}: {len(claim.curve)} specifications")
+        drawn = [spec for spec in claim.curve if np.isfinite(spec.estimate.effect)]
+        markers = _markers(axes)
+        assert len(markers) == len(drawn)  # one point per specification with an effect
+        assert [m.get_ydata()[0] for m in markers] == sorted(spec.estimate.effect for spec in drawn)
+        assert len(_intervals(axes)) == sum(spec.estimate.estimable for spec in claim.curve)
+        stars = [m for m in markers if m.get_marker() == "*"]
+        assert len(stars) == sum(spec.primary for spec in drawn)
+        assert axes.get_yscale() == ("log" if claim.topic.scale == "ratio" else "linear")
+        (no_effect,) = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
+        assert no_effect.get_ydata()[0] == claim.topic.no_effect
+
+
+def test_a_specification_is_coloured_by_its_own_verdict_filled_when_shared_and_hollow_when_tuned(comparison):
+    claim = comparison.claims[0]  # convergence: 10 hold, 5 not estimable with no effect to draw
+    axes = figures.specification_figure(comparison.claims).axes[0]
+    markers = _markers(axes)
+    assert {to_rgba(m.get_color()) for m in markers} == {to_rgba(figures.VERDICT_COLORS["holds"])}
+    faces = [m.get_markerfacecolor() for m in markers]
+    assert sum(face == "white" for face in faces) == sum(spec.design == "tuned" for spec in claim.curve) == 5
+    assert "10 holds" in axes.get_title() and "5 not estimable" in axes.get_title()
+    usable = figures.specification_figure(comparison.claims).axes[3]  # the grid alone: an effect, no interval
+    grey = [m for m in _markers(usable) if to_rgba(m.get_color()) == to_rgba(figures.VERDICT_COLORS["not estimable"])]
+    assert len(grey) == 2 and len(_intervals(usable)) == 1
+
+
+def test_no_legend_covers_a_specification(comparison):
+    _assert_legends_cover_no_data(figures.specification_figure(comparison.claims))
+
+
+# --- the report's figures, from the comparison ---------------------------------------------------------------
+
+
 def test_the_report_gets_every_figure_in_order(comparison):
     drawn = figures.report_figures(comparison)
     assert tuple(drawn) == figures.FIGURE_NAMES == (
-        "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion"
+        "specifications", "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion"
     )  # fmt: skip
     assert all(isinstance(figure, Figure) for figure in drawn.values())
 
@@ -358,7 +407,9 @@ def test_the_robustness_grid_holds_the_maps_cells_init_std_by_rate(comparison):
             cell.vanilla, cell.bn, cell.difference.effect
         )  # fmt: skip
         assert grid.significant[i, j] == (cell.side is not None)
-    assert grid.significant.sum() == 5 and grid.confidence == comparison.params.evaluate.confidence
+        assert {v: grid.did_not_train[v][i, j] for v in ("vanilla", "bn")} == cell.did_not_train
+    assert grid.significant.sum() == 5 and grid.correction == "Benjamini–Hochberg"
+    assert grid.did_not_train["vanilla"].tolist() == [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
 
 
 def test_a_map_cell_without_a_value_is_drawn_as_n_a(comparison):
@@ -370,7 +421,7 @@ def test_a_map_cell_without_a_value_is_drawn_as_n_a(comparison):
 
 
 def test_a_shared_rate_panel_is_both_variants_at_one_rate_and_init(comparison):
-    sweeps = comparison.sweeps
+    sweeps = {variant: shared.sweep for variant, shared in comparison.shared.items()}
     panel = figures.shared_rate_panel(sweeps, 10.0, lr_index=2, init_index=1)
     assert panel.lr == 10.0
     for variant, sweep in sweeps.items():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import pytest
 
 from src import formats, metrics, stats
-from src.claims import Claim
+from src.claims import TOPICS, Claim
+from src.config import EvaluateConfig
 from src.formats import FILTERS
+from src.specifications import Specification
 
 MISSING = [None, math.nan, math.inf, -math.inf]
 
@@ -102,9 +105,55 @@ def test_reaching_a_target_is_the_median_step_and_how_many_seeds_got_there():
 
 
 def test_the_reports_filters_write_a_claim_as_the_formatters_do():
-    claim = Claim("k", "title", "design", "statistic", "ratio", stats.Estimate(0.45, 0.4, 0.5, 3), "lower")
+    estimate = stats.Estimate(0.45, 0.4, 0.5, 3)
+    spec = Specification("faster_convergence", "tuned", None, "95 % of the climb", estimate, primary=True)
+    claim = Claim(TOPICS["faster_convergence"], spec, 0.01, "holds", [spec], alpha=0.05, family=8)
     assert FILTERS["effect"](claim) == formats.effect(0.45, "ratio") == "0.45×"
     assert FILTERS["interval"](claim) == formats.interval(claim.estimate, "ratio") == "[0.40×, 0.50×]"
+    assert FILTERS["effect_on"](estimate, "plain") == "+0.450"
+    assert FILTERS["interval_on"](estimate, "accuracy") == "[+40.00 pp, +50.00 pp]"
     assert FILTERS["ci_pp"](stats.Estimate(0.01, 0.0, 0.02, 3)) == "[+0.00 pp, +2.00 pp]"
     assert FILTERS["ci_pp"](stats.Estimate(0.01, None, None, 1)) == "n/a"
     assert FILTERS["pct1"](0.9712) == "97.1%" and FILTERS["num4"](0.031623) == "0.03162"
+    assert FILTERS["p"](0.001953125) == "0.002" and FILTERS["pct_any"](0.001) == "0.1%"
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.001953125, "0.002"), (0.0216, "0.022"), (1.0, "1"), (None, "n/a")])
+def test_a_p_value_has_two_significant_digits(value, text):
+    assert formats.p_value(value) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.01, "1%"), (0.001, "0.1%"), (0.5, "50%"), (1.0, "100%"), (None, "n/a")])
+def test_a_share_has_as_many_digits_as_it_needs(value, text):
+    assert formats.share(value) == text
+
+
+@pytest.mark.parametrize(
+    ("estimate", "text"),
+    [
+        (
+            stats.Estimate(0.1, 0.05, 0.2, 10, 0.002, "sign_flip", "BCa"),
+            "exact sign-flip permutation test of the mean over 10 paired seeds; BCa bootstrap interval",
+        ),
+        (
+            stats.Estimate(0.1, 0.05, 0.2, 8, 0.01, "signed_rank", "percentile"),
+            "exact Wilcoxon signed-rank test (all sign flips) over 8 paired seeds; percentile bootstrap interval",
+        ),
+        (
+            stats.Estimate(0.1, 0.05, 0.2, 10, 0.002, "two_level_bootstrap", "percentile"),
+            "two-level bootstrap over 10 paired seeds and the test images; percentile bootstrap interval",
+        ),
+        (stats.Estimate(0.1, None, None, 10, test="sign_flip"), "exact sign-flip permutation test of the mean over 10 "
+         "paired seeds"),
+        (stats.Estimate(math.nan, None, None, 0), "not estimable over 0 paired seeds"),
+    ],
+)  # fmt: skip
+def test_a_test_is_named_in_words_with_its_pairs_and_its_interval(estimate, text):
+    assert formats.test_text(estimate) == text
+
+
+def test_every_correction_and_test_params_can_name_has_words():
+    corrections = get_args(EvaluateConfig.model_fields["correction"].annotation)
+    assert set(formats.CORRECTIONS) == set(corrections) == {"holm", "bh"}
+    assert formats.CORRECTIONS == {"holm": "Holm", "bh": "Benjamini–Hochberg"}
+    assert set(get_args(stats.PairedTest)) | {"two_level_bootstrap"} == set(formats.TESTS)

@@ -110,3 +110,32 @@ def test_a_subset_keeps_the_order_asked_for_and_the_labels():
     unit = members.subset((2, 5))
     assert (unit.lr, unit.init_std, unit.seed) == ((members.lr[2],) * 2, (0.1, 1.0), (0, 0))
     assert unit.labels == members.labels and unit.data_seeds == (0,)
+
+
+# --- edge@: refined rates between each seed's bracket ---------------------------------------------------------
+
+
+def test_refining_puts_rates_between_evenly_on_a_log_scale_strictly_inside_each_bracket():
+    members = MemberTable.refining([(0, 0.1, 1.0, 10.0)], rates_between=5)
+    step = 10 ** (1 / 6)
+    assert members.lr == pytest.approx(tuple(step**k for k in range(1, 6)))
+    assert members.init_std == (0.1,) * 5 and members.seed == (0,) * 5
+    assert min(members.lr) > 1.0 and max(members.lr) < 10.0  # the ends were trained by the sweep already
+    assert MemberTable.refining([(0, 0.1, 1.0, 4.0)], rates_between=1).lr == pytest.approx((2.0,))
+
+
+def test_refining_keeps_the_brackets_in_order_seed_by_seed_each_seed_its_own_data_order():
+    brackets = [(0, 0.1, 1.0, 10.0), (0, 1.0, 0.01, 0.1), (1, 0.1, 10.0, 100.0), (1, 1.0, 0.1, 1.0)]
+    members = MemberTable.refining(brackets, rates_between=2)
+    assert members.seed == (0, 0, 0, 0, 1, 1, 1, 1) and members.data_seeds == (0, 1)
+    assert members.init_std == (0.1, 0.1, 1.0, 1.0, 0.1, 0.1, 1.0, 1.0)
+    third = 10 ** (1 / 3)
+    expected = [1.0 * third, 1.0 * third**2, 0.01 * third, 0.01 * third**2, 10 * third, 10 * third**2, 0.1 * third,
+                0.1 * third**2]  # fmt: skip
+    assert members.lr == pytest.approx(tuple(expected))
+    assert members.labels == ("lr", "init_std", "seed")  # its final.csv is labelled as the sweep's
+
+
+def test_seeds_with_unequal_numbers_of_brackets_cannot_share_one_model():
+    with pytest.raises(ValueError, match="the members of a seed must sit side by side, as many per seed"):
+        MemberTable.refining([(0, 0.1, 1.0, 10.0), (0, 1.0, 1.0, 10.0), (1, 0.1, 1.0, 10.0)], rates_between=2)

@@ -1,5 +1,6 @@
-"""The per-seed numbers of both designs: a saved model scored, a train@ outcome's final accuracy and drift per seed,
-and per seed of a sweep the largest rate that trains and the accuracy under the worst init."""
+"""The per-seed numbers of both designs: a train@ outcome's predictions, final accuracy, confusion and drift per seed;
+a shared outcome's per-member drift; which runs trained; each seed's learning-rate bracket for edge@ and the edge it
+finds; the saved models scored; and the pairing of seeds between the variants."""
 
 from __future__ import annotations
 
@@ -12,62 +13,80 @@ import numpy as np
 import pytest
 import torch
 
-from src import outcomes, stats
-from src.config import VARIANTS, load_params, parse_params
+from src.config import VARIANTS, parse_params
+from src.curves import StepsToTarget, percentile_drift
 from src.data import load_split
 from src.errors import StudyError
-from src.models import build_model
+from src.members import MemberTable
 from src.outcomes import (
     check_same_seeds,
+    edge_brackets,
+    edges,
     example_unit,
     mean_curves,
-    score,
-    steps_to,
+    median_steps_to,
     tuned_outcome,
-    usable_learning_rates,
-    worst_init_accuracy,
+    usable,
 )
-from src.results import Curves, Percentiles, TuningSummary, read_trained, read_trials, stage_dir
-from tests import synthetic, synthetic_results
-from tests.synthetic_results import drifting, outcome, swept
+from src.results import Curves, Percentiles, TuningSummary, read_predictions, read_trained, read_trials, stage_dir
+from tests import synthetic_results
+from tests.synthetic_results import TEST_IMAGES, TEST_LABELS, drifting, outcome, swept
 
 STEPS = np.arange(0, 1001, 100)  # a tenth of training: step 100
 
 
-# --- scoring a saved model ----------------------------------------------------------------------------------
+# --- train@: one variant at its tuned rate -------------------------------------------------------------------
 
 
-def test_a_model_is_scored_by_its_argmax_and_mean_cross_entropy(repo_root):
-    model = build_model(load_params(repo_root / "params.yaml").model, "bn", [3], "cpu").eval()
-    split = synthetic.split(120, seed=4)
-    scores = score(model, split)
-    with torch.no_grad():
-        logits = model(split.images)[0]
-    assert scores.accuracy == pytest.approx((logits.argmax(1) == split.labels).float().mean().item())
-    assert scores.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, split.labels).item(), rel=1e-5)
-    assert scores.confusion.sum() == 120
-    assert scores.confusion.sum(axis=1).tolist() == torch.bincount(split.labels, minlength=10).tolist()
-    assert np.trace(scores.confusion) == round(scores.accuracy * 120)
+def test_final_accuracy_is_each_seeds_share_of_test_images_predicted_right():
+    result = outcome(STEPS, np.zeros((3, STEPS.size)), [0.9, 0.5, 0.975], [0.0] * 3, seeds=[5, 1, 3])
+    assert result.predicted.shape == result.correct.shape == (3, TEST_IMAGES)
+    np.testing.assert_array_equal(result.correct, result.predicted == TEST_LABELS)
+    assert result.final_accuracy.tolist() == [0.9, 0.5, 0.975]  # in the seed order of the curves
 
 
-def test_a_split_scored_in_batches_gives_the_numbers_of_one_pass(repo_root, monkeypatch):
-    model = build_model(load_params(repo_root / "params.yaml").model, "vanilla", [1], "cpu")
-    split = synthetic.split(50, seed=2)
-    whole = score(model, split)
-    monkeypatch.setattr(outcomes, "_SCORING_BATCH", 7)  # 50 images: seven full batches and one of 1
-    batched = score(model, split)
-    np.testing.assert_array_equal(batched.confusion, whole.confusion)
-    assert batched.accuracy == whole.accuracy
-    assert batched.loss == pytest.approx(whole.loss, rel=1e-6)  # float32 logits of other batch shapes
+def test_the_moving_average_accuracy_is_each_curves_last_point():
+    curves = np.array([[0.1, 0.5, 0.93], [0.1, 0.6, 0.95]])
+    result = outcome(np.array([0, 50, 100]), curves, [0.9, 0.9], [0.0, 0.0])
+    assert result.moving_average_accuracy.tolist() == [0.93, 0.95]
 
 
-def test_an_empty_split_cannot_be_scored(repo_root):
-    model = build_model(load_params(repo_root / "params.yaml").model, "bn", [0], "cpu")
-    with pytest.raises(StudyError, match="cannot score a model on an empty split"):
-        score(model, synthetic.split(0))
+def test_the_confusion_counts_every_test_image_of_every_seed_by_true_and_predicted_digit():
+    result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.6], [0.0, 0.0])
+    confusion = result.confusion()
+    assert confusion.shape == (10, 10) and confusion.sum() == 2 * TEST_IMAGES
+    assert confusion.sum(axis=1).tolist() == [2 * 20] * 10  # 20 images of each digit, seen by both seeds
+    assert np.trace(confusion) == (0.9 + 0.6) * TEST_IMAGES
+    # a wrong prediction is the next digit (tests/synthetic_results.py): nothing else is off the diagonal
+    off = confusion - np.diag(np.diag(confusion))
+    assert off.sum() == np.trace(np.roll(off, -1, axis=1))
 
 
-# --- train@: a variant's saved models scored, beside its study and its curves -------------------------------
+def test_each_sigmoids_drift_runs_from_the_reference_fraction_of_training_to_the_end():
+    curve = Percentiles(STEPS, np.linspace(-1, -3, STEPS.size), np.linspace(0, -1, STEPS.size), np.ones(STEPS.size))
+    result = replace(outcome(STEPS, np.zeros((1, STEPS.size)), [0.9], [0.0]), sigmoid_inputs={(0, 0): curve})
+    for fraction, step in ((0.1, 100), (0.5, 500), (0.001, 100)):
+        drift = result.unit_drifts(fraction)[(0, 0)]
+        assert drift.reference_step == step
+        assert drift == percentile_drift(STEPS, curve.p15, curve.p50, curve.p85, reference_fraction=fraction)
+
+
+def test_a_seeds_drift_is_the_mean_over_its_tracked_sigmoids():
+    result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.9], [0.0, 0.0])
+    inputs = {(0, 0): drifting(STEPS, 0.5), (0, 1): drifting(STEPS, 1.5), (1, 0): drifting(STEPS, 0.2),
+              (1, 1): drifting(STEPS, 0.2)}  # fmt: skip
+    result = replace(result, sigmoid_inputs=inputs)
+    assert result.unit_drifts(0.1)[(0, 1)].relative_drift == pytest.approx(1.5)
+    assert result.drift(0.1) == pytest.approx([1.0, 0.2])
+
+
+def test_a_sigmoid_without_spread_has_no_finite_drift_and_neither_has_its_seed():
+    result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.9], [0.3, math.inf])
+    assert result.drift(0.1)[0] == pytest.approx(0.3)
+    assert result.drift(0.1)[1] == math.inf
+
+
+# --- train@: the saved models scored, beside the study, the run and the predictions ---------------------------
 
 
 @pytest.fixture(scope="module")
@@ -77,70 +96,146 @@ def tuned(tree) -> dict:
     params = parse_params(raw)
     processed = root / "data" / "processed"
     splits = {name: load_split(processed, name, torch.device("cpu"), binarize=True) for name in ("test", "train")}
+    outcomes = {}
     with contextlib.chdir(root):
-        return {
-            variant: tuned_outcome(
-                read_trained(variant),
-                TuningSummary.read(stage_dir("tune", variant)),
-                read_trials(stage_dir("tune", variant)),
-                params,
-                splits,
-            )
-            for variant in VARIANTS
-        }
+        for variant in VARIANTS:
+            members = MemberTable.tuned(synthetic_results.LEARNING_RATES[variant], 0.1, synthetic_results.SEEDS)
+            predicted = read_predictions(stage_dir("train", variant), members)
+            tuning, trials = TuningSummary.read(stage_dir("tune", variant)), read_trials(stage_dir("tune", variant))
+            outcomes[variant] = tuned_outcome(read_trained(variant), tuning, trials, predicted, params, splits)
+    return outcomes
 
 
 def test_every_saved_seed_is_scored_on_both_splits(tuned):
     for result in tuned.values():
         assert sorted(result.test) == sorted(result.train) == result.seeds == synthetic_results.SEEDS
-        assert all(scores.confusion.sum() == 200 for scores in result.test.values())
-        assert all(scores.confusion.sum() == 300 for scores in result.train.values())
+        assert all(0 <= scores.accuracy <= 1 and math.isfinite(scores.loss) for scores in result.train.values())
 
 
-def test_the_saved_models_are_scored_as_training_left_them(tuned):
-    # train@'s summary holds the trainer's own final test scores (BN under Algorithm 2): scoring the saved models
-    # again must give the same numbers
+def test_the_saved_models_score_what_their_predictions_and_training_say(tuned):
+    # the predictions train@ wrote and the saved models scored again agree image by image, and with the trainer's own
+    # final test scores (BN under Algorithm 2)
     for result in tuned.values():
-        assert result.final_accuracy.tolist() == pytest.approx(result.training.final_test_accuracy, abs=1e-6)
+        scored = [result.test[seed].accuracy for seed in result.seeds]
+        assert scored == pytest.approx(result.final_accuracy.tolist(), abs=1e-6)
+        assert scored == pytest.approx(result.training.final_test_accuracy, abs=1e-6)
+    assert tuned["bn"].final_accuracy.mean() > tuned["vanilla"].final_accuracy.mean() + 0.5
 
 
-def test_a_tuned_outcome_keeps_its_study_and_its_run_beside_the_scores(tuned, tree):
+def test_a_tuned_outcome_keeps_its_study_its_run_and_the_test_labels(tuned, tree):
     with contextlib.chdir(tree[0]):
         for variant, result in tuned.items():
             assert result.variant == result.training.variant == variant
             assert result.tuning == TuningSummary.read(stage_dir("tune", variant))
             assert result.trials == read_trials(stage_dir("tune", variant))
             assert result.curves.seeds == read_trained(variant).curves.seeds
+            np.testing.assert_array_equal(result.labels, TEST_LABELS)
 
 
-def test_final_accuracy_follows_the_seed_order_of_the_curves():
-    result = outcome(STEPS, np.zeros((3, STEPS.size)), [0.7, 0.8, 0.9], [0.0] * 3, seeds=[5, 1, 3])
-    scrambled = {seed: result.test[seed] for seed in (3, 5, 1)}
-    assert replace(result, test=scrambled).final_accuracy.tolist() == [0.7, 0.8, 0.9]
+# --- the shared design: per member ------------------------------------------------------------------------------
 
 
-def test_each_sigmoids_drift_runs_from_a_tenth_of_training_to_the_end():
-    curve = Percentiles(STEPS, np.linspace(-1, -3, STEPS.size), np.linspace(0, -1, STEPS.size), np.ones(STEPS.size))
-    result = outcome(STEPS, np.zeros((1, STEPS.size)), [0.9], [0.0])
-    result = replace(result, sigmoid_inputs={(0, 0): curve})
-    drift = result.drifts[(0, 0)]
-    assert outcomes.DRIFT_REFERENCE_FRACTION == 0.1 and drift.reference_step == 100
-    assert drift == stats.percentile_drift(STEPS, curve.p15, curve.p50, curve.p85, reference_fraction=0.1)
+@pytest.fixture(scope="module")
+def shared(tree) -> dict:
+    return synthetic_results.comparison_of(tree[0]).shared
 
 
-def test_a_seeds_drift_is_the_mean_over_its_tracked_sigmoids():
-    result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.9], [0.0, 0.0])
-    inputs = {(0, 0): drifting(STEPS, 0.5), (0, 1): drifting(STEPS, 1.5), (1, 0): drifting(STEPS, 0.2),
-              (1, 1): drifting(STEPS, 0.2)}  # fmt: skip
-    result = replace(result, sigmoid_inputs=inputs)
-    assert result.drifts[(0, 1)].relative_drift == pytest.approx(1.5)
-    assert result.drift == pytest.approx([1.0, 0.2])
+def test_a_shared_outcome_is_right_where_each_members_prediction_is_its_label(shared):
+    bn = shared["bn"]
+    assert bn.correct.shape == (*bn.sweep.final_accuracy.shape, TEST_IMAGES)
+    np.testing.assert_allclose(bn.correct.mean(axis=-1), bn.sweep.final_accuracy)  # as the sweep wrote them
 
 
-def test_a_sigmoid_without_spread_has_no_finite_drift_and_neither_has_its_seed():
-    result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.9], [0.3, math.inf])
-    assert result.drift[0] == pytest.approx(0.3)
-    assert result.drift[1] == math.inf
+def test_a_members_drift_is_the_mean_over_its_tracked_sigmoids(shared):
+    sweep = shared["vanilla"].sweep
+    drift = shared["vanilla"].drift(0.5)
+    assert drift.shape == sweep.final_accuracy.shape
+    for seed, init, rate in [(0, 0, 0), (3, 1, 2), (9, 0, 1)]:
+        units = [
+            percentile_drift(sweep.steps, *sweep.percentiles[seed, init, rate, unit], 0.5).relative_drift
+            for unit in range(sweep.percentiles.shape[3])
+        ]
+        assert drift[seed, init, rate] == pytest.approx(np.mean(units))
+    assert not shared["bn"].drift(0.5)[0].any()  # BN's seed 0 never moves (tests/synthetic_results.py)
+
+
+# --- which runs trained, each seed's bracket for edge@, and the edge it finds ------------------------------------
+
+
+def test_a_run_trains_when_it_ends_at_the_usable_accuracy_or_above_without_diverging():
+    final = np.array([0.95, 0.9, 0.899, 0.97])
+    diverged = np.array([False, False, False, True])
+    assert usable(final, diverged, 0.9).tolist() == [True, True, False, False]
+
+
+@pytest.fixture(scope="module")
+def params(repo_root):
+    """The tiny grid: rates 0.1, 1 and 10 (a step of 10), init stds 0.1 and 1.0; edge@ refines at 0.1."""
+    return parse_params(synthetic_results.tiny_params(repo_root))
+
+
+def _at_init_0_1(per_seed: list[list[float]]) -> np.ndarray:
+    """(seeds, inits, rates) final accuracies: `per_seed` at init std 0.1, chance at 1.0; ten seeds, the rest as the
+    last given."""
+    rows = np.array(per_seed + [per_seed[-1]] * (10 - len(per_seed)))
+    return np.stack([rows, np.full(rows.shape, 0.1)], axis=1)
+
+
+def test_a_seeds_bracket_runs_from_its_largest_usable_swept_rate_to_the_next_grid_rate(params):
+    final = _at_init_0_1([[0.97, 0.95, 0.10], [0.97, 0.10, 0.10], [0.97, 0.50, 0.95], [0.10, 0.10, 0.10], [0.97] * 3])
+    brackets = edge_brackets(final, np.zeros(final.shape, dtype=bool), params)
+    assert [seed for seed, *_ in brackets] == list(range(10)) and {std for _, std, *_ in brackets} == {0.1}
+    lows_and_highs = [(low, high) for *_, low, high in brackets]
+    assert lows_and_highs[:5] == [
+        pytest.approx((1.0, 10.0)),  # trains up to 1
+        pytest.approx((0.1, 1.0)),
+        pytest.approx((10.0, 100.0)),  # trains at 10 past a rate that did not: the largest counts
+        pytest.approx((0.01, 0.1)),  # usable nowhere: the step below the grid
+        pytest.approx((10.0, 100.0)),  # usable at the top: the step above it
+    ]
+
+
+def test_a_diverged_run_does_not_train_whatever_its_accuracy(params):
+    final = _at_init_0_1([[0.97, 0.97, 0.97]])
+    diverged = np.zeros(final.shape, dtype=bool)
+    diverged[:, 0, 2] = True
+    assert [(low, high) for *_, low, high in edge_brackets(final, diverged, params)] == [
+        (1.0, pytest.approx(10.0))
+    ] * 10
+
+
+def _edges_of(params, final: np.ndarray, trains_refined: dict[int, int]):
+    """edges() for the sweep `final` (no divergence), where the lowest trains_refined[seed] refined rates train."""
+    sweep = swept(final)
+    brackets = edge_brackets(final, sweep.diverged, params)
+    refined = MemberTable.refining(brackets, params.edge.rates_between)
+    per_bracket = params.edge.rates_between
+    trained = np.array([k % per_bracket < trains_refined.get(seed, 0) for k, seed in enumerate(refined.seed)])
+    refined_final = (np.where(trained, 0.95, 0.1), np.zeros(len(refined), dtype=bool))
+    return edges(sweep, refined, refined_final, params), brackets
+
+
+def test_the_edge_is_the_largest_rate_that_trained_swept_or_refined_with_the_factor_to_the_next_rate_tried(params):
+    final = _at_init_0_1([[0.97, 0.95, 0.10], [0.97, 0.97, 0.97], [0.10, 0.10, 0.10]])
+    found, _ = _edges_of(params, final, {0: 2, 1: 5, 2: 0})
+    step = 10 ** (1 / 6)  # five refined rates cut a step of 10 in six
+    assert found.refined_inits == [0.1] and found.rates.shape == found.resolution.shape == (10, 1)
+    assert found.rates[0, 0] == pytest.approx(1.0 * step**2) and found.resolution[0, 0] == pytest.approx(step)
+    # trained at every rate tried, up to 10 · step^5: nothing above was tried, the edge is a lower bound
+    assert found.rates[1, 0] == pytest.approx(10 * step**5) and found.resolution[1, 0] == math.inf
+    # trained nowhere: the step below the grid, conservatively, and the first refined rate above it
+    assert found.rates[2, 0] == pytest.approx(0.01) and found.resolution[2, 0] == pytest.approx(step)
+
+
+def test_the_grid_edge_is_read_off_the_swept_rates_alone_at_every_swept_init(params):
+    final = _at_init_0_1([[0.97, 0.95, 0.10], [0.97, 0.97, 0.97], [0.10, 0.10, 0.10]])
+    final[0, 1] = [0.97, 0.10, 0.10]  # seed 0 trains at init std 1.0 at rate 0.1 only
+    found, _ = _edges_of(params, final, {0: 2, 1: 5})
+    assert found.coarse.shape == (10, 2)
+    assert found.coarse[:3].tolist() == [[1.0, 0.1], [10.0, pytest.approx(0.01)], [pytest.approx(0.01)] * 2]
+
+
+# --- both variants: paired seed by seed ------------------------------------------------------------------------
 
 
 def _trained_on(seeds: list[int]):
@@ -163,12 +258,12 @@ def test_variants_trained_on_other_seeds_are_refused(vanilla_seeds):
     )
 
 
-def test_an_evaluation_a_seed_lacks_never_counts_as_reaching_the_target():
+def test_the_median_steps_to_a_target_never_counts_an_evaluation_a_seed_lacks():
     steps = np.array([0, 100, 200, 300])
     accuracy = np.array([[0.1, np.nan, 0.96, 0.97], [0.1, 0.5, 0.6, 0.96]])
     curves = Curves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
-    assert steps_to(curves, 0.95) == stats.StepsToTarget(median=250.0, n_reached=2)
-    assert steps_to(curves, 0.99).n_reached == 0
+    assert median_steps_to(curves, 0.95) == StepsToTarget(median=250.0, n_reached=2)  # at evaluations: 200 and 300
+    assert median_steps_to(curves, 0.99).n_reached == 0
 
 
 def test_mean_curves_average_the_seeds_on_the_union_of_the_variants_steps():
@@ -195,7 +290,7 @@ def test_a_step_where_every_seed_diverged_has_no_mean_loss_and_no_warning():
 # --- the sigmoid drawn in Figure 1 (b, c) ---------------------------------------------------------------------
 
 
-def test_the_example_unit_is_the_first_one_both_variants_tracked():
+def test_the_example_unit_is_the_first_one_both_variants_tracked_measured_from_the_reference():
     moving = Percentiles(STEPS, STEPS / 1000 - 1, STEPS / 1000, STEPS / 1000 + 1)  # p50 0.1 at step 100, 1 at the end
     still = drifting(STEPS, 0.0)
     tracked = {
@@ -206,56 +301,9 @@ def test_the_example_unit_is_the_first_one_both_variants_tracked():
         variant: replace(outcome(STEPS, np.zeros((2, STEPS.size)), [0.9] * 2, [0.0] * 2), sigmoid_inputs=inputs)
         for variant, inputs in tracked.items()
     }
-    example = example_unit(tuned)
+    example = example_unit(tuned, 0.1)
     assert (example.seed, example.unit) == (1, 0)
-    assert example.drift == {"vanilla": tuned["vanilla"].drifts[(1, 0)], "bn": tuned["bn"].drifts[(1, 0)]}
+    assert example.drift == {v: tuned[v].unit_drifts(0.1)[(1, 0)] for v in tracked}
     assert example.start == {"vanilla": pytest.approx(0.1), "bn": 0.0}  # p50 at the reference step
     assert example.end == {"vanilla": pytest.approx(1.0), "bn": 0.0}  # p50 at the last step
-
-
-# --- sweep@: the largest usable rate and the worst init, per seed ---------------------------------------------
-
-RATES = [0.1, 0.3, 1.0, 3.0]
-INITS = [0.01, 0.1]
-
-
-def test_the_usable_rate_is_per_seed_the_largest_that_trains_at_the_named_init_std():
-    at_init = [
-        [0.97, 0.97, 0.95, 0.10],  # trains up to 1.0
-        [0.97, 0.50, 0.97, 0.90],  # 3.0 still trains (≥ 0.9), past a rate that did not
-        [0.97, 0.10, 0.10, 0.10],  # only at 0.1
-    ]
-    others = np.full((3, 4), 0.10)  # at init std 0.01 nothing trains
-    sweep = swept(np.stack([others, at_init], axis=1), RATES, INITS)
-    assert usable_learning_rates(sweep, 1, usable_accuracy=0.9).tolist() == [1.0, 3.0, 0.1]
-
-
-def test_a_diverged_cell_does_not_train_whatever_its_accuracy():
-    final = np.full((1, 2, 4), 0.97)
-    diverged = np.zeros((1, 2, 4), dtype=bool)
-    diverged[0, 1, 2:] = True
-    sweep = swept(final, RATES, INITS, diverged)
-    assert usable_learning_rates(sweep, 1, usable_accuracy=0.9).tolist() == [0.3]
-    assert usable_learning_rates(sweep, 0, usable_accuracy=0.9).tolist() == [3.0]
-
-
-def test_a_seed_that_trains_at_no_rate_gets_one_grid_step_below_the_smallest():
-    sweep = swept(np.full((2, 2, 4), 0.5), RATES, INITS)
-    assert usable_learning_rates(sweep, 1, usable_accuracy=0.9) == pytest.approx([0.1 / 3, 0.1 / 3])
-    one_rate = swept(np.full((1, 2, 1), 0.5), [0.3], INITS)
-    assert usable_learning_rates(one_rate, 1, usable_accuracy=0.9) == pytest.approx([0.03])  # a decade below
-
-
-def test_worst_init_accuracy_averages_the_worst_init_std_over_the_rates_per_seed():
-    final = [
-        [[0.90, 0.80, 0.40], [0.95, 0.95, 0.95]],  # init 0.01 is the worst at every rate: (0.9 + 0.8 + 0.4) / 3
-        [[0.96, 0.96, 0.96], [0.93, 0.90, 0.60]],  # init 0.1 is: (0.93 + 0.9 + 0.6) / 3
-    ]
-    sweep = swept(final, [0.1, 1.0, 10.0], INITS)
-    assert worst_init_accuracy(sweep) == pytest.approx([0.7, 0.81])
-
-
-def test_worst_init_accuracy_takes_the_worst_init_std_at_each_rate():
-    final = [[[0.90, 0.50], [0.60, 0.95]]]  # init 0.1 is the worse at rate 0.1, init 0.01 at rate 1.0
-    sweep = swept(final, [0.1, 1.0], INITS)
-    assert worst_init_accuracy(sweep) == pytest.approx([(0.60 + 0.50) / 2])
+    assert example_unit(tuned, 0.5).start["vanilla"] == pytest.approx(0.5)

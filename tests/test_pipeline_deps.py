@@ -24,6 +24,7 @@ ALSO_EXEMPT = {
     "tune": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
     "train": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
     "sweep": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
+    "edge": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
     "evaluate": {"src/idx.py": "parses the raw IDX files, which only preprocess reads"},
 }
 

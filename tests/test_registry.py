@@ -1,5 +1,6 @@
-"""train@ logs every seed as an MLflow model and registers the best by validation accuracy as the champion,
-which `mlflow models predict` serves without this project's code."""
+"""train@ logs every seed as an MLflow model and registers the best as a new version, tagged with its DVC experiment
+and params; the alias champion moves only to a version that beats it, and `mlflow models predict` serves it without
+this project's code."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from pipeline import train as train_stage
-from src import registry
+from src import registry, tracking
 from src.config import load_params
 from src.data import load_split
 from src.models import load_member
@@ -43,6 +44,10 @@ def test_the_seed_with_the_best_validation_accuracy_is_the_registered_champion(t
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("bn-mnist-bn", registry.CHAMPION)
     assert champion.tags["seed"] == str(summary["champion_seed"])
+    assert float(champion.tags[registry.VALIDATION_ACCURACY]) == max(validation)
+    # its DVC experiment (none: the workspace) and the params of train@, as dvc.yaml lists them
+    assert champion.tags[tracking.EXPERIMENT_NAME_TAG] == "workspace"
+    assert champion.tags["train.steps"] == "8" and champion.tags["model.hidden_units"] == "100"
     run = client.get_run(champion.run_id)
     assert run.data.tags["seed"] == str(summary["champion_seed"]) and run.data.tags["stage"] == "train"
     assert run.data.metrics["final_val_accuracy"] == pytest.approx(max(validation))
@@ -76,12 +81,35 @@ def test_the_champion_loads_in_plain_torch_with_algorithm_2_statistics_and_predi
         torch.testing.assert_close(network(test.images), member(test.images)[0], rtol=1e-5, atol=1e-5)
 
 
-def test_a_new_run_registers_a_new_version_and_moves_the_alias(trained):
-    train_stage.main(["--variant", "bn"])
+def test_a_rerun_no_better_than_the_champion_is_the_challenger_and_the_champion_stays(trained, capsys):
+    capsys.readouterr()
+    train_stage.main(["--variant", "bn"])  # the same params and data: the same validation accuracy
     client = mlflow.MlflowClient()
     versions = client.search_model_versions("name = 'bn-mnist-bn'")
     assert sorted(int(version.version) for version in versions) == [1, 2]
-    assert int(client.get_model_version_by_alias("bn-mnist-bn", registry.CHAMPION).version) == 2
+    aliases = client.get_registered_model("bn-mnist-bn").aliases
+    assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 1, "challenger": 2}
+    assert "as models:/bn-mnist-bn version 2, @challenger: @champion stays version 1" in capsys.readouterr().out
+
+
+def _register(accuracy: float, experiment: str) -> registry.Registration:
+    model = mlflow.create_external_model(name="model")  # a model without files: the rule reads only the registry
+    return registry.register(model.model_uri, "bn-mnist-bn", accuracy, {tracking.EXPERIMENT_NAME_TAG: experiment})
+
+
+def test_the_champion_moves_only_to_a_version_whose_validation_accuracy_beats_it(mlflow_store):
+    tracking.configure("bn-mnist")
+    first, worse, equal, better = (_register(accuracy, name) for accuracy, name in
+                                   [(0.97, "first"), (0.95, "worse"), (0.97, "equal"), (0.98, "better")])  # fmt: skip
+
+    assert [first.alias, worse.alias, equal.alias, better.alias] == ["champion", "challenger", "challenger", "champion"]
+    assert (worse.champion, worse.champion_accuracy) == ("1", 0.97) and equal.champion == "1"
+    assert (better.version, better.champion) == ("4", "4")
+    client = mlflow.MlflowClient()
+    aliases = client.get_registered_model("bn-mnist-bn").aliases
+    assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 4, "challenger": 3}
+    worse_version = client.get_model_version("bn-mnist-bn", "2")
+    assert worse_version.tags == {tracking.EXPERIMENT_NAME_TAG: "worse", registry.VALIDATION_ACCURACY: "0.95"}
 
 
 def test_mlflow_models_predict_serves_the_champion_on_a_json_of_test_images(trained, tmp_path):

@@ -1,18 +1,20 @@
-"""The report is generated from the claims and the metrics: every number in it follows them, none is typed by hand."""
+"""The report is generated from the claims and the metrics: every number in it follows them, none is typed by hand,
+and its reading is one sentence per claim whose words follow that claim's verdict, numbers and specifications."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 
 import jinja2
 import numpy as np
 import pytest
 
-from src import figures, metrics, report, stats
-from src.claims import Claim, MapCell
-from src.report import map_summary, per_digit_accuracy, render_report
+from src import figures, formats, metrics, report, stats
+from src.claims import SECTIONS, MapCell
+from src.report import map_summary, per_digit_accuracy, reading, render_report
 from tests import synthetic_results
 
 
@@ -41,44 +43,142 @@ def context(comparison, numbers) -> dict:
     return report.context(comparison, numbers, figures.FIGURE_NAMES)
 
 
-def test_the_what_holds_table_has_one_row_per_claim_with_the_verdict_of_the_metrics(comparison, numbers, text):
-    rows = _table(text, "| claim | verdict |")
-    assert len(rows) == len(comparison.claims) == 5
+# --- what holds: one row per primary claim ----------------------------------------------------------------------
+
+HOLDS_TABLE = "| claim | source | design | verdict |"
+
+
+def test_the_what_holds_table_has_one_row_per_primary_claim_with_its_source_design_and_verdict(comparison, text):
+    rows = _table(text, HOLDS_TABLE)
+    assert len(rows) == len(comparison.claims) == 8
     for row, claim in zip(rows, comparison.claims, strict=True):
-        assert row[0] == claim.title
-        assert row[1] == f"**{numbers.claims[claim.key].verdict}**"
-        assert row[2] == claim.statistic and row[5] == claim.design
+        assert row[0] == claim.topic.title and row[1] == SECTIONS[claim.topic.section]
+        assert row[2] == metrics.design_text(claim.primary) and row[3] == f"**{claim.verdict}**"
 
 
-def test_the_what_holds_table_gives_each_effect_and_interval_on_its_scale(text):
-    rows = {row[0]: row for row in _table(text, "| claim | verdict |")}
-    assert rows["BN converges faster"][3:5] == ["0.44×", "[0.44×, 0.44×]"]
-    assert rows["BN allows a higher learning rate"][3:5] == ["10.00×", "[10.00×, 10.00×]"]
-    assert rows["BN makes training robust to the initialisation"][3:5] == ["+86.07 pp", "[+85.71 pp, +86.43 pp]"]
-    assert rows["BN keeps the sigmoid-input distribution stable"][3] == "-0.744"
+def test_the_what_holds_table_gives_each_effect_interval_p_value_and_agreement_on_its_scale(comparison, text):
+    for row, claim in zip(_table(text, HOLDS_TABLE), comparison.claims, strict=True):
+        estimate = claim.estimate
+        assert row[4:6] == [formats.effect(estimate.effect, claim.scale), formats.interval(estimate, claim.scale)]
+        assert row[6] == f"{formats.p_value(estimate.p_value)} ({formats.p_value(claim.adjusted_p)})"
+        assert row[7] == f"{claim.agreeing} of {len(claim.curve)}"
+    rows = {(row[0], row[2].split(":")[0]): row for row in _table(text, HOLDS_TABLE)}
+    assert rows[("BN allows a higher learning rate", "shared")][4] == "15.85×"
+    assert rows[("BN reaches a higher accuracy", "shared")][4:8] == [
+        "+2.10 pp", "[+0.92 pp, +3.28 pp]", "0.006 (0.016)", "6 of 9"
+    ]  # fmt: skip
 
 
-def test_a_claims_note_follows_the_table(text):
-    assert "\n- BN allows a higher learning rate: BN trained at the largest rate swept in 3 of 3 seeds" in text
+def test_each_claims_statistic_design_and_note_follow_the_table(text):
+    assert (
+        "\n- **BN allows a higher learning rate, shared**: largest learning rate that trains (no divergence, final "
+        "test accuracy at least the usable cut), BN / vanilla (geometric mean over seeds); shared: both nets at the "
+        "same rates (sweep@, init std 0.1); refined edge; BN's edge is a lower bound in 1 seed(s): it trained at every "
+        "rate tried.\n"
+    ) in text
 
 
 @pytest.mark.parametrize(
     ("estimate", "verdict", "effect", "interval"),
     [
-        (stats.Estimate(0.5, 0.4, 0.6, 3), "holds", "0.50×", "[0.40×, 0.60×]"),
-        (stats.Estimate(1.3, 1.1, 1.5, 4), "contradicted", "1.30×", "[1.10×, 1.50×]"),
-        (stats.Estimate(0.9, None, None, 1), "not shown", "0.90×", "n/a (1 pair)"),
+        (stats.Estimate(0.5, 0.4, 0.6, 10, 0.002), "holds", "0.50×", "[0.40×, 0.60×]"),
+        (stats.Estimate(1.3, 1.1, 1.5, 10, 0.002), "contradicted", "1.30×", "[1.10×, 1.50×]"),
+        (stats.Estimate(0.9, None, None, 1), "not estimable", "0.90×", "n/a (1 pair)"),
     ],
 )
 def test_the_claims_rows_follow_the_claims_they_are_given(comparison, numbers, estimate, verdict, effect, interval):
-    claims = [
-        _convergence_with(claim, estimate) if claim.key == "faster_convergence" else claim
-        for claim in comparison.claims
-    ]
-    assert claims[0].verdict == verdict
-    changed = render(dataclasses.replace(comparison, claims=claims), numbers)
-    row = _table(changed, "| claim | verdict |")[0]
-    assert row[:2] == ["BN converges faster", f"**{verdict}**"] and row[3:5] == [effect, interval]
+    claims = [_with(comparison.claims[0], estimate, verdict), *comparison.claims[1:]]
+    row = _table(render(dataclasses.replace(comparison, claims=claims), numbers), HOLDS_TABLE)[0]
+    assert row[0] == "BN converges faster" and row[3:6] == [f"**{verdict}**", effect, interval]
+
+
+# --- the reading: generated from the claims ----------------------------------------------------------------------
+
+
+def test_the_reading_is_one_sentence_per_primary_claim_and_one_for_the_map_each_in_the_report(
+    comparison, numbers, text
+):
+    sentences = reading(comparison.claims, numbers)
+    assert len(sentences) == len(comparison.claims) + 1
+    section = text.split(report.READING, 1)[1].split("\n## ", 1)[0]
+    assert [line for line in section.splitlines() if line.startswith("- ")] == sentences
+
+
+def test_a_claim_that_holds_reads_with_its_effect_interval_corrected_p_and_its_specifications(comparison, numbers):
+    sentence = reading(comparison.claims, numbers)[2]
+    assert sentence == (
+        "- BN reaches a higher accuracy, shared design: +2.10 pp [+0.92 pp, +3.28 pp], **holds** (p 0.016 after the "
+        "family's correction). 6 of 9 specifications agree (3 not estimable)."
+    )
+    assert reading(comparison.claims, numbers)[-2].endswith("4 of 4 specifications agree.")  # no one disagrees
+
+
+def test_a_claim_not_shown_reads_so_and_says_how_many_seeds_would_decide_it(comparison, numbers):
+    claim = _with(comparison.claims[2], stats.Estimate(0.004, -0.002, 0.01, 10, 0.2, "sign_flip", "BCa", 0.01),
+                  "not shown", adjusted_p=0.4)  # fmt: skip
+    assert claim.seeds_needed == stats.seeds_needed(claim.estimate, 0.05 / 8)
+    (sentence, *_) = reading([claim], numbers)
+    assert sentence == (
+        "- BN reaches a higher accuracy, shared design: +0.40 pp [-0.20 pp, +1.00 pp], **not shown** (p 0.4 after the "
+        f"family's correction). 0 of 9 specifications agree (6 holds; 3 not estimable). About {claim.seeds_needed} "
+        "paired seeds would decide an effect this size."
+    )
+
+
+def test_a_contradicted_claim_reads_that_bn_is_on_the_other_side(comparison, numbers):
+    claim = _with(comparison.claims[1], stats.Estimate(1.5, 1.2, 1.8, 10, 0.002), "contradicted", adjusted_p=0.016)
+    (sentence, *_) = reading([claim], numbers)
+    assert "1.50× [1.20×, 1.80×], **contradicted**: BN is on the other side (p 0.016 corrected)." in sentence
+
+
+@pytest.mark.parametrize(
+    ("estimate", "note", "why"),
+    [
+        (stats.Estimate(math.nan, None, None, 0), "no swept rate where both nets train", "no swept rate where both"),
+        (stats.Estimate(0.02, None, None, 10), "rates 0.1, 1", "its paired values do not vary across seeds"),
+    ],
+    ids=["no pairs", "no spread"],
+)
+def test_a_claim_not_estimable_reads_why(comparison, numbers, estimate, note, why):
+    claim = _with(comparison.claims[2], estimate, "not estimable", adjusted_p=None, note=note)
+    (sentence, *_) = reading([claim], numbers)
+    assert f"**not estimable**: {why}" in sentence and "About" not in sentence
+
+
+def test_the_maps_sentence_follows_its_counts_and_correction(comparison, numbers):
+    assert reading(comparison.claims, numbers)[-1] == (
+        "- Across the sweep's 6 cells, BN is significantly higher in 4 and lower in 1 after Benjamini–Hochberg "
+        "(4 and 1 before)."
+    )
+    changed = numbers.robustness_map.model_copy(
+        update={"better": 2, "worse": 0, "better_uncorrected": 5, "worse_uncorrected": 1, "correction": "Holm"}
+    )
+    assert reading(comparison.claims, numbers.model_copy(update={"robustness_map": changed}))[-1] == (
+        "- Across the sweep's 6 cells, BN is significantly higher in 2 and lower in 0 after Holm (5 and 1 before)."
+    )
+
+
+# --- every specification ---------------------------------------------------------------------------------------
+
+
+def test_each_topic_has_a_table_of_its_specifications_with_the_primary_ones_starred(comparison, text):
+    topics = {claim.topic.key: claim for claim in comparison.claims}
+    for claim in topics.values():
+        heading = f"### {claim.topic.title} ({SECTIONS[claim.topic.section]})"
+        rows = _table(text.split(heading, 1)[1], "| | design | choice |")
+        assert len(rows) == len(claim.curve)
+        for row, spec, verdict in zip(rows, claim.curve, claim.spec_verdicts(), strict=True):
+            assert row[0] == ("★" if spec.primary else "") and row[1].startswith(spec.design)
+            assert row[2].startswith(spec.choice) and row[-1] == verdict
+            assert row[3] == formats.effect(spec.estimate.effect, claim.scale)
+    convergence = _table(text.split("### BN converges faster", 1)[1], "| | design | choice |")
+    assert convergence[2] == [
+        "", "shared, init 1", "50 % of the climb; no swept rate where both nets train", "n/a", "n/a (0 pairs)", "n/a",
+        "not estimable",
+    ]  # fmt: skip
+
+
+# --- the tuned runs, the sweep, the horizon ------------------------------------------------------------------------
 
 
 def test_the_report_says_which_bn_rule_each_number_uses_and_gives_the_final_accuracy_under_both(numbers, text):
@@ -110,28 +210,28 @@ def test_the_numbers_follow_the_metrics(comparison, numbers, text):
     )
     rows = {row[0]: row[1:] for row in _table(render(comparison, changed), "| | vanilla | BN |")}
     assert rows["final test accuracy, moving averages (the curve's last point)"][1] == "50.00%"
-    assert rows["steps to 95 % (median, seeds reaching)"][0] == "12,345 steps (2/3)"
-    assert rows["sigmoid-input drift, 10 % of training → end (mean over units and seeds)"][1] == "0.123"
+    assert rows["steps to 95 % (median, seeds reaching)"][0] == "12,345 steps (2/10)"
+    assert rows["sigmoid-input drift, 1% of training → end (mean over units and seeds)"][1] == "0.123"
     before = {row[0]: row[1:] for row in _table(text, "| | vanilla | BN |")}
-    assert before["steps to 95 % (median, seeds reaching)"][0] == "800 steps (3/3)"
+    assert before["steps to 95 % (median, seeds reaching)"][0] == "800 steps (10/10)"
 
 
-def test_the_sweep_paragraph_counts_the_maps_cells(comparison, numbers, text):
+def test_the_sweep_paragraph_counts_the_maps_cells_after_and_before_its_correction(comparison, numbers, text):
     sentence = " ".join(text.split())
-    assert "BN is higher with the interval excluding 0 in **4** of 6 cells, lower in **1**" in sentence
-    assert "the interval includes 0 in the other 1." in sentence
-    # every cell turned against BN: the sentence follows
-    worse = stats.Estimate(-0.1, -0.2, -0.05, 3)
-    cells = [dataclasses.replace(cell, difference=worse) for cell in comparison.cells]
-    sentence = " ".join(render(dataclasses.replace(comparison, cells=cells), numbers).split())
-    assert "in **0** of 6 cells, lower in **6**, and the interval includes 0 in the other 0." in sentence
+    assert (
+        "the 6 cells corrected as one family by Benjamini–Hochberg: BN is significantly higher in **4** of 6 cells and "
+        "lower in **1** (4 and 1 before the correction). A run that ends below 20% test accuracy did not train"
+    ) in sentence
+    changed = numbers.robustness_map.model_copy(update={"better": 0, "worse": 6, "better_uncorrected": 1})
+    sentence = " ".join(render(comparison, numbers.model_copy(update={"robustness_map": changed})).split())
+    assert "higher in **0** of 6 cells and lower in **6** (1 and 1 before the correction)" in sentence
 
 
 def test_the_horizon_table_has_one_row_per_variant(text):
     rows = {row[0]: row[1:] for row in _table(text, "| | tuned rate | nearest swept |")}
     assert rows == {
-        "vanilla": ["0.5", "1", "1", "+0.00 pp", "[+0.00 pp, +0.00 pp]", "yes"],
-        "BN": ["5", "10", "1", "+1.00 pp", "[+1.00 pp, +1.00 pp]", "no"],
+        "vanilla": ["0.2", "0.1", "0.1", "+0.00 pp", "n/a (10 pairs)", "yes"],
+        "BN": ["5", "10", "1", "+2.20 pp", "[+1.65 pp, +2.70 pp]", "no"],
     }
 
 
@@ -139,6 +239,16 @@ def test_the_example_sigmoid_is_described_under_its_figure(text):
     assert "*The sigmoid drawn: seed 0, unit 0." in text
     # vanilla's inputs slide and widen (15–85 spread 2 + 4 × the fraction of training), BN's stay put
     assert "vanilla: median -0.20 → -2.00, 15–85 spread 2.40 → 6.00; BN: median 0.00 → 0.00, 15–85 spread 2.00" in text
+
+
+def test_what_was_run_names_the_tests_corrections_and_edges(text):
+    assert (
+        "- statistics: paired by seed between the variants; sign-flip tests, 999 bootstrap resamples (seed 0); primary "
+        "claims corrected by Holm, the map's cells by Benjamini–Hochberg"
+    ) in text
+    assert (
+        "- learning-rate edges: refined between the swept rates with 5 more rates per grid step (edge@, init stds 0.1)"
+    )
 
 
 def test_every_figure_is_linked_beside_the_report(text):
@@ -169,27 +279,28 @@ def test_rendering_does_not_modify_the_metrics(comparison, numbers):
     assert numbers.model_dump() == before
 
 
-def test_the_map_summary_counts_cells_by_which_side_of_zero_their_interval_lies():
-    def cell(low, high):
-        return MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate((low + high) / 2, low, high, 3))
+def test_the_map_summary_counts_cells_by_their_side_after_the_correction():
+    def cell(p_value: float, adjusted_p: float, effect: float = 0.01) -> MapCell:
+        difference = stats.Estimate(effect, effect - 0.005, effect + 0.005, 10, p_value)
+        return MapCell(0.1, 1.0, 0.9, 0.9 + effect, difference, adjusted_p, {"vanilla": 0.0, "bn": 0.0}, 0.05)
 
-    cells = [cell(0.01, 0.02), cell(0.01, 0.03), cell(-0.02, -0.01), cell(-0.01, 0.01), cell(0.0, 0.02)]
-    cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.01, None, None, 1)))
+    cells = [cell(0.002, 0.01), cell(0.01, 0.03), cell(0.002, 0.01, -0.01), cell(0.03, 0.09), cell(0.5, 0.5)]
+    cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.0, None, None, 10), None, {}, 0.05))
     assert map_summary(cells) == {"cells": 6, "better": 2, "worse": 1}
 
 
-def test_per_digit_accuracy_averages_the_seeds_that_saw_the_digit():
+def test_per_digit_accuracy_is_each_digits_share_right_of_a_confusion_summed_over_seeds():
     one = np.diag([5.0] * 10)
     other = np.diag([5.0] * 10)
     other[0] = [1, 4, 0, 0, 0, 0, 0, 0, 0, 0]  # digit 0: 1 of 5
-    other[9] = 0  # no 9 in this seed's split
-    accuracy = per_digit_accuracy([one, other])
-    assert accuracy[0] == pytest.approx(0.6) and accuracy[9] == 1.0 and accuracy[1:9] == [1.0] * 8
+    accuracy = per_digit_accuracy(one + other)
+    assert accuracy[0] == pytest.approx(0.6) and accuracy[1:] == [1.0] * 9
 
 
-def _convergence_with(claim: Claim, estimate: stats.Estimate) -> Claim:
-    """The convergence claim (a ratio, BN favoured below 1) decided on another estimate."""
-    return dataclasses.replace(claim, estimate=estimate)  # its verdict follows from the estimate
+def _with(claim, estimate: stats.Estimate, verdict: str, adjusted_p: float | None = 0.016, note: str = ""):
+    """`claim` decided on another primary estimate, with the verdict and corrected p-value that go with it."""
+    primary = dataclasses.replace(claim.primary, estimate=estimate, note=note)
+    return dataclasses.replace(claim, primary=primary, verdict=verdict, adjusted_p=adjusted_p)
 
 
 def _table(text: str, header: str) -> list[list[str]]:

@@ -72,7 +72,6 @@ def located_result(steps: tuple[int, ...], members: int, units: int) -> TrainRes
         diverged=diverged,
         percentiles=i[:, :, None, None] * 1000 + level * 100 + k[:, None, :, None] + unit / 10,
         final=final,
-        stopped=[False] * members,
         wall_time_s=1.0,
     )
 
@@ -351,15 +350,19 @@ def drop_seed_2(spoilt: str) -> None:
     elif spoilt == "history":
         rewrite_csv(directory / "history.csv", lambda header, rows: (header, [r for r in rows if r["seed"] != "2"]))
     else:
-        TrainSummary.read(directory).model_copy(update={"seeds": [0, 1]}).write(directory)
+        TrainSummary.read(directory).model_copy(update={"seeds": WITHOUT_2}).write(directory)
+
+
+ALL = synthetic_results.SEEDS
+WITHOUT_2 = [seed for seed in ALL if seed != 2]
 
 
 @pytest.mark.parametrize(
     ("spoilt", "seeds"),
     [
-        ("models", "models/bn holds seeds [0, 1], its history [0, 1, 2] and its summary [0, 1, 2]"),
-        ("history", "models/bn holds seeds [0, 1, 2], its history [0, 1] and its summary [0, 1, 2]"),
-        ("summary", "models/bn holds seeds [0, 1, 2], its history [0, 1, 2] and its summary [0, 1]"),
+        ("models", f"models/bn holds seeds {WITHOUT_2}, its history {ALL} and its summary {ALL}"),
+        ("history", f"models/bn holds seeds {ALL}, its history {WITHOUT_2} and its summary {ALL}"),
+        ("summary", f"models/bn holds seeds {ALL}, its history {ALL} and its summary {WITHOUT_2}"),
     ],
 )
 def test_models_history_and_summary_of_different_seeds_are_refused(project, spoilt, seeds):
@@ -447,7 +450,7 @@ def test_a_grid_cell_without_a_row_is_one_error_naming_the_file_and_the_cell(in_
     with pytest.raises(StudyError) as error:
         read_sweep("bn", params)
     assert str(error.value) == (
-        "results/sweep/bn/final.csv: no row for {'seed': 2, 'init_std': 1.0, 'lr': 10.0}; re-run `dvc repro sweep@bn`"
+        "results/sweep/bn/final.csv: no row for {'seed': 9, 'init_std': 1.0, 'lr': 10.0}; re-run `dvc repro sweep@bn`"
     )
 
 
@@ -461,11 +464,11 @@ def test_an_evaluation_without_a_row_is_refused(in_tmp, params, name):
 
 def test_a_row_outside_the_grid_of_params_is_one_error_naming_it(in_tmp, params):
     write_located_sweep(in_tmp, params)
-    rewrite_csv(in_tmp / "results/sweep/bn/final.csv", lambda header, rows: (header, [*rows, {**rows[0], "seed": 3}]))
+    rewrite_csv(in_tmp / "results/sweep/bn/final.csv", lambda header, rows: (header, [*rows, {**rows[0], "seed": 10}]))
     with pytest.raises(StudyError) as error:
         read_sweep("bn", params)
     assert str(error.value) == (
-        "results/sweep/bn/final.csv: the row for {'seed': 3, 'init_std': 0.1, 'lr': 0.1} is outside params.yaml's "
+        "results/sweep/bn/final.csv: the row for {'seed': 10, 'init_std': 0.1, 'lr': 0.1} is outside params.yaml's "
         "sweep; re-run `dvc repro sweep@bn`"
     )
 
@@ -489,10 +492,13 @@ def test_a_malformed_sweep_value_is_one_error_naming_the_file(in_tmp, params, na
     ("change", "problem"),
     [
         ({"seeds": 2}, "final.csv: no row for {'seed': 2, "),
-        ({"seeds": 4}, "final.csv: the row for {'seed': 3, 'init_std': 0.1, 'lr': 0.1} is outside params.yaml's sweep"),
+        (
+            {"seeds": 11},
+            "final.csv: the row for {'seed': 10, 'init_std': 0.1, 'lr': 0.1} is outside params.yaml's sweep",
+        ),
         ({"lr_max": 1.0}, "final.csv: no row for {'seed': 0, 'init_std': 0.1, 'lr': 10.0}"),
         ({"init_stds": [0.1]}, "final.csv: no row for {'seed': 0, 'init_std': 1.0, 'lr': 0.1}"),
-        ({"eval_every": 100}, "history.csv: no row for {'seed': 0, 'init_std': 0.1, 'lr': 0.1, 'step': 50}"),
+        ({"eval_every": 100}, "history.csv: no row for {'seed': 0, 'init_std': 0.1, 'lr': 0.1, 'step': 20}"),
     ],
     ids=["fewer-seeds", "more-seeds", "fewer-rates", "fewer-init-stds", "fewer-evaluations"],
 )
@@ -506,3 +512,121 @@ def test_a_sweep_over_another_grid_than_params_is_refused(in_tmp, raw_params, pa
     with pytest.raises(StudyError) as error:
         read_sweep("bn", params)
     assert str(error.value).startswith(f"results/sweep/bn/{problem}")
+
+
+def test_read_sweep_final_is_the_sweeps_final_accuracy_and_divergence_on_the_grid(in_tmp, params):
+    write_located_sweep(in_tmp, params)
+    final_accuracy, diverged = results.read_sweep_final("bn", params)
+    sweep = read_sweep("bn", params)
+    np.testing.assert_array_equal(final_accuracy, sweep.final_accuracy)
+    np.testing.assert_array_equal(diverged, sweep.diverged)
+    assert diverged.dtype == bool and diverged.sum() == 1
+
+
+# --- predictions.npz: each member's predicted class of every test image, tied to its member table ------------------
+
+
+def _predictions(members: MemberTable, images: int = 50) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 10, (len(members), images)).astype(np.uint8)
+
+
+def test_predictions_read_back_as_written_for_the_members_they_were_written_for(tmp_path, params):
+    members = MemberTable.grid(params.sweep)
+    predicted = _predictions(members)
+    directory = tmp_path / results.stage_dir("sweep", "bn")
+    results.write_predictions(directory, predicted.astype(np.int64), members)
+    assert [path.name for path in directory.iterdir()] == ["predictions.npz"]  # no temporary file left behind
+    read = results.read_predictions(directory, members)
+    assert read.dtype == np.uint8
+    np.testing.assert_array_equal(read, predicted)
+    tuned = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
+    results.write_predictions(directory, _predictions(tuned), tuned)
+    np.testing.assert_array_equal(results.read_predictions(directory, tuned), _predictions(tuned))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        MemberTable.tuned(0.5, 0.1, [0, 1, 2, 3]),  # more seeds
+        MemberTable.tuned(0.6, 0.1, [0, 1, 2]),  # another rate
+        MemberTable.tuned(0.5, 1.0, [0, 1, 2]),  # another init
+        MemberTable.tuned(0.5, 0.1, [2, 1, 0]),  # another order
+    ],
+    ids=["more seeds", "another rate", "another init", "another order"],
+)
+def test_predictions_written_for_other_members_are_refused_in_one_line(tmp_path, other):
+    directory = tmp_path / "results" / "train" / "bn"
+    written = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
+    results.write_predictions(directory, _predictions(written), written)
+    with pytest.raises(StudyError) as error:
+        results.read_predictions(directory, other)
+    assert str(error.value) == (
+        f"{directory}/predictions.npz: written for other members than params.yaml's; re-run `dvc repro train@bn`"
+    )
+
+
+def test_a_missing_predictions_file_says_which_stage_writes_it(tmp_path):
+    directory = tmp_path / "results" / "sweep" / "vanilla"
+    with raises_study_error(rf"^{directory}/predictions\.npz: no such file \(run `dvc repro sweep@vanilla` first\)$"):
+        results.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+
+
+@pytest.mark.parametrize("content", [b"not an archive", None], ids=["not npz", "a key missing"])
+def test_a_file_that_is_not_a_predictions_archive_is_one_line(tmp_path, content):
+    directory = tmp_path / "results" / "train" / "bn"
+    directory.mkdir(parents=True)
+    path = directory / "predictions.npz"
+    if content is None:
+        np.savez(path, predicted=np.zeros((1, 3), dtype=np.uint8), lr=np.array([0.5]))  # no init_std, no seed
+    else:
+        path.write_bytes(content)
+    with raises_study_error(rf"^{path}: not a predictions file \(.*\); re-run `dvc repro train@bn`$"):
+        results.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+
+
+# --- edge@'s final.csv: exactly the members the sweep's results call for ----------------------------------------
+
+
+def _refined(params) -> MemberTable:
+    brackets = [(seed, 0.1, 1.0, 10.0) for seed in params.sweep.seed_list]
+    return MemberTable.refining(brackets, params.edge.rates_between)
+
+
+def _write_edge(root: Path, members: MemberTable) -> Evaluation:
+    final = Evaluation(
+        step=200, accuracy=[0.9 + k / 1000 for k in range(len(members))], loss=[0.3] * len(members),
+        diverged=[k % 4 == 3 for k in range(len(members))],
+    )  # fmt: skip
+    results.write_final(root / results.stage_dir("edge", "bn"), final, members)
+    return final
+
+
+def test_edge_results_read_back_in_the_order_of_the_members_the_sweep_calls_for(in_tmp, params):
+    members = _refined(params)
+    final = _write_edge(in_tmp, members)
+    accuracy, diverged = results.read_edge_final("bn", members)
+    assert accuracy.tolist() == final.accuracy and diverged.tolist() == final.diverged
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda members: MemberTable(members.lr[:-5], members.init_std[:-5], members.seed[:-5]),  # a seed short
+        lambda members: MemberTable(tuple(lr * 1.01 for lr in members.lr), members.init_std, members.seed),
+        lambda members: MemberTable(members.lr, tuple(1.0 for _ in members.lr), members.seed),
+    ],
+    ids=["fewer members", "other rates", "another init"],
+)
+def test_edge_results_for_other_members_are_refused_in_one_line(in_tmp, params, spoil):
+    members = _refined(params)
+    _write_edge(in_tmp, spoil(members))
+    with pytest.raises(StudyError) as error:
+        results.read_edge_final("bn", members)
+    assert str(error.value) == (
+        "results/edge/bn/final.csv: not the members the sweep's results call for; re-run `dvc repro edge@bn`"
+    )
+
+
+def test_a_missing_edge_file_is_one_line(in_tmp, params):
+    with raises_study_error(r"^results/edge/bn/final\.csv: no such file \(run the stage that writes it first"):
+        results.read_edge_final("bn", _refined(params))

@@ -1,25 +1,144 @@
-"""The MLflow conventions every stage shares: the experiment opens in the model-training view, workers may start
-together into one fresh store, and the commit tag says whether the code and params differ from the commit, not
-whether DVC is rewriting its outputs."""
+"""The MLflow conventions every stage shares: every run lands in the project's one store (also from DVC's temporary
+experiment workspaces), tagged with its DVC experiment; an unreachable tracking server is one line within seconds; the
+experiment opens in the model-training view, workers may start together into one fresh store, and the commit tag says
+whether the code and params differ from the commit, not whether DVC is rewriting its outputs."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from src import tracking
-from tests.processes import stage_env
+from src.errors import StudyError
+from tests import synthetic
+from tests.processes import free_port, stage_env, write_params
 
 
 def test_the_experiment_is_tagged_for_mlflows_model_training_view(mlflow_store):
     experiment_id = tracking.configure("some-study")
     tags = mlflow.MlflowClient().get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+# --- where the runs go ----------------------------------------------------------------------------------------------
+
+BASELINE = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def temporary_workspace(tmp_path, monkeypatch, _migrated_mlflow_store) -> tuple[Path, Path]:
+    """A project with a store, and a stage running as `dvc exp run --temp` runs it: in a copy of the project under
+    .dvc/tmp/exps/, with DVC's variables set and no MLFLOW_TRACKING_URI; (project root, copy)."""
+    root, copy = tmp_path / "project", tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpk2x9"
+    copy.mkdir(parents=True)
+    shutil.copyfile(_migrated_mlflow_store, root / tracking.DEFAULT_STORE)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name, value in {"DVC_ROOT": str(root), "DVC_EXP_NAME": "quick-fox", "DVC_EXP_BASELINE_REV": BASELINE}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(copy)
+    return root, copy
+
+
+def test_a_stage_in_a_temporary_experiment_workspace_logs_into_the_projects_store(temporary_workspace):
+    root, copy = temporary_workspace
+    experiment_id = tracking.configure("bn-mnist")
+    (copy / "model.pt").write_text("weights")
+    with tracking.parent_run("train-bn", tags={"stage": "train"}, params={"train": {"steps": 5}}):
+        children = tracking.MemberRuns([tracking.Member("train-bn-seed0", {"seed": "0"}, {"seed": 0})])
+        tracking.log_artifact(children.run_ids[0], copy / "model.pt")
+
+    store = mlflow.MlflowClient(f"sqlite:///{root / tracking.DEFAULT_STORE}")
+    runs = store.search_runs([experiment_id])
+    assert sorted(run.info.run_name for run in runs) == ["train-bn", "train-bn-seed0"]
+    for run in runs:
+        assert run.data.tags[tracking.EXPERIMENT_NAME_TAG] == "quick-fox"
+        assert run.data.tags[tracking.EXPERIMENT_BASELINE_TAG] == BASELINE
+    # MLflow's layout at the root: mlruns/<experiment id>/<run id>/artifacts
+    assert store.get_experiment(experiment_id).artifact_location == str(root / "mlruns" / experiment_id)
+    assert (root / "mlruns" / experiment_id / children.run_ids[0] / "artifacts" / "model.pt").read_text() == "weights"
+    assert sorted(path.name for path in copy.iterdir()) == ["model.pt"], "nothing of the store in the copy"
+
+
+def test_outside_an_experiment_the_runs_say_workspace_and_the_store_is_the_working_directorys(
+    tmp_path, monkeypatch, _migrated_mlflow_store
+):
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        monkeypatch.delenv(name, raising=False)
+    shutil.copyfile(_migrated_mlflow_store, tmp_path / tracking.DEFAULT_STORE)
+    monkeypatch.chdir(tmp_path)
+    tracking.configure("bn-mnist")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / tracking.DEFAULT_STORE}"
+    assert tracking.experiment_tags() == {tracking.EXPERIMENT_NAME_TAG: "workspace"}
+
+
+def test_mlflow_tracking_uri_still_chooses_the_store(temporary_workspace, tmp_path, monkeypatch, mlflow_store):
+    root, _ = temporary_workspace
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    tracking.configure("bn-mnist")
+    assert mlflow.get_tracking_uri() == mlflow_store
+    assert not (root / "mlruns").exists()
+
+
+# --- an unreachable tracking server ----------------------------------------------------------------------------------
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds_with_its_password_hidden(tmp_path, repo_root):
+    synthetic.write_processed(tmp_path / "data" / "processed", {"train": 600, "val": 200})
+    write_params(tmp_path, lambda raw: raw["tune"].update(storage="sqlite:///optuna.db"))
+    address = f"127.0.0.1:{free_port()}"
+    uri = f"http://user:s3cret@{address}"
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "src.tune", "--variant", "bn", "--trials", "2", "--steps", "50"],
+        cwd=tmp_path, env=stage_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert completed.stderr.strip().splitlines() == [
+        f"error: tracking server http://user:***@{address}: cannot connect ([Errno 111] Connection refused)"
+    ]
+    assert seconds < 30, f"{seconds:.0f} s: MLflow's own retries were not cut short"
+
+
+class _NotMlflow(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_a_web_server_that_is_not_mlflow_is_refused_in_one_line_and_mlflows_retries_are_bounded(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotMlflow)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_port}/mlflow"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")  # a user's own setting stays
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    try:
+        with pytest.raises(StudyError) as refused:
+            tracking.configure("bn-mnist")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(refused.value) == f"tracking server {uri}: not an MLflow server (GET /mlflow/health: HTTP 404)"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == tracking.HTTP_BOUNDS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
+
+
+# --- the commit tag --------------------------------------------------------------------------------------------------
 
 
 def _git(repo, *args):

@@ -15,11 +15,11 @@ import torch
 import yaml
 
 from pipeline import train as train_stage
+from src import tracking
 from src.config import load_params
 from src.data import load_split
 from src.errors import StudyError
-from src.models import load_member
-from src.outcomes import score
+from src.models import load_member, score_members
 from tests import synthetic
 from tests.processes import free_port
 
@@ -67,7 +67,7 @@ def test_the_stage_writes_every_declared_output(project, variant):
     for seed, accuracy in zip(range(SEEDS), summary["final_test_accuracy"], strict=True):
         model = load_member(project / "models" / variant / f"seed_{seed}.pt", params.model, variant, "cpu")
         test = load_split(project / "data" / "processed", "test", torch.device("cpu"), params.data.binarize)
-        assert accuracy == pytest.approx(score(model, test).accuracy, abs=1e-6)
+        assert accuracy == pytest.approx(score_members(model, test)[0].item(), abs=1e-6)
     last = [float(row["test_accuracy"]) for row in history if row["step"] == str(STEPS)]
     assert summary["final_test_accuracy_mean"] == pytest.approx(sum(summary["final_test_accuracy"]) / SEEDS)
     assert summary["final_test_accuracy_mean"] > 0.5 and min(last) > 0.5  # chance is 0.1
@@ -132,6 +132,7 @@ def test_mlflow_server_shows_the_runs_through_its_rest_api(project, mlflow_store
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail("mlflow server did not answer within 90 s")
                 time.sleep(0.5)
+        tracking.check_server(f"http://127.0.0.1:{port}")  # the probe `configure` makes of a tracking server passes
         request = urllib.request.Request(
             f"{base}/runs/search",
             data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
