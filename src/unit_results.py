@@ -141,7 +141,6 @@ def gather(members: int, units: Sequence[UnitResult]) -> Gathered:
         diverged=joined("diverged", 1),
         percentiles=percentiles if percentiles.shape[-1] else None,
         final=final,
-        stopped=[False] * members,
         wall_time_s=0.0,  # the units' times are the workers' and MLflow's, not an output's
     )
     return Gathered(result=result, predictions=joined("predictions", 0))

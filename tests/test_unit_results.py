@@ -27,7 +27,6 @@ def trained(members: tuple[int, ...], seed: int = 0) -> UnitResult:
         diverged=rng.random((evals, count)) < 0.5,
         percentiles=rng.random((evals, 3, count, 2), dtype=np.float32),
         final=Evaluation(STEPS[-1], accuracy[-1].tolist(), [0.5] * count, [False] * count),
-        stopped=[False] * count,
         wall_time_s=1.0,
     )
     return UnitResult.of(members, result, rng.integers(0, 10, (count, 7), dtype=np.uint8))
