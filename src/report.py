@@ -90,7 +90,8 @@ def reading(claims: Sequence[Claim], metrics: Metrics) -> list[str]:
 
 def _claim_sentence(claim: Claim) -> str:
     estimate, scale = claim.estimate, claim.topic.scale
-    found = f"{formats.effect(estimate.effect, scale)} {formats.interval(estimate, scale)}"
+    # with no pairs there is no effect to give: the verdict's reason says why
+    found = "" if estimate.n == 0 else f"{formats.effect(estimate.effect, scale)} {formats.interval(estimate, scale)}, "
     verdict = {
         "holds": f"**holds** (p {formats.p_value(claim.adjusted_p)} after the family's correction)",
         "contradicted": f"**contradicted**: BN is on the other side (p {formats.p_value(claim.adjusted_p)} corrected)",
@@ -103,7 +104,7 @@ def _claim_sentence(claim: Claim) -> str:
     disagree = "; ".join(f"{n} {v}" for v, n in sorted(others.items()))
     agreement = f"{claim.agreeing} of {len(claim.curve)} specifications agree" + (f" ({disagree})" if disagree else "")
     needed = f" About {claim.seeds_needed} paired seeds would decide an effect this size." if claim.seeds_needed else ""
-    return f"- {claim.topic.title}, {claim.primary.design} design: {found}, {verdict}. {agreement}.{needed}"
+    return f"- {claim.topic.title}, {claim.primary.design} design: {found}{verdict}. {agreement}.{needed}"
 
 
 def render_report(values: Mapping[str, object]) -> str:

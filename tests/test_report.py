@@ -143,6 +143,7 @@ def test_a_claim_not_estimable_reads_why(comparison, numbers, estimate, note, wh
     claim = _with(comparison.claims[2], estimate, "not estimable", adjusted_p=None, note=note)
     (sentence, *_) = reading([claim], numbers)
     assert f"**not estimable**: {why}" in sentence and "About" not in sentence
+    assert ("n/a" not in sentence) == (estimate.n == 0)  # with no pairs, no effect or interval to give
 
 
 def test_the_maps_sentence_follows_its_counts_and_correction(comparison, numbers):
