@@ -20,6 +20,7 @@ import mlflow
 import optuna
 import pytest
 import sqlalchemy
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from src.config import load_params
@@ -139,15 +140,22 @@ def _a_worker_mid_unit(project: Path, storage: str, workers: list) -> tuple[int,
     members = MemberTable.grid(load_params(project / "params.yaml").sweep)
     names = [f"sweep-bn{members.unit_name(unit)}" for unit in members.units({"seed_and_rates": 1})]
     pids = {worker.pid for worker in workers}
+    # one storage for the whole poll: a URL per call opens a connection pool per call, and a slow machine's poll
+    # would use up the server's connections
+    polled = RDBStorage(storage)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        for name in optuna.get_all_study_names(storage):
-            for trial in optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,)):
-                worker, unit = trial.user_attrs.get("worker", {}), trial.user_attrs["unit"]
-                checkpoint = project / ".checkpoints" / f"{names[unit]}.pt"
-                if worker.get("pid") in pids and worker.get("trial") == trial.number and checkpoint.exists():
-                    return trial.number, names[unit], worker["pid"]
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            for name in optuna.get_all_study_names(polled):
+                study = optuna.load_study(study_name=name, storage=polled)
+                for trial in study.get_trials(states=(TrialState.RUNNING,)):
+                    worker, unit = trial.user_attrs.get("worker", {}), trial.user_attrs["unit"]
+                    checkpoint = project / ".checkpoints" / f"{names[unit]}.pt"
+                    if worker.get("pid") in pids and worker.get("trial") == trial.number and checkpoint.exists():
+                        return trial.number, names[unit], worker["pid"]
+            time.sleep(0.05)
+    finally:
+        polled.engine.dispose()
     raise AssertionError("no worker was caught training a unit past a checkpoint")
 
 
