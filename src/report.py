@@ -19,7 +19,7 @@ from src import formats
 from src.claims import SECTIONS, TOPICS, Claim, MapCell
 from src.comparison import Comparison
 from src.config import DISPLAY_NAMES, Params
-from src.metrics import Metrics, design_text
+from src.metrics import MapMetrics, Metrics, design_text
 from src.outcomes import TunedOutcome
 
 REPORT = Path("reports/report.md")
@@ -84,8 +84,22 @@ def reading(claims: Sequence[Claim], metrics: Metrics) -> list[str]:
     sentences.append(
         f"- Across the sweep's {grid.cells} cells, BN is significantly higher in {grid.better} and lower in "
         f"{grid.worse} after {grid.correction} ({grid.better_uncorrected} and {grid.worse_uncorrected} before)."
+        + _failed_both(grid)
     )
     return sentences
+
+
+def _failed_both(grid: MapMetrics) -> str:
+    """Which significant cells compare two failures: neither net trained in any seed, both at chance."""
+    cells = [cell for row in grid.grid.values() for cell in row.values() if cell.side is not None]
+    failed = [cell for cell in cells if cell.did_not_train_vanilla == cell.did_not_train_bn == 1.0]
+    if not failed:
+        return ""
+    sides = sorted({"higher" if cell.side == "above" else "lower" for cell in failed})
+    return (
+        f" {len(failed)} of those {len(cells)} ({' or '.join(sides)}) {'is a cell' if len(failed) == 1 else 'are cells'}"
+        " where neither net trains in any seed: a difference between two nets at chance, not a gain or loss from BN."
+    )
 
 
 def _claim_sentence(claim: Claim) -> str:

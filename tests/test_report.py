@@ -159,6 +159,19 @@ def test_the_maps_sentence_follows_its_counts_and_correction(comparison, numbers
     )
 
 
+def test_the_maps_sentence_names_significant_cells_where_neither_net_trains(comparison, numbers):
+    grid = {row: dict(cells) for row, cells in numbers.robustness_map.grid.items()}
+    row, cells = next((row, cells) for row, cells in grid.items() if any(c.side == "below" for c in cells.values()))
+    name = next(name for name, cell in cells.items() if cell.side == "below")
+    grid[row][name] = cells[name].model_copy(update={"did_not_train_vanilla": 1.0, "did_not_train_bn": 1.0})
+    both_failed = numbers.robustness_map.model_copy(update={"grid": grid})
+    sentence = reading(comparison.claims, numbers.model_copy(update={"robustness_map": both_failed}))[-1]
+    assert sentence.endswith(
+        "(4 and 1 before). 1 of those 5 (lower) is a cell where neither net trains in any seed: a difference between "
+        "two nets at chance, not a gain or loss from BN."
+    )
+
+
 # --- every specification ---------------------------------------------------------------------------------------
 
 
