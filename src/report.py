@@ -96,8 +96,9 @@ def _failed_both(grid: MapMetrics) -> str:
     if not failed:
         return ""
     sides = sorted({"higher" if cell.side == "above" else "lower" for cell in failed})
+    cell_or_cells = "is a cell" if len(failed) == 1 else "are cells"
     return (
-        f" {len(failed)} of those {len(cells)} ({' or '.join(sides)}) {'is a cell' if len(failed) == 1 else 'are cells'}"
+        f" {len(failed)} of those {len(cells)} ({' or '.join(sides)}) {cell_or_cells}"
         " where neither net trains in any seed: a difference between two nets at chance, not a gain or loss from BN."
     )
 
