@@ -306,13 +306,13 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
         percent, failed = 100 * getattr(grid, variant), grid.did_not_train[variant]
         texts = [
             [
-                f"{value:.1f}" + (f"\n{share:.0%} at chance" if share > 0 else "")
+                f"{value:.1f}" + (f"\n{share:.0%} ✗" if share > 0 else "")
                 for value, share in zip(row, shares, strict=True)
             ]
             for row, shares in zip(percent, failed, strict=True)
         ]
         image = _heatmap(axes, percent, texts, viridis, accuracy_norm)
-        axes.set_title(f"{LABELS[variant]}: test accuracy (%); share of seeds at chance below")
+        axes.set_title(f"{LABELS[variant]}: test accuracy (%); ✗: share of seeds left at chance")
     figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
 
     difference = 100 * grid.difference

@@ -253,8 +253,8 @@ def test_every_robustness_cell_shows_its_number_in_percent_or_percentage_points_
         (0, 0): "90.0",
         (0, 1): "95.0",
         (0, 2): "n/a",
-        (1, 0): "50.0\n30% at chance",
-        (1, 1): "80.0\n10% at chance",
+        (1, 0): "50.0\n30% ✗",
+        (1, 1): "80.0\n10% ✗",
         (1, 2): "97.0",
     }
     assert _cell_texts(bn)[(0, 1)] == "97.3" and "at chance" in vanilla.get_title()
