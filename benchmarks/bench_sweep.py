@@ -249,9 +249,10 @@ def parallel_rate(grid: MemberTable, steps: int) -> dict[str, float]:
     code = ("from benchmarks.bench_sweep import engine_rate; "
             f"print(engine_rate({per_seed}, 1, {steps}, threads=1))")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    whole = engine_rate(members, orders, steps, threads=2)  # alone: the pair must not start until it has ended
     pair = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in "ab"]
     return {
-        "1 process × 2 threads, the whole grid": engine_rate(members, orders, steps, threads=2),
+        "1 process × 2 threads, the whole grid": whole,
         "2 processes × 1 thread, a seed's unit each": sum(float(process.communicate()[0]) for process in pair),
     }
 
