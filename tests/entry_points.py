@@ -6,7 +6,7 @@ src/, pipeline/ and benchmarks/ that run as a program.
 
 from __future__ import annotations
 
-from benchmarks import bench_batchnorm, bench_engine, bench_sweep
+from benchmarks import bench_batchnorm, bench_defaults, bench_engine, bench_sweep
 from pipeline import download as download_stage
 from pipeline import edge as edge_stage
 from pipeline import evaluate as evaluate_stage
@@ -30,6 +30,7 @@ ENTRY_POINTS = {
     "benchmarks.bench_engine": (bench_engine.main, []),
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
     "benchmarks.bench_sweep": (bench_sweep.main, []),
+    "benchmarks.bench_defaults": (bench_defaults.main, []),
 }
 
 # the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid), and

@@ -42,6 +42,7 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_mlflow_ui.py": "MLflow's web UI shows a stage's runs and models",
     "test_bench_engine.py": "benchmarks/bench_engine.py",
     "test_bench_sweep.py": "benchmarks/bench_sweep.py",
+    "test_bench_defaults.py": "benchmarks/bench_defaults.py",
     "test_experiments.py": "the experiment loop end to end: queued DVC experiments into the one MLflow store, the "
     "champion rule, the DVC metrics' size",
 }
