@@ -24,8 +24,9 @@ STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, StorageInternalError)
 
 
 class Heartbeat:
-    """A thread recording a unit's heartbeat every `every` s while it trains; `check` (at a checkpoint) stops the
-    training there when the storage has stopped answering, so that no more than a checkpoint's steps are at risk."""
+    """A thread recording a unit's heartbeat every `every` s while it trains (so another worker can tell it is alive);
+    `check` (at a checkpoint) stops the training there when the storage has stopped answering, so that no more than a
+    checkpoint's steps are at risk."""
 
     def __init__(self, storage: RDBStorage, trial_id: int, every: int, url: str):
         self.storage, self.trial_id, self.every, self.url = storage, trial_id, every, url
@@ -51,9 +52,11 @@ class Heartbeat:
                 print(f"warning: heartbeat not recorded in {redact(self.url)}: {_why(error)}", file=sys.stderr)
 
     def check(self, where: str) -> None:
-        """Raise a StudyError saying how to resume from `where` (a checkpoint) if the storage no longer answers."""
-        if self.error is None:
-            return
+        """Raise a StudyError saying how to resume from `where` (a checkpoint) if the storage no longer answers.
+
+        Asked of the storage itself at every checkpoint, not only after a failed beat: a unit shorter than a few
+        heartbeats would otherwise train on past a storage gone and fail at its end, with its steps since the last
+        checkpoint lost. One write per checkpoint is nothing beside the checkpoint's own."""
         try:
             self.storage.record_heartbeat(self.trial_id)
             self.error = None

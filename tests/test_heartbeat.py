@@ -15,10 +15,26 @@ class _Unreachable:
         raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
 
+class _Answering:
+    def __init__(self):
+        self.beats = 0
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.beats += 1
+
+
+def test_each_checkpoint_asks_the_storage_itself_and_a_storage_that_answers_lets_training_go_on():
+    storage = _Answering()
+    heartbeat = Heartbeat(storage, trial_id=1, every=60, url="sqlite:///optuna.db")
+    heartbeat.error = RuntimeError("a beat failed a moment ago")
+    heartbeat.check("step 100, checkpointed in .checkpoints/sweep-bn.pt")
+    heartbeat.check("step 200, checkpointed in .checkpoints/sweep-bn.pt")
+    assert storage.beats == 2 and heartbeat.error is None
+
+
 def test_a_storage_that_stops_answering_stops_training_at_a_checkpoint_with_the_way_to_resume():
+    # no beat has failed yet (the thread was never started): the checkpoint's own question finds the storage gone
     heartbeat = Heartbeat(_Unreachable(), trial_id=1, every=1, url="postgresql://sweep:s3cret@db/optuna")
-    heartbeat.check("step 100, checkpointed in .checkpoints/sweep-bn.pt")  # no beat has failed yet
-    heartbeat.error = RuntimeError("a beat failed")
 
     with pytest.raises(StudyError) as stopped:
         heartbeat.check("step 200, checkpointed in .checkpoints/sweep-bn.pt")
