@@ -13,20 +13,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from src import specifications, stats
+from src import stats
+from src.claims import CURVES
 from src.config import with_overrides
 from src.curves import climb_target, steps_to
 from src.specifications import ACCURACY_CHOICES, Outcomes, Specification
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
 
-CURVES = {
-    "faster_convergence": specifications.convergence,
-    "higher_accuracy": specifications.accuracy,
-    "stable_sigmoid_inputs": specifications.stability,
-    "higher_usable_lr": specifications.usable_rate,
-    "robust_to_init": specifications.init_robustness,
-}
 INITS = [0.1, 1.0]  # the tiny sweep's
 BOTH_TRAIN = np.array([0, 1])  # the rates, at init std 0.1, where both nets train: 0.1 and 1
 NO_RATE = "no swept rate where both nets train"
