@@ -39,7 +39,7 @@ from src.heartbeat import storage_errors
 from src.members import MemberTable
 from src.stage_training import TRAINING_SPLITS, TrainedMembers, Unit, stage_runs, train_members
 from src.study import GRACE_HEARTBEATS, open_storage
-from src.sweep_queue import HOST, SweepQueue, Taken, refuse_other_live
+from src.sweep_queue import SweepQueue, Taken, refuse_other_live
 from src.unit_results import UnitResult
 
 POLL_S = 1  # how often a process with nothing to train looks at the queue again
@@ -91,7 +91,7 @@ def train_unit(
             members = plan.members.subset(indices)
             with train_members(plan.params, "sweep", plan.variant, members, log_percentiles=False, unit=unit) as done:
                 done.finish()
-                details = {"host": HOST, "pid": os.getpid(), "device": str(done.device),
+                details = {"host": tracking.HOST, "pid": os.getpid(), "device": str(done.device),
                            "wall_time_s": done.result.wall_time_s, "resumed_from": done.resumed_from}  # fmt: skip
                 queue.complete(taken, UnitResult.of(indices, done.result, done.predictions()), details)
         except Exception as error:
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("\n".join(status(plans, storage)))
             return
         trained = serve(plans, storage, wait_s)
-    print(f"sweep worker {HOST}:{os.getpid()}: trained {len(trained)} unit(s); none left to take")
+    print(f"sweep worker {tracking.HOST}:{os.getpid()}: trained {len(trained)} unit(s); none left to take")
 
 
 if __name__ == "__main__":

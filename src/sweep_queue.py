@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,10 +36,10 @@ from src.databases import reason, redact
 from src.errors import StudyError
 from src.heartbeat import STORAGE_ERRORS, Heartbeat
 from src.study import GRACE_HEARTBEATS, quiet_heartbeat_warnings
+from src.tracking import HOST, process_alive
 from src.unit_results import UnitResult, agreed
 
 NAME_PREFIX = "bn-mnist-sweep"
-HOST = socket.gethostname()
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 
 
@@ -184,7 +183,7 @@ class SweepQueue:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker", {})
             marked = worker.get("trial") == trial.number
-            gone = marked and worker["host"] == HOST and not _process_alive(worker["pid"])
+            gone = marked and worker["host"] == HOST and not process_alive(worker["pid"])
             if gone or (not marked and trial.datetime_start < cutoff):
                 with suppress(UpdateFinishedTrialError):  # another process failed it first
                     self._fail(trial._trial_id, retry=True)
@@ -233,13 +232,3 @@ def _last_attempt(trials: list[FrozenTrial]) -> str:
     where = f" on {worker['host']} (pid {worker['pid']})" if last and worker.get("trial") == last.number else ""
     why = last and (last.user_attrs.get("error") or f"{last.state.name.lower()}, its worker gone")
     return f"trial {last.number}{where}: {why}" if last else "never queued"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

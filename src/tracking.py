@@ -37,7 +37,7 @@ HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIME
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 
 # Logged on every run so that a later invocation can tell a crashed run from a live one.
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
 # MLflow 3's experiment tag for its UI: runs, metrics and models ("Model training"), not GenAI's traces
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # What decides a run's numbers; dvc.lock, results/ and reports/ are outputs DVC rewrites while the stages run
@@ -128,7 +128,7 @@ def flatten(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
 
 
 def process_tags() -> dict[str, str]:
-    return {"host": _HOST, "pid": str(os.getpid()), "git_commit": git_commit(), **experiment_tags()}
+    return {"host": HOST, "pid": str(os.getpid()), "git_commit": git_commit(), **experiment_tags()}
 
 
 def experiment_tags() -> dict[str, str]:
@@ -310,14 +310,15 @@ def close_abandoned_runs(experiment_id: str) -> list[str]:
     abandoned = [
         run.info.run_id
         for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
-        if run.data.tags.get("host") == _HOST and not _process_alive(int(run.data.tags.get("pid", "0")))
+        if run.data.tags.get("host") == HOST and not process_alive(int(run.data.tags.get("pid", "0")))
     ]
     for run_id in abandoned:
         client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
     return abandoned
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (one of another user's counts as running)."""
     if pid <= 0:
         return False
     try:
