@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils.benchmark import Timer
 
-from src.batchnorm import BatchNorm
 from src.cli import OneLineParser, report_user_errors
+from src.engine.batchnorm import BatchNorm
 
 BATCH, FEATURES = 60, 100  # the paper's mini-batch and hidden layer
 MEMBERS = (1, 8)

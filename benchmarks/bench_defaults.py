@@ -21,7 +21,7 @@ from benchmarks.bench_engine import Configuration, engine_model_steps_per_s, mac
 from benchmarks.bench_sweep import machine
 from src.cli import OneLineParser, report_user_errors
 from src.config import Params, load_params
-from src.members import MemberTable
+from src.training.members import MemberTable
 
 VARIANTS = ("vanilla", "bn")
 

@@ -25,11 +25,11 @@ from tqdm import tqdm
 
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, ModelConfig
-from src.data import Split
-from src.device import resolve_device
-from src.engine import Trainer, TrainingData
-from src.models import build_model
-from src.schedule import Schedule
+from src.data.splits import Split
+from src.engine.device import resolve_device
+from src.engine.network import build_model
+from src.engine.schedule import Schedule
+from src.engine.trainer import Trainer, TrainingData
 
 BATCH = 60
 WIDTHS = (784, 100, 100, 100, 10)

@@ -43,12 +43,12 @@ from benchmarks.bench_engine import (
     random_split,
 )
 from pipeline import sweep as sweep_stage
-from src import results
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params, with_overrides
-from src.members import MemberTable
-from src.results import SweepSummary, stage_dir
-from src.stage_training import train_members
+from src.results import files
+from src.results.files import SweepSummary, stage_dir
+from src.training.members import MemberTable
+from src.training.runner import train_members
 
 REPO = Path(__file__).resolve().parents[1]
 CUTS = {"variant": "variant", "seed": "seed", "seed_and_rates 3": {"seed_and_rates": 3}}
@@ -73,10 +73,10 @@ def single_model_sweep(variant: str) -> None:
     members = MemberTable.grid(params.sweep)
     with train_members(params, "sweep", variant, members, log_percentiles=False) as trained:
         directory = stage_dir("sweep", variant)
-        results.write_history(directory, trained.result, members)
-        results.write_sigmoid_inputs(directory, trained.result, members)
-        results.write_final(directory, trained.result.final, members)
-        results.write_predictions(directory, trained.predictions(), members)
+        files.write_history(directory, trained.result, members)
+        files.write_sigmoid_inputs(directory, trained.result, members)
+        files.write_final(directory, trained.result.final, members)
+        files.write_predictions(directory, trained.predictions(), members)
         SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps,
                      device=str(trained.device)).write(directory)  # fmt: skip
         trained.finish()

@@ -9,8 +9,8 @@ import os
 
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
-from src.data import RAW_DIR
-from src.download import download_mnist, mirror_list
+from src.data.download import download_mnist, mirror_list
+from src.data.splits import RAW_DIR
 
 
 def main(argv: list[str] | None = None) -> None:

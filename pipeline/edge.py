@@ -7,13 +7,13 @@ data orders and initial draws), so the edge is known to a factor finer than the 
 
 from __future__ import annotations
 
-from src import results
+from src.analysis.outcomes import edge_brackets
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.members import MemberTable
-from src.outcomes import edge_brackets
-from src.results import SweepSummary, read_sweep_final, stage_dir
-from src.stage_training import train_members
+from src.results import files
+from src.results.files import SweepSummary, read_sweep_final, stage_dir
+from src.training.members import MemberTable
+from src.training.runner import train_members
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with train_members(params, "edge", variant, members, log_percentiles=False) as trained:
         directory = stage_dir("edge", variant)
-        results.write_final(directory, trained.result.final, members)
+        files.write_final(directory, trained.result.final, members)
         summary = SweepSummary(
             variant=variant, members=len(members), steps=params.sweep.steps, device=str(trained.device)
         )

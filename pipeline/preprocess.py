@@ -11,7 +11,7 @@ from pathlib import Path
 from src.atomic import write_json
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
-from src.data import PROCESSED_DIR, RAW_DIR, class_counts, make_splits, write_splits
+from src.data.splits import PROCESSED_DIR, RAW_DIR, class_counts, make_splits, write_splits
 
 SUMMARY_PATH = Path("results/data_summary.json")
 

@@ -10,17 +10,18 @@ from its last checkpoint (.checkpoints/).
 
 from __future__ import annotations
 
-from src import results, tracking
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.data import PROCESSED_DIR, load_split
-from src.databases import redact
-from src.heartbeat import storage_errors
-from src.results import SweepSummary, stage_dir
-from src.stage_training import log_training_data
-from src.study import open_storage
-from src.sweep import SweepPlan, stage_run, work_through
-from src.unit_results import gather
+from src.data.splits import PROCESSED_DIR, load_split
+from src.results import files
+from src.results.files import SweepSummary, stage_dir
+from src.stores.databases import redact
+from src.sweep.heartbeat import storage_errors
+from src.sweep.unit_result import gather
+from src.sweep.work import SweepPlan, stage_run, work_through
+from src.tracking import runs
+from src.training.runner import log_training_data
+from src.tune.study import open_storage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     plan = SweepPlan.of(params, variant)
     url = params.sweep.storage
     storage = open_storage(url, params.sweep.heartbeat_s)
-    tracking.configure(params.tracking.experiment)
+    runs.configure(params.tracking.experiment)
 
     with storage_errors(url):
         queue = plan.queue(storage, create=True)
@@ -40,14 +41,14 @@ def main(argv: list[str] | None = None) -> None:
             names = [plan.unit_name(unit) for unit in range(len(plan.units))]
             gathered = gather(len(plan.members), queue.results(names))
             directory, members = stage_dir("sweep", variant), plan.members
-            results.write_history(directory, gathered.result, members)
-            results.write_sigmoid_inputs(directory, gathered.result, members)
-            results.write_final(directory, gathered.result.final, members)
-            results.write_predictions(directory, gathered.predictions, members)
+            files.write_history(directory, gathered.result, members)
+            files.write_sigmoid_inputs(directory, gathered.result, members)
+            files.write_final(directory, gathered.result.final, members)
+            files.write_predictions(directory, gathered.predictions, members)
             SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps,
                          device=str(plan.device)).write(directory)  # fmt: skip
             log_training_data(load_split(PROCESSED_DIR, "train", plan.device, params.data.binarize))
-            tracking.log_results({"units": len(plan.units), "units_trained_here": len(trained)}, artifacts=[])
+            runs.log_results({"units": len(plan.units), "units_trained_here": len(trained)}, artifacts=[])
     print(
         f"sweep@{variant}: {len(plan.members)} members in {len(plan.units)} unit(s) of study {queue.study.study_name} "
         f"in {redact(url)}: {len(trained)} trained here, {len(plan.units) - len(trained)} by other workers or before"

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from src import provenance, registry, results, tracking
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, Params, load_params
-from src.data import PROCESSED_DIR, load_split
-from src.export import plain_network
-from src.members import MemberTable
-from src.models import score_members
-from src.results import TrainSummary, TuningSummary, stage_dir
-from src.stage_training import TrainedMembers, train_members
+from src.data.splits import PROCESSED_DIR, load_split
+from src.engine.export import plain_network
+from src.engine.network import score_members
+from src.results import files
+from src.results.files import TrainSummary, TuningSummary, stage_dir
+from src.tracking import registry, runs
+from src.training import provenance
+from src.training.members import MemberTable
+from src.training.runner import TrainedMembers, train_members
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,11 +54,11 @@ def write_outputs(params: Params, variant: str, trained: TrainedMembers, validat
     """models/<variant>/seed_<s>.pt (Algorithm 2's statistics), the histories and summary.json; the summary."""
     members, result, seeds = trained.members, trained.result, list(trained.members.seed)
     states = [trained.model.member_state_dict(member) for member in range(len(seeds))]
-    results.write_models(results.MODELS / variant, states, seeds)
+    files.write_models(files.MODELS / variant, states, seeds)
     directory = stage_dir("train", variant)
-    results.write_history(directory, result, members)
-    results.write_sigmoid_inputs(directory, result, members)
-    results.write_predictions(directory, trained.predictions(), members)
+    files.write_history(directory, result, members)
+    files.write_sigmoid_inputs(directory, result, members)
+    files.write_predictions(directory, trained.predictions(), members)
     final = torch.tensor(result.final.accuracy, dtype=torch.float64)
     # the test split never chooses: the champion is the best by validation accuracy (the first of equals)
     champion = max(range(len(seeds)), key=lambda member: validation_accuracy[member])
@@ -83,16 +85,16 @@ def publish_models(params: Params, trained: TrainedMembers, summary: TrainSummar
     """Each seed as a standard PyTorch model on its MLflow run, and the best seed registered, tagged with the DVC
     experiment and the stage's params; its registration (the version and the alias it took)."""
     for member_run, seed in zip(trained.member_runs.run_ids, summary.seeds, strict=True):
-        tracking.log_artifact(member_run, results.MODELS / summary.variant / f"seed_{seed}.pt")
+        runs.log_artifact(member_run, files.MODELS / summary.variant / f"seed_{seed}.pt")
     networks = [plain_network(trained.model, member) for member in range(len(summary.seeds))]
     example_images = trained.splits["test"].images.cpu().numpy()
     logged = registry.log_networks(trained.member_runs.run_ids, networks, example_images)
     best = summary.seeds.index(summary.champion_seed)
-    stage_params = tracking.flatten(provenance.stage_params(params, "train"))
+    stage_params = runs.flatten(provenance.stage_params(params, "train"))
     tags = {
         "seed": str(summary.champion_seed),
         "device": summary.device,
-        **tracking.experiment_tags(),
+        **runs.experiment_tags(),
         **{key: str(value) for key, value in stage_params.items()},
     }
     name = f"{params.tracking.experiment}-{summary.variant}"

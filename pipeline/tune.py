@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.results import stage_dir, write_trials
-from src.study import best_summary, finished_trials
-from src.tune import describe, tune_variant
+from src.results.files import stage_dir, write_trials
+from src.tune.study import best_summary, finished_trials
+from src.tune.tuner import describe, tune_variant
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,19 +14,21 @@ from pipeline import preprocess as preprocess_stage
 from pipeline import sweep as sweep_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src import metrics, sweep, tune
+from src.metrics import schema
+from src.sweep import work
+from src.tune import tuner
 
 ENTRY_POINTS = {
     "pipeline.download": (download_stage.main, []),
     "pipeline.preprocess": (preprocess_stage.main, []),
     "pipeline.tune": (tune_stage.main, ["--variant", "bn"]),
-    "src.tune": (tune.main, ["--variant", "bn"]),
+    "src.tune": (tuner.main, ["--variant", "bn"]),
     "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
     "pipeline.sweep": (sweep_stage.main, ["--variant", "bn"]),
-    "src.sweep": (sweep.main, ["--worker", "--variant", "bn"]),
+    "src.sweep": (work.main, ["--worker", "--variant", "bn"]),
     "pipeline.edge": (edge_stage.main, ["--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
-    "src.metrics": (metrics.main, []),
+    "src.metrics": (schema.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
     "benchmarks.bench_sweep": (bench_sweep.main, []),

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import yaml
 
-from src.data import Split
-from src.results import TuningSummary, stage_dir
+from src.data.splits import Split
+from src.results.files import TuningSummary, stage_dir
 
 
 def images_and_labels(count: int, seed: int = 0, flip: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

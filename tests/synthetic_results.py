@@ -45,16 +45,16 @@ import numpy as np
 import torch
 import yaml
 
-from src import results
-from src.comparison import Comparison, compare
+from src.analysis.comparison import Comparison, compare
+from src.analysis.outcomes import Edges, SharedOutcome, TunedOutcome, edge_brackets
 from src.config import Params, load_params, parse_params
-from src.data import load_split
-from src.engine import Evaluation, Trainer, TrainingData, TrainResult
-from src.members import MemberTable
-from src.models import build_model, predict_members
-from src.outcomes import Edges, SharedOutcome, TunedOutcome, edge_brackets
-from src.results import SweepResults
-from src.schedule import Schedule, eval_schedule
+from src.data.splits import load_split
+from src.engine.network import build_model, predict_members
+from src.engine.schedule import Schedule, eval_schedule
+from src.engine.trainer import Evaluation, Trainer, TrainingData, TrainResult
+from src.results import files
+from src.results.files import SweepResults
+from src.training.members import MemberTable
 from tests import synthetic
 
 SEEDS = list(range(10))  # as many as the study's: an exact sign-flip test over fewer cannot pass a family's correction
@@ -128,10 +128,10 @@ def write_results_tree(root: Path, repo_root: Path) -> dict:
     processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": TEST_IMAGES})
     for variant in ("vanilla", "bn"):
         final = _write_models(root, params, processed, variant)
-        _write_training(root / results.stage_dir("train", variant), params, variant, final)
-        _write_tuning(root / results.stage_dir("tune", variant), variant)
-        write_sweep(root / results.stage_dir("sweep", variant), params, variant)
-        _write_edge(root / results.stage_dir("edge", variant), params, variant)
+        _write_training(root / files.stage_dir("train", variant), params, variant, final)
+        _write_tuning(root / files.stage_dir("tune", variant), variant)
+        write_sweep(root / files.stage_dir("sweep", variant), params, variant)
+        _write_edge(root / files.stage_dir("edge", variant), params, variant)
     return raw
 
 
@@ -160,9 +160,9 @@ def _write_models(root: Path, params: Params, processed: Path, variant: str) -> 
     finally:
         torch.set_num_threads(threads)
     state_dicts = [model.member_state_dict(member) for member in range(len(SEEDS))]
-    results.write_models(root / results.MODELS / variant, state_dicts, SEEDS)
+    files.write_models(root / files.MODELS / variant, state_dicts, SEEDS)
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
-    results.write_predictions(root / results.stage_dir("train", variant), predicted, members)
+    files.write_predictions(root / files.stage_dir("train", variant), predicted, members)
     return final
 
 
@@ -176,14 +176,14 @@ def _write_training(directory: Path, params: Params, variant: str, final: Evalua
     )  # (evals, levels, seeds, units)
     result = _train_result(STEPS, accuracy, np.zeros(accuracy.shape, dtype=bool), percentiles, final)
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
-    results.write_history(directory, result, members)
-    results.write_sigmoid_inputs(directory, result, members)
+    files.write_history(directory, result, members)
+    files.write_sigmoid_inputs(directory, result, members)
     train_summary(variant, LEARNING_RATES[variant], final.accuracy).write(directory)
 
 
 def train_summary(variant: str, lr: float, final_accuracy: Sequence[float], seeds: Sequence[int] = SEEDS):
     """train@'s summary.json of a run at `lr` whose saved models score `final_accuracy` on the test split."""
-    return results.TrainSummary(
+    return files.TrainSummary(
         variant=variant, lr=lr, lr_source="tune", seeds=list(seeds), steps=int(STEPS[-1]), batch_size=60,
         final_test_accuracy=list(final_accuracy), final_test_accuracy_mean=float(np.mean(final_accuracy)),
         final_test_accuracy_std=float(np.std(final_accuracy, ddof=1)) if len(final_accuracy) > 1 else 0.0,
@@ -234,13 +234,13 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
         diverged=diverges.tolist(),
     )
     result = _train_result(steps, accuracy, diverged, percentiles, evaluation)
-    results.write_history(directory, result, members)
-    results.write_sigmoid_inputs(directory, result, members)
-    results.write_final(directory, evaluation, members)
+    files.write_history(directory, result, members)
+    files.write_sigmoid_inputs(directory, result, members)
+    files.write_final(directory, evaluation, members)
     predicted = right_on(final, rng=np.random.default_rng(len(variant)))
     predicted[diverges] = 0  # a diverged net's outputs are NaN: the argmax is digit 0 for every image
-    results.write_predictions(directory, predicted, members)
-    results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
+    files.write_predictions(directory, predicted, members)
+    files.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
 def _write_edge(directory: Path, params: Params, variant: str) -> None:
@@ -255,8 +255,8 @@ def _write_edge(directory: Path, params: Params, variant: str) -> None:
         step=params.sweep.steps, accuracy=[EDGE_TRAINED_ACCURACY if ok else CHANCE for ok in trains],
         loss=[0.2 if ok else 2.3 for ok in trains], diverged=[False] * len(trains),
     )  # fmt: skip
-    results.write_final(directory, evaluation, members)
-    results.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
+    files.write_final(directory, evaluation, members)
+    files.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
 def _index(values: Sequence[float], value: float) -> int:
@@ -285,10 +285,10 @@ def _write_tuning(directory: Path, variant: str) -> None:
     for number, lr in enumerate(lrs):
         diverged = lr >= diverges_from
         state = "PRUNED" if diverged or number == 0 else "COMPLETE"
-        trials.append(results.TuningTrial(number, lr, 0.098 if diverged else 0.9 + 0.01 * number, state, diverged))
-    trials.append(results.TuningTrial(len(lrs), 1.0, None, "FAIL", False))
-    results.write_trials(directory, trials)
-    results.TuningSummary(
+        trials.append(files.TuningTrial(number, lr, 0.098 if diverged else 0.9 + 0.01 * number, state, diverged))
+    trials.append(files.TuningTrial(len(lrs), 1.0, None, "FAIL", False))
+    files.write_trials(directory, trials)
+    files.TuningSummary(
         variant=variant,
         study_name=f"bn-mnist-{variant}",
         storage="sqlite:///optuna.db",
@@ -335,7 +335,7 @@ def outcome(
     models, the losses) is left out."""
     accuracy = np.asarray(accuracy, dtype=float)
     seeds = list(range(len(accuracy))) if seeds is None else list(seeds)
-    curves = results.Curves(
+    curves = files.Curves(
         steps=np.asarray(steps),
         seeds=seeds,
         accuracy=accuracy,
@@ -356,16 +356,16 @@ def outcome(
     )
 
 
-def drifting(steps: np.ndarray, relative_drift: float) -> results.Percentiles:
+def drifting(steps: np.ndarray, relative_drift: float) -> files.Percentiles:
     """A sigmoid input with a 15–85th spread of 2 that moves as a whole by 2 × `relative_drift` at the last step, so
     its relative drift is `relative_drift` (≥ 0, or NaN); an infinite one has no spread at all."""
     steps = np.asarray(steps)
     if math.isinf(relative_drift):
         flat = np.zeros(steps.shape)
-        return results.Percentiles(steps, flat, flat, flat)
+        return files.Percentiles(steps, flat, flat, flat)
     shift = np.zeros(steps.shape)
     shift[-1] = 2 * relative_drift
-    return results.Percentiles(steps, -1 + shift, shift, 1 + shift)
+    return files.Percentiles(steps, -1 + shift, shift, 1 + shift)
 
 
 def swept(

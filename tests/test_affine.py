@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.affine import MemberLinear, grouped, member_affine
+from src.engine.affine import MemberLinear, grouped, member_affine
 
 MEMBERS = 4
 

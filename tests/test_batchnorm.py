@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.batchnorm import BatchNorm, _BatchNormFunction, population_statistics
+from src.engine.batchnorm import BatchNorm, _BatchNormFunction, population_statistics
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 # (members, batch, features): the paper's layer (60 × 100), odd small shapes, and a members dimension

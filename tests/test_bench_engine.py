@@ -9,10 +9,10 @@ import torch
 
 from benchmarks import bench_engine as bench
 from src.cli import report_user_errors
-from src.data import Split
-from src.engine import Trainer, TrainingData
-from src.models import build_model
-from src.schedule import Schedule
+from src.data.splits import Split
+from src.engine.network import build_model
+from src.engine.schedule import Schedule
+from src.engine.trainer import Trainer, TrainingData
 
 
 def test_matmul_flops_of_one_step_follow_the_layer_shapes():

@@ -11,7 +11,7 @@ import yaml
 from benchmarks import bench_sweep as bench
 from pipeline import sweep as sweep_stage
 from src.cli import report_user_errors
-from src.members import MemberTable
+from src.training.members import MemberTable
 from tests import synthetic
 from tests.test_members import SWEEP
 

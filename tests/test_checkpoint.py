@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import checkpoint
-from src.checkpoint import Checkpoint
+from src.training import checkpoint
+from src.training.checkpoint import Checkpoint
 
 IDENTITY = {"stage": "train", "device": "cpu", "params": {"train": {"steps": 1500, "batch_size": 60}}}
 PAYLOAD = {"trainer": {"step": 250, "weights": torch.arange(6.0).view(2, 3)}, "parent_run": "abc"}

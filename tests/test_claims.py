@@ -15,10 +15,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from src import claims, specifications, stats
-from src.claims import PRIMARY, TOPICS, decide_claims, horizon_check, robustness_map
+from src.analysis import claims, specifications, stats
+from src.analysis.claims import PRIMARY, TOPICS, decide_claims, horizon_check, robustness_map
+from src.analysis.specifications import Outcomes, Specification
 from src.config import parse_params, with_overrides
-from src.specifications import Outcomes, Specification
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
 

@@ -10,10 +10,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from src import claims, data, figures, metrics, outcomes, report, results, specifications
-from src import comparison as comparison_module
-from src.claims import PRIMARY
+from src.analysis import comparison as comparison_module
+from src.analysis import claims, outcomes, specifications
+from src.analysis.claims import PRIMARY
 from src.config import VARIANTS
+from src.data import splits
+from src.metrics import schema
+from src.report import figures, markdown
+from src.results import files
 from tests import synthetic_results
 from tests.synthetic_results import EDGE_TRAINS, SEEDS, SWEEP_INIT_STDS, SWEEP_RATES, sweep_final_accuracy
 
@@ -194,9 +198,9 @@ def test_the_metrics_figures_and_report_are_built_from_the_comparison_without_re
              "read_sweep", "read_sweep_final", "read_edge_final", "read_predictions", "read_table", "score_members",
              "tuned_outcome", "decide_claims", "horizon_check", "robustness_map", "example_unit", "convergence",
              "accuracy", "stability", "usable_rate", "init_robustness"}  # fmt: skip
-    for module in (data, results, outcomes, specifications, claims, comparison_module, metrics, report, figures):
+    for module in (splits, files, outcomes, specifications, claims, comparison_module, schema, markdown, figures):
         for name in again & set(vars(module)):
             monkeypatch.setattr(module, name, refuse(name))
-    numbers = metrics.build(comparison)
+    numbers = schema.build(comparison)
     drawn = figures.report_figures(comparison)
-    assert report.render(comparison, numbers, list(drawn)).startswith("# Batch Normalization on MNIST")
+    assert markdown.render(comparison, numbers, list(drawn)).startswith("# Batch Normalization on MNIST")

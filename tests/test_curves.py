@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from src.curves import (
+from src.analysis.curves import (
     CHANCE,
     PercentileDrift,
     StepsToTarget,

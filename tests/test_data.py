@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.data import (
+from src.data.idx import IdxError
+from src.data.splits import (
     SPLITS,
     BatchOrder,
     class_counts,
@@ -23,7 +24,6 @@ from src.data import (
     write_splits,
 )
 from src.errors import StudyError
-from src.idx import IdxError
 from tests import synthetic
 
 CPU = torch.device("cpu")

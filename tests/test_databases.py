@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from src.databases import (
+from src.errors import StudyError
+from src.stores.databases import (
     CONNECT_TIMEOUT_S,
     SQLITE_TIMEOUT_S,
     at_project_root,
@@ -21,7 +22,6 @@ from src.databases import (
     reason,
     redact,
 )
-from src.errors import StudyError
 from tests.processes import stage_env
 
 
@@ -61,7 +61,7 @@ def test_sqlite_waits_for_a_busy_writer_and_a_server_connection_gives_up_on_a_de
 # Says when it is about to enter first_use on argv[1] and when it is in, and holds the lock until argv[2] exists
 HOLDER = """
 import pathlib, sys, time
-from src.databases import first_use
+from src.stores.databases import first_use
 print("entering", flush=True)
 with first_use(sys.argv[1]):
     print("entered", flush=True)

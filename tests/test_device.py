@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from src.device import resolve_device
+from src.engine.device import resolve_device
 from src.errors import StudyError
 
 

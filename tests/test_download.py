@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from src.download import ALREADY_PRESENT, MNIST_SHA256, DownloadError, download_mnist, mirror_list
+from src.data.download import ALREADY_PRESENT, MNIST_SHA256, DownloadError, download_mnist, mirror_list
 from src.errors import StudyError
 
 CONTENTS = {"images.gz": b"fake images " * 50, "labels.gz": b"fake labels"}

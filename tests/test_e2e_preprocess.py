@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from src.data import read_split_arrays
+from src.data.splits import read_split_arrays
 
 pytestmark = pytest.mark.e2e
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from src.config import load_params
-from src.data import Split, make_splits
-from src.engine import Trainer, TrainingData
-from src.models import build_model
-from src.schedule import Schedule
+from src.data.splits import Split, make_splits
+from src.engine.network import build_model
+from src.engine.schedule import Schedule
+from src.engine.trainer import Trainer, TrainingData
 
 pytestmark = pytest.mark.e2e
 

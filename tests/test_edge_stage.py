@@ -16,13 +16,14 @@ import torch
 import yaml
 
 from pipeline import edge as edge_stage
-from src import checkpoint, results, stage_training
-from src.checkpoint import CHECKPOINT_DIR
 from src.cli import report_user_errors
 from src.config import load_params
-from src.engine import Evaluation
-from src.members import MemberTable
-from src.schedule import eval_schedule, schedule_for
+from src.engine.schedule import eval_schedule, schedule_for
+from src.engine.trainer import Evaluation
+from src.results import files
+from src.training import checkpoint, runner
+from src.training.checkpoint import CHECKPOINT_DIR
+from src.training.members import MemberTable
 from tests import synthetic
 
 STEPS, EVAL_EVERY, CHECKPOINT_EVERY = 60, 30, 30
@@ -64,7 +65,7 @@ def write_sweep_final(variant: str, swept: dict[int, list[float]], diverged: set
     accuracy = [swept[seed][RATES.index(round(lr, 6))] if std == 0.1 else 0.1 for lr, std, seed in cells]
     bad = [std == 0.1 and (seed, round(lr, 6)) in diverged for lr, std, seed in cells]
     final = Evaluation(step=STEPS, accuracy=accuracy, loss=[1.0] * len(cells), diverged=bad)
-    results.write_final(results.stage_dir("sweep", variant), final, members)
+    files.write_final(files.stage_dir("sweep", variant), final, members)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -92,7 +93,7 @@ def test_the_stage_trains_each_seeds_refined_rates_and_writes_their_final_result
         assert low < float(row["lr"]) < 10 * low
         assert 0.0 <= float(row["test_accuracy"]) <= 1.0 and row["diverged"] in {"True", "False"}
     # exactly the members evaluate will ask for, read back by its reader
-    accuracy, diverged = results.read_edge_final("bn", _refined())
+    accuracy, diverged = files.read_edge_final("bn", _refined())
     assert accuracy.tolist() == [float(row["test_accuracy"]) for row in rows] and diverged.dtype == bool
     summary = json.loads((out / "summary.json").read_text())
     assert summary == {"variant": "bn", "members": len(EXPECTED), "steps": STEPS, "device": "cpu"}
@@ -118,7 +119,7 @@ def test_every_refined_member_is_an_mlflow_run_evaluated_on_the_sweeps_schedule(
 
 def test_the_refined_members_train_as_the_sweeps_do(project, monkeypatch):
     seen = {}
-    real_trainer = stage_training.Trainer
+    real_trainer = runner.Trainer
 
     def recording_trainer(model, data, schedule):
         trainer = real_trainer(model, data, schedule)
@@ -126,15 +127,15 @@ def test_the_refined_members_train_as_the_sweeps_do(project, monkeypatch):
         seen["batches"] = [trainer._order.next().clone() for _ in range(3)]
         return real_trainer(model, data, schedule)  # a fresh order for the real run
 
-    monkeypatch.setattr(stage_training, "Trainer", recording_trainer)
+    monkeypatch.setattr(runner, "Trainer", recording_trainer)
     edge_stage.main(["--variant", "bn"])
 
     params, members = load_params(), _refined()
     assert seen["schedule"] == schedule_for(params, "sweep", members.lr, data_seeds=members.data_seeds)
     assert seen["schedule"].learning_rates == pytest.approx([lr for lr, _ in EXPECTED])
     # the sweep's member of the same seed and init std starts from the same draws and sees the same batches
-    monkeypatch.setattr(stage_training, "Trainer", real_trainer)
-    sweep, _ = stage_training.build_trainer(params, "sweep", "bn", MemberTable.grid(params.sweep))
+    monkeypatch.setattr(runner, "Trainer", real_trainer)
+    sweep, _ = runner.build_trainer(params, "sweep", "bn", MemberTable.grid(params.sweep))
     first_of_seed = {0: 0, 1: len(RATES) * len(INIT_STDS)}  # the sweep's first member of each seed, at init std 0.1
     for k, (_, seed) in enumerate(EXPECTED):
         assert torch.equal(seen["weights"][k], sweep.model.hidden[0].weight[first_of_seed[seed]])

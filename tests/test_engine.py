@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from src import models
-from src.batchnorm import population_statistics
 from src.config import load_params
-from src.data import BatchOrder, gather
-from src.engine import PERCENTILES, Evaluation, Trainer, TrainingData
-from src.models import build_model, member_losses
-from src.models import score_members as evaluate
-from src.schedule import Schedule, eval_schedule
-from src.sgd import MemberSGD
+from src.data.splits import BatchOrder, gather
+from src.engine import network
+from src.engine.batchnorm import population_statistics
+from src.engine.network import build_model, member_losses
+from src.engine.network import score_members as evaluate
+from src.engine.schedule import Schedule, eval_schedule
+from src.engine.sgd import MemberSGD
+from src.engine.trainer import PERCENTILES, Evaluation, Trainer, TrainingData
 from tests import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -253,7 +253,7 @@ def test_bn_curves_use_the_moving_averages_and_final_uses_algorithm_2(model_conf
     moving.load_state_dict(at_the_end)
     accuracy, loss = evaluate(moving, probed.evaluation)
     assert result.accuracy[-1].tolist() == accuracy.tolist() and result.loss[-1].tolist() == loss.tolist()
-    percentiles = models.sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units, PERCENTILES)
+    percentiles = network.sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units, PERCENTILES)
     assert np.array_equal(result.percentiles[-1], percentiles.numpy())
     # Algorithm 2 over the first population_batches batches of the schedule's own data order
     population = copy.deepcopy(moving)

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from pipeline import evaluate as stage
-from src import metrics
 from src.cli import report_user_errors
 from src.config import parse_params
-from src.figures import FIGURE_NAMES
+from src.metrics import schema
+from src.report.figures import FIGURE_NAMES
 from tests import synthetic_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +27,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def expected_metrics(tree) -> dict:
     """metrics.json as the comparison of the tree builds it."""
-    return metrics.build(synthetic_results.comparison_of(tree[0])).model_dump()
+    return schema.build(synthetic_results.comparison_of(tree[0])).model_dump()
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_the_stage_writes_every_declared_output_and_one_mlflow_run(project, expe
     # strict JSON (no NaN), and the comparison's metrics as built; the headline is theirs, in a few keys
     assert json.loads(Path("results/metrics.json").read_text(), parse_constant=pytest.fail) == expected_metrics
     headline = json.loads(Path("results/headline.json").read_text(), parse_constant=pytest.fail)
-    assert headline == metrics.Metrics.model_validate(expected_metrics).headline()
+    assert headline == schema.Metrics.model_validate(expected_metrics).headline()
     assert [path["results/headline.json"] for path in declared["metrics"]] == [{"cache": False}]
     plots = {}
     for quantity in ("accuracy", "loss"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.data import BatchOrder, gather
-from src.export import plain_network
-from src.models import MLP, score_members
+from src.data.splits import BatchOrder, gather
+from src.engine.export import plain_network
+from src.engine.network import MLP, score_members
 from tests import synthetic
 
 MEMBERS = 3

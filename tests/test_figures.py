@@ -13,9 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from src import figures
-from src.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel
-from src.results import TuningTrial
+from src.report import figures
+from src.report.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel
+from src.results.files import TuningTrial
 from tests import synthetic_results
 
 STEPS = np.arange(0, 5001, 500)

@@ -7,11 +7,12 @@ from typing import get_args
 
 import pytest
 
-from src import formats, metrics, stats
-from src.claims import TOPICS, Claim
+from src.analysis import stats
+from src.analysis.claims import TOPICS, Claim
+from src.analysis.specifications import Specification
 from src.config import EvaluateConfig
-from src.formats import FILTERS
-from src.specifications import Specification
+from src.metrics import number_format, schema
+from src.metrics.number_format import FILTERS
 
 MISSING = [None, math.nan, math.inf, -math.inf]
 
@@ -19,8 +20,8 @@ MISSING = [None, math.nan, math.inf, -math.inf]
 @pytest.mark.parametrize("value", MISSING)
 @pytest.mark.parametrize(
     "spell",
-    [formats.percent, formats.points, lambda value: formats.number(value, ".3g"),
-     lambda value: formats.effect(value, "ratio"), lambda value: formats.effect(value, "plain")],
+    [number_format.percent, number_format.points, lambda value: number_format.number(value, ".3g"),
+     lambda value: number_format.effect(value, "ratio"), lambda value: number_format.effect(value, "plain")],
     ids=["percent", "points", "number", "ratio", "plain"],
 )  # fmt: skip
 def test_a_missing_number_is_n_a_whatever_its_kind(spell, value):
@@ -28,28 +29,28 @@ def test_a_missing_number_is_n_a_whatever_its_kind(spell, value):
 
 
 def test_a_percentage_has_no_space_before_its_sign():
-    assert formats.percent(0.97234) == "97.23%"
-    assert formats.percent(0.97234, 0) == "97%"
+    assert number_format.percent(0.97234) == "97.23%"
+    assert number_format.percent(0.97234, 0) == "97%"
 
 
 def test_an_accuracy_difference_is_in_signed_percentage_points():
-    assert formats.points(0.0023) == "+0.23 pp"
-    assert formats.points(-0.01) == "-1.00 pp"
+    assert number_format.points(0.0023) == "+0.23 pp"
+    assert number_format.points(-0.01) == "-1.00 pp"
 
 
 def test_negative_zero_has_no_minus_sign():
-    assert formats.number(-0.0, ".2f") == "0.00"
-    assert formats.number(-0.0, "+.3f") == "+0.000"
+    assert number_format.number(-0.0, ".2f") == "0.00"
+    assert number_format.number(-0.0, "+.3f") == "+0.000"
 
 
 def test_steps_are_counted_with_thousands_separators_or_not_reached():
-    assert formats.steps(12345.0) == "12,345"
-    assert formats.steps(None) == "not reached"
+    assert number_format.steps(12345.0) == "12,345"
+    assert number_format.steps(None) == "not reached"
 
 
 @pytest.mark.parametrize(("target", "key"), [(0.95, "95"), (0.975, "97.5"), (0.99, "99"), (1.0, "100")])
 def test_a_target_is_keyed_by_its_percentage(target, key):
-    assert formats.target_key(target) == key
+    assert number_format.target_key(target) == key
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_a_target_is_keyed_by_its_percentage(target, key):
     ],
 )
 def test_an_effect_is_written_on_its_claims_scale(value, scale, text):
-    assert formats.effect(value, scale) == text
+    assert number_format.effect(value, scale) == text
 
 
 @pytest.mark.parametrize(
@@ -76,40 +77,40 @@ def test_an_effect_is_written_on_its_claims_scale(value, scale, text):
     ],
 )
 def test_an_interval_is_written_on_its_scale_or_says_how_few_pairs_it_lacks(estimate, scale, text):
-    assert formats.interval(estimate, scale) == text
+    assert number_format.interval(estimate, scale) == text
 
 
 def test_a_mean_accuracy_is_written_with_its_spread_over_seeds():
-    assert formats.accuracy_with_sd(metrics.TestAccuracy(mean=0.97234, std=0.0011, ci_low=0.96, ci_high=0.98)) == (
+    assert number_format.accuracy_with_sd(schema.TestAccuracy(mean=0.97234, std=0.0011, ci_low=0.96, ci_high=0.98)) == (
         "97.23% ± 0.11 pp"
     )
-    assert formats.accuracy_with_sd(metrics.TestAccuracy(mean=0.97234, std=None, ci_low=None, ci_high=None)) == "97.23%"
+    assert number_format.accuracy_with_sd(schema.TestAccuracy(mean=0.97234, std=None, ci_low=None, ci_high=None)) == "97.23%"
 
 
 def test_an_accuracy_interval_is_shown_within_0_and_1():
-    assert formats.accuracy_interval(metrics.TestAccuracy(mean=0.99, std=0.01, ci_low=0.97, ci_high=1.02)) == (
+    assert number_format.accuracy_interval(schema.TestAccuracy(mean=0.99, std=0.01, ci_low=0.97, ci_high=1.02)) == (
         "[97.00%, 100.00%]"
     )
-    assert formats.accuracy_interval(metrics.TestAccuracy(mean=0.01, std=0.01, ci_low=-0.02, ci_high=0.03)) == (
+    assert number_format.accuracy_interval(schema.TestAccuracy(mean=0.01, std=0.01, ci_low=-0.02, ci_high=0.03)) == (
         "[0.00%, 3.00%]"
     )
     assert (
-        formats.accuracy_interval(metrics.TestAccuracy(mean=0.97, std=None, ci_low=None, ci_high=None))
+        number_format.accuracy_interval(schema.TestAccuracy(mean=0.97, std=None, ci_low=None, ci_high=None))
         == "n/a (one seed)"
     )
 
 
 def test_reaching_a_target_is_the_median_step_and_how_many_seeds_got_there():
-    assert formats.reach(metrics.StepsTo(median=1800.0, n_reached=5), 5) == "1,800 steps (5/5)"
-    assert formats.reach(metrics.StepsTo(median=None, n_reached=0), 3) == "never (0/3)"
+    assert number_format.reach(schema.StepsTo(median=1800.0, n_reached=5), 5) == "1,800 steps (5/5)"
+    assert number_format.reach(schema.StepsTo(median=None, n_reached=0), 3) == "never (0/3)"
 
 
 def test_the_reports_filters_write_a_claim_as_the_formatters_do():
     estimate = stats.Estimate(0.45, 0.4, 0.5, 3)
     spec = Specification("faster_convergence", "tuned", None, "95 % of the climb", estimate, primary=True)
     claim = Claim(TOPICS["faster_convergence"], spec, 0.01, "holds", [spec], alpha=0.05, family=8)
-    assert FILTERS["effect"](claim) == formats.effect(0.45, "ratio") == "0.45×"
-    assert FILTERS["interval"](claim) == formats.interval(claim.estimate, "ratio") == "[0.40×, 0.50×]"
+    assert FILTERS["effect"](claim) == number_format.effect(0.45, "ratio") == "0.45×"
+    assert FILTERS["interval"](claim) == number_format.interval(claim.estimate, "ratio") == "[0.40×, 0.50×]"
     assert FILTERS["effect_on"](estimate, "plain") == "+0.450"
     assert FILTERS["interval_on"](estimate, "accuracy") == "[+40.00 pp, +50.00 pp]"
     assert FILTERS["ci_pp"](stats.Estimate(0.01, 0.0, 0.02, 3)) == "[+0.00 pp, +2.00 pp]"
@@ -120,12 +121,12 @@ def test_the_reports_filters_write_a_claim_as_the_formatters_do():
 
 @pytest.mark.parametrize(("value", "text"), [(0.001953125, "0.002"), (0.0216, "0.022"), (1.0, "1"), (None, "n/a")])
 def test_a_p_value_has_two_significant_digits(value, text):
-    assert formats.p_value(value) == text
+    assert number_format.p_value(value) == text
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.01, "1%"), (0.001, "0.1%"), (0.5, "50%"), (1.0, "100%"), (None, "n/a")])
 def test_a_share_has_as_many_digits_as_it_needs(value, text):
-    assert formats.share(value) == text
+    assert number_format.share(value) == text
 
 
 @pytest.mark.parametrize(
@@ -149,11 +150,11 @@ def test_a_share_has_as_many_digits_as_it_needs(value, text):
     ],
 )  # fmt: skip
 def test_a_test_is_named_in_words_with_its_pairs_and_its_interval(estimate, text):
-    assert formats.test_text(estimate) == text
+    assert number_format.test_text(estimate) == text
 
 
 def test_every_correction_and_test_params_can_name_has_words():
     corrections = get_args(EvaluateConfig.model_fields["correction"].annotation)
-    assert set(formats.CORRECTIONS) == set(corrections) == {"holm", "bh"}
-    assert formats.CORRECTIONS == {"holm": "Holm", "bh": "Benjamini–Hochberg"}
-    assert set(get_args(stats.PairedTest)) | {"two_level_bootstrap"} == set(formats.TESTS)
+    assert set(number_format.CORRECTIONS) == set(corrections) == {"holm", "bh"}
+    assert number_format.CORRECTIONS == {"holm": "Holm", "bh": "Benjamini–Hochberg"}
+    assert set(get_args(stats.PairedTest)) | {"two_level_bootstrap"} == set(number_format.TESTS)

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy
 
 from src.errors import StudyError
-from src.heartbeat import Heartbeat, storage_errors
+from src.sweep.heartbeat import Heartbeat, storage_errors
 
 
 class _Unreachable:

@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
+from src.data.idx import IdxError, read_idx
 from src.errors import StudyError
-from src.idx import IdxError, read_idx
 
 IMAGES = np.arange(3 * 2 * 2, dtype=np.uint8).reshape(3, 2, 2)
 # a well-formed header for IMAGES: two zero bytes, dtype 0x08, 3 dims, then 3, 2, 2 as big-endian uint32

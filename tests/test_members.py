@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.config import SweepConfig
-from src.members import MemberTable
+from src.training.members import MemberTable
 
 SWEEP = SweepConfig(
     lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=100, eval_every=50,

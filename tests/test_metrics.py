@@ -15,10 +15,11 @@ import sys
 import numpy as np
 import pytest
 
-from src import formats, metrics, stats
-from src.claims import PRIMARY, SECTIONS
+from src.analysis import stats
+from src.analysis.claims import PRIMARY, SECTIONS
 from src.config import VARIANTS
-from src.metrics import HEADLINE_NAMES, MapCellMetrics, Metrics
+from src.metrics import number_format, schema
+from src.metrics.schema import HEADLINE_NAMES, MapCellMetrics, Metrics
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS, SWEEP_INIT_STDS, SWEEP_RATES
 
@@ -33,7 +34,7 @@ def comparison(tree):
 
 @pytest.fixture(scope="module")
 def built(comparison) -> Metrics:
-    return metrics.build(comparison)
+    return schema.build(comparison)
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +113,11 @@ def test_each_claim_names_its_design_test_n_interval_p_values_correction_verdict
             claim.topic.title, claim.topic.statistic, claim.topic.scale
         )  # fmt: skip
         assert written["section"] == SECTIONS[claim.topic.section]
-        assert written["design"] == metrics.design_text(spec) and written["design"].startswith(f"{spec.design}: ")
+        assert written["design"] == schema.design_text(spec) and written["design"].startswith(f"{spec.design}: ")
         assert spec.choice in written["design"] and written["note"] == spec.note
-        assert written["test"] == formats.test_text(estimate)
+        assert written["test"] == number_format.test_text(estimate)
         counts = written["specifications"]
-        assert counts["total"] == len(claim.curve) == sum(counts[v] for v in metrics.VERDICTS)
+        assert counts["total"] == len(claim.curve) == sum(counts[v] for v in schema.VERDICTS)
         assert counts["agreeing"] == claim.agreeing == counts[claim.verdict]
 
 
@@ -166,7 +167,7 @@ def _claim_with(comparison, estimate: stats.Estimate):
 
 @pytest.mark.parametrize("missing", [math.nan, math.inf, np.float64(-np.inf)])
 def test_a_number_json_cannot_spell_is_written_as_null(comparison, missing):
-    written = metrics.claim_metrics(_claim_with(comparison, stats.Estimate(missing, None, None, 0)), "Holm")
+    written = schema.claim_metrics(_claim_with(comparison, stats.Estimate(missing, None, None, 0)), "Holm")
     assert (written.effect, written.ci_low, written.ci_high, written.p_value, written.n) == (None, None, None, None, 0)
     assert written.p_adjusted is None and written.seeds_needed is None
     assert math.isnan(written.estimate.effect)  # a number again where the printer reads it
@@ -175,7 +176,7 @@ def test_a_number_json_cannot_spell_is_written_as_null(comparison, missing):
 
 def test_numpy_numbers_are_written_as_python_numbers(comparison):
     estimate = stats.Estimate(np.float64(0.5), np.float64(0.25), np.float64(0.75), 3, np.float64(0.01))
-    written = metrics.claim_metrics(_claim_with(comparison, estimate), "Holm")
+    written = schema.claim_metrics(_claim_with(comparison, estimate), "Holm")
     assert [type(value) for value in (written.effect, written.ci_low, written.ci_high, written.p_value)] == [float] * 4
 
 
@@ -299,7 +300,7 @@ def _printed(path) -> list[str]:
 
 def test_every_line_fits_120_columns_and_every_claim_and_cell_is_there(metrics_file):
     lines = _printed(metrics_file)
-    assert max(len(line) for line in lines) <= metrics.WIDTH
+    assert max(len(line) for line in lines) <= schema.WIDTH
     content = json.loads(metrics_file.read_text())
     for key, claim in content["claims"].items():
         (line,) = [line for line in lines if line.startswith(f"{key} ")]
@@ -314,20 +315,20 @@ def test_every_line_fits_120_columns_and_every_claim_and_cell_is_there(metrics_f
 
 
 def test_the_terminal_writes_each_effect_and_interval_as_the_report_does(built, comparison):
-    lines = metrics.claims_table(built.claims)
+    lines = schema.claims_table(built.claims)
     for claim in comparison.claims:
         (line,) = [line for line in lines if line.startswith(f"{claim.key} ")]
-        effect, interval = formats.FILTERS["effect"](claim), formats.FILTERS["interval"](claim)
+        effect, interval = number_format.FILTERS["effect"](claim), number_format.FILTERS["interval"](claim)
         assert f" {effect}  {interval}" in line and f" {claim.verdict} " in line
 
 
 def test_the_variants_table_writes_every_target_and_a_missing_number_as_n_a(built):
-    rows = {row[:44].strip(): row[44:].split() for row in metrics.variants_table(built)[2:]}
+    rows = {row[:44].strip(): row[44:].split() for row in schema.variants_table(built)[2:]}
     assert rows["steps to 99 % (median of seeds)"] == ["not", "reached", "not", "reached"]
     assert rows["steps to 95 % (median of seeds)"] == ["800", "300"]
     assert rows["learning rate (tuned)"] == ["0.2", "5"]
     no_loss = built.model_copy(update={"bn": built.bn.model_copy(update={"test_loss_mean": None})})
-    rows = {row[:44].strip(): row[44:].split() for row in metrics.variants_table(no_loss)[2:]}
+    rows = {row[:44].strip(): row[44:].split() for row in schema.variants_table(no_loss)[2:]}
     assert rows["final test loss"][1] == "n/a"
 
 
@@ -341,7 +342,7 @@ def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction
 
     grid = {"init_std_0.1": {"lr_1": cell(0.02, "above", "above"), "lr_10": cell(0.02, None, "above"),
                              "lr_100": cell(-0.04, "below", "below"), "lr_1000": cell(0.01, None, None)}}  # fmt: skip
-    (row,) = metrics.map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
+    (row,) = schema.map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*", "+1.0"]
 
 

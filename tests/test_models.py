@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src import models
-from src.batchnorm import BatchNorm
 from src.config import ModelConfig
-from src.errors import StudyError
-from src.models import (
+from src.engine import network
+from src.engine.batchnorm import BatchNorm
+from src.engine.network import (
     MLP,
     Architecture,
     build_model,
@@ -24,6 +23,7 @@ from src.models import (
     predict_members,
     score_members,
 )
+from src.errors import StudyError
 from tests import synthetic
 
 IN, HIDDEN, LAYERS, CLASSES = 784, 100, 3, 10
@@ -253,7 +253,7 @@ def test_member_losses_are_each_members_mean_cross_entropy(groups):
 def test_scoring_in_chunks_gives_the_whole_splits_accuracy_and_mean_loss(model_config, variant, monkeypatch):
     split = synthetic.split(200, seed=1)
     model = build_model(model_config, variant, seeds=[0, 1], device="cpu").train()
-    monkeypatch.setattr(models, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
+    monkeypatch.setattr(network, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
     accuracy, loss = score_members(model, split)
     assert model.training  # the caller's mode is restored
     with torch.no_grad():
@@ -276,7 +276,7 @@ def test_each_members_prediction_is_the_argmax_of_its_inference_mode_logits_what
     model.train()
     assert whole.dtype == torch.uint8 and whole.shape == (3, 200)
     torch.testing.assert_close(whole, logits.argmax(-1).to(torch.uint8), rtol=0, atol=0)
-    monkeypatch.setattr(models, "EVAL_CHUNK", 7)  # 28 full chunks and a remainder of 4
+    monkeypatch.setattr(network, "EVAL_CHUNK", 7)  # 28 full chunks and a remainder of 4
     torch.testing.assert_close(predict_members(model, split), whole, rtol=0, atol=0)
     # the predictions are what the scores count: each member's share right is its accuracy
     accuracy, _ = score_members(model, split)

@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.config import VARIANTS, parse_params
-from src.curves import StepsToTarget, percentile_drift
-from src.data import load_split
-from src.errors import StudyError
-from src.members import MemberTable
-from src.outcomes import (
+from src.analysis.curves import StepsToTarget, percentile_drift
+from src.analysis.outcomes import (
     check_same_seeds,
     edge_brackets,
     edges,
@@ -28,7 +24,11 @@ from src.outcomes import (
     tuned_outcome,
     usable,
 )
-from src.results import Curves, Percentiles, TuningSummary, read_predictions, read_trained, read_trials, stage_dir
+from src.config import VARIANTS, parse_params
+from src.data.splits import load_split
+from src.errors import StudyError
+from src.results.files import Curves, Percentiles, TuningSummary, read_predictions, read_trained, read_trials, stage_dir
+from src.training.members import MemberTable
 from tests import synthetic_results
 from tests.synthetic_results import TEST_IMAGES, TEST_LABELS, drifting, outcome, swept
 

@@ -81,7 +81,7 @@ def test_the_report_template_is_a_dependency_of_evaluate():
 
 def test_the_tuning_studys_name_digests_every_file_that_trains_a_trial():
     # a change to any of them must start a fresh Optuna study instead of resuming one run with other code
-    from src.provenance import TRAINING_CODE
+    from src.training.provenance import TRAINING_CODE
 
     digested = {str(Path(module.__file__).resolve().relative_to(ROOT)) for module in TRAINING_CODE}
     trains = _import_closure("src/engine.py") - set(NEVER_OUTPUT_SHAPING) - {"src/idx.py"}
@@ -99,6 +99,6 @@ def test_every_declared_source_file_is_one_the_stage_imports(stage):
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
 def test_the_params_dvc_lists_for_a_stage_are_the_ones_its_identity_derives_from(stage):
-    from src.provenance import STAGE_PARAMS
+    from src.training.provenance import STAGE_PARAMS
 
     assert tuple(_stages()[stage].get("params", ())) == STAGE_PARAMS[stage]

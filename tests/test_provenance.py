@@ -12,10 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from src import provenance
 from src.config import load_params, with_overrides
 from src.errors import StudyError
-from src.provenance import NOT_DECIDING, STAGE_PARAMS, deciding_params, differences, stage_identity, stage_params
+from src.training import provenance
+from src.training.provenance import (
+    NOT_DECIDING,
+    STAGE_PARAMS,
+    deciding_params,
+    differences,
+    stage_identity,
+    stage_params,
+)
 from tests import synthetic
 
 CPU = torch.device("cpu")

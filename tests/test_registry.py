@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from pipeline import train as train_stage
-from src import registry, tracking
 from src.config import load_params
-from src.data import load_split
-from src.models import load_member
+from src.data.splits import load_split
+from src.engine.network import load_member
+from src.tracking import registry, runs
 from tests import synthetic
 
 SEEDS = 3
@@ -46,7 +46,7 @@ def test_the_seed_with_the_best_validation_accuracy_is_the_registered_champion(t
     assert champion.tags["seed"] == str(summary["champion_seed"])
     assert float(champion.tags[registry.VALIDATION_ACCURACY]) == max(validation)
     # its DVC experiment (none: the workspace) and the params of train@, as dvc.yaml lists them
-    assert champion.tags[tracking.EXPERIMENT_NAME_TAG] == "workspace"
+    assert champion.tags[runs.EXPERIMENT_NAME_TAG] == "workspace"
     assert champion.tags["train.steps"] == "8" and champion.tags["model.hidden_units"] == "100"
     run = client.get_run(champion.run_id)
     assert run.data.tags["seed"] == str(summary["champion_seed"]) and run.data.tags["stage"] == "train"
@@ -94,11 +94,11 @@ def test_a_rerun_no_better_than_the_champion_is_the_challenger_and_the_champion_
 
 def _register(accuracy: float, experiment: str) -> registry.Registration:
     model = mlflow.create_external_model(name="model")  # a model without files: the rule reads only the registry
-    return registry.register(model.model_uri, "bn-mnist-bn", accuracy, {tracking.EXPERIMENT_NAME_TAG: experiment})
+    return registry.register(model.model_uri, "bn-mnist-bn", accuracy, {runs.EXPERIMENT_NAME_TAG: experiment})
 
 
 def test_the_champion_moves_only_to_a_version_whose_validation_accuracy_beats_it(mlflow_store):
-    tracking.configure("bn-mnist")
+    runs.configure("bn-mnist")
     first, worse, equal, better = (_register(accuracy, name) for accuracy, name in
                                    [(0.97, "first"), (0.95, "worse"), (0.97, "equal"), (0.98, "better")])  # fmt: skip
 
@@ -109,7 +109,7 @@ def test_the_champion_moves_only_to_a_version_whose_validation_accuracy_beats_it
     aliases = client.get_registered_model("bn-mnist-bn").aliases
     assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 4, "challenger": 3}
     worse_version = client.get_model_version("bn-mnist-bn", "2")
-    assert worse_version.tags == {tracking.EXPERIMENT_NAME_TAG: "worse", registry.VALIDATION_ACCURACY: "0.95"}
+    assert worse_version.tags == {runs.EXPERIMENT_NAME_TAG: "worse", registry.VALIDATION_ACCURACY: "0.95"}
 
 
 def test_mlflow_models_predict_serves_the_champion_on_a_json_of_test_images(trained, tmp_path):

@@ -34,12 +34,12 @@ import torch
 from pipeline import evaluate as evaluate_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src import study, tune
 from src.cli import report_user_errors
 from src.config import load_params
-from src.data import read_split_arrays
-from src.download import MNIST_SHA256
-from src.models import load_member
+from src.data.download import MNIST_SHA256
+from src.data.splits import read_split_arrays
+from src.engine.network import load_member
+from src.tune import study, tuner
 from tests import synthetic, synthetic_results
 from tests.entry_points import PARAMS_READERS
 from tests.processes import run, stage_env, start, write_params
@@ -528,7 +528,7 @@ def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train
     diverged, healthy = rows[1.0e38], rows[1.0]
     assert (diverged["state"], diverged["diverged"], float(diverged["value"])) == ("COMPLETE", "True", 0.0)
     assert (healthy["state"], healthy["diverged"]) == ("COMPLETE", "False") and float(healthy["value"]) > 0.9
-    alone = tune.engine_objective(params, "bn", torch.device("cpu"))([1.0], lambda evaluation: None)
+    alone = tuner.engine_objective(params, "bn", torch.device("cpu"))([1.0], lambda evaluation: None)
     assert float(healthy["value"]) == pytest.approx(alone.final.accuracy[0], abs=0.01)  # 2 of 200 examples
     best = json.loads((train_project / "results" / "tune" / "bn" / "best.json").read_text())
     assert best["best_lr"] == 1.0 and best["n_complete"] == 2 and best["n_failed"] == 0

@@ -12,9 +12,11 @@ import jinja2
 import numpy as np
 import pytest
 
-from src import figures, formats, metrics, report, stats
-from src.claims import SECTIONS, MapCell
-from src.report import map_summary, per_digit_accuracy, reading, render_report
+from src.analysis import stats
+from src.analysis.claims import SECTIONS, MapCell
+from src.metrics import number_format, schema
+from src.report import figures, markdown
+from src.report.markdown import map_summary, per_digit_accuracy, reading, render_report
 from tests import synthetic_results
 
 
@@ -24,12 +26,12 @@ def comparison(tree):
 
 
 @pytest.fixture(scope="module")
-def numbers(comparison) -> metrics.Metrics:
-    return metrics.build(comparison)
+def numbers(comparison) -> schema.Metrics:
+    return schema.build(comparison)
 
 
-def render(comparison, numbers: metrics.Metrics) -> str:
-    return report.render(comparison, numbers, figures.FIGURE_NAMES)
+def render(comparison, numbers: schema.Metrics) -> str:
+    return markdown.render(comparison, numbers, figures.FIGURE_NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def text(comparison, numbers) -> str:
 @pytest.fixture(scope="module")
 def context(comparison, numbers) -> dict:
     """What the report hands the template."""
-    return report.context(comparison, numbers, figures.FIGURE_NAMES)
+    return markdown.context(comparison, numbers, figures.FIGURE_NAMES)
 
 
 # --- what holds: one row per primary claim ----------------------------------------------------------------------
@@ -53,14 +55,14 @@ def test_the_what_holds_table_has_one_row_per_primary_claim_with_its_source_desi
     assert len(rows) == len(comparison.claims) == 8
     for row, claim in zip(rows, comparison.claims, strict=True):
         assert row[0] == claim.topic.title and row[1] == SECTIONS[claim.topic.section]
-        assert row[2] == metrics.design_text(claim.primary) and row[3] == f"**{claim.verdict}**"
+        assert row[2] == schema.design_text(claim.primary) and row[3] == f"**{claim.verdict}**"
 
 
 def test_the_what_holds_table_gives_each_effect_interval_p_value_and_agreement_on_its_scale(comparison, text):
     for row, claim in zip(_table(text, HOLDS_TABLE), comparison.claims, strict=True):
         estimate = claim.estimate
-        assert row[4:6] == [formats.effect(estimate.effect, claim.scale), formats.interval(estimate, claim.scale)]
-        assert row[6] == f"{formats.p_value(estimate.p_value)} ({formats.p_value(claim.adjusted_p)})"
+        assert row[4:6] == [number_format.effect(estimate.effect, claim.scale), number_format.interval(estimate, claim.scale)]
+        assert row[6] == f"{number_format.p_value(estimate.p_value)} ({number_format.p_value(claim.adjusted_p)})"
         assert row[7] == f"{claim.agreeing} of {len(claim.curve)}"
     rows = {(row[0], row[2].split(":")[0]): row for row in _table(text, HOLDS_TABLE)}
     assert rows[("BN allows a higher learning rate", "shared")][4] == "15.85×"
@@ -100,7 +102,7 @@ def test_the_reading_is_one_sentence_per_primary_claim_and_one_for_the_map_each_
 ):
     sentences = reading(comparison.claims, numbers)
     assert len(sentences) == len(comparison.claims) + 1
-    section = text.split(report.READING, 1)[1].split("\n## ", 1)[0]
+    section = text.split(markdown.READING, 1)[1].split("\n## ", 1)[0]
     assert [line for line in section.splitlines() if line.startswith("- ")] == sentences
 
 
@@ -184,7 +186,7 @@ def test_each_topic_has_a_table_of_its_specifications_with_the_primary_ones_star
         for row, spec, verdict in zip(rows, claim.curve, claim.spec_verdicts(), strict=True):
             assert row[0] == ("★" if spec.primary else "") and row[1].startswith(spec.design)
             assert row[2].startswith(spec.choice) and row[-1] == verdict
-            assert row[3] == formats.effect(spec.estimate.effect, claim.scale)
+            assert row[3] == number_format.effect(spec.estimate.effect, claim.scale)
     convergence = _table(text.split("### BN converges faster", 1)[1], "| | design | choice |")
     assert convergence[2] == [
         "", "shared, init 1", "50 % of the climb; no swept rate where both nets train", "n/a", "n/a (0 pairs)", "n/a",
@@ -218,7 +220,7 @@ def test_the_numbers_follow_the_metrics(comparison, numbers, text):
                 }
             ),
             "vanilla": vanilla.model_copy(
-                update={"steps_to": {**vanilla.steps_to, "95": metrics.StepsTo(median=12345.0, n_reached=2)}}
+                update={"steps_to": {**vanilla.steps_to, "95": schema.StepsTo(median=12345.0, n_reached=2)}}
             ),
         }
     )

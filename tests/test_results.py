@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from src import results
 from src.config import parse_params
-from src.engine import Evaluation, TrainResult
+from src.engine.schedule import eval_schedule
+from src.engine.trainer import Evaluation, TrainResult
 from src.errors import StudyError
-from src.members import MemberTable
-from src.results import (
+from src.results import files
+from src.results.files import (
     SweepSummary,
     TrainSummary,
     TuningSummary,
@@ -30,7 +30,7 @@ from src.results import (
     read_trained,
     read_trials,
 )
-from src.schedule import eval_schedule
+from src.training.members import MemberTable
 from tests import synthetic_results
 
 SWEEP_FILES = ("final.csv", "history.csv", "sigmoid_inputs.csv")
@@ -117,7 +117,7 @@ JSON_FILES = {"tune": TUNING, "train": TRAINING, "sweep": SWEEP_SUMMARY}
 
 
 def stage_directory(root: Path, summary) -> Path:
-    return root / results.stage_dir(summary.STAGE, summary.variant)
+    return root / files.stage_dir(summary.STAGE, summary.variant)
 
 
 def write_raw(path: Path, raw: object) -> None:
@@ -193,13 +193,13 @@ TRIALS = [
 
 
 def test_trials_read_back_as_written_a_failed_trial_without_a_value(tmp_path):
-    results.write_trials(tmp_path, TRIALS)
+    files.write_trials(tmp_path, TRIALS)
     assert read_trials(tmp_path) == TRIALS
     assert (tmp_path / "trials.csv").read_text().splitlines()[0] == "number,lr,value,state,diverged"
 
 
 def test_trials_are_read_in_trial_order_whatever_the_row_order(tmp_path):
-    results.write_trials(tmp_path, TRIALS)
+    files.write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", lambda header, rows: (header, rows[::-1]))
     assert [trial.number for trial in read_trials(tmp_path)] == [0, 1, 2, 3]
 
@@ -210,7 +210,7 @@ def test_a_trial_in_a_state_optuna_would_not_report_is_refused():
 
 
 def test_a_trials_file_with_an_unknown_state_is_one_error_naming_it(tmp_path):
-    results.write_trials(tmp_path, TRIALS)
+    files.write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", lambda header, rows: (header, [*rows, {**rows[0], "state": "RUNNING"}]))
     with raises_study_error(r"trials\.csv: malformed value \(.*must be one of COMPLETE, PRUNED, FAIL, got 'RUNNING'"):
         read_trials(tmp_path)
@@ -218,7 +218,7 @@ def test_a_trials_file_with_an_unknown_state_is_one_error_naming_it(tmp_path):
 
 @pytest.mark.parametrize(("column", "value"), [("lr", "fast"), ("value", "high"), ("number", "first")])
 def test_a_malformed_value_in_trials_is_one_error_naming_the_file(tmp_path, column, value):
-    results.write_trials(tmp_path, TRIALS)
+    files.write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", first_row_with(column, value))
     with raises_study_error(rf"trials\.csv: malformed value \(.*'{value}'"):
         read_trials(tmp_path)
@@ -232,7 +232,7 @@ STEPS = (0, 50, 100)
 
 def test_train_ats_history_is_written_per_seed_and_read_back_as_one_curve_per_seed(tmp_path):
     result = located_result(STEPS, len(TUNED), units=2)
-    results.write_history(tmp_path, result, TUNED)
+    files.write_history(tmp_path, result, TUNED)
     assert (tmp_path / "history.csv").read_text().splitlines()[0] == "step,seed,test_accuracy,test_loss,diverged"
     curves = read_history(tmp_path / "history.csv")
     assert curves.seeds == [0, 1, 2]
@@ -243,7 +243,7 @@ def test_train_ats_history_is_written_per_seed_and_read_back_as_one_curve_per_se
 
 
 def test_a_seed_missing_an_evaluation_has_nan_there(tmp_path):
-    results.write_history(tmp_path, located_result(STEPS, len(TUNED), units=2), TUNED)
+    files.write_history(tmp_path, located_result(STEPS, len(TUNED), units=2), TUNED)
     drop = {"step": "50", "seed": "2"}
     rewrite_csv(
         tmp_path / "history.csv",
@@ -255,7 +255,7 @@ def test_a_seed_missing_an_evaluation_has_nan_there(tmp_path):
 
 def test_train_ats_sigmoid_inputs_are_read_back_per_seed_and_unit(tmp_path):
     result = located_result(STEPS, len(TUNED), units=2)
-    results.write_sigmoid_inputs(tmp_path, result, TUNED)
+    files.write_sigmoid_inputs(tmp_path, result, TUNED)
     header = (tmp_path / "sigmoid_inputs.csv").read_text().splitlines()[0]
     assert header == "step,seed,unit,p15,p50,p85"
     inputs = read_sigmoid_inputs(tmp_path / "sigmoid_inputs.csv")
@@ -300,10 +300,10 @@ def test_a_diverged_column_that_is_not_true_or_false_is_refused(tmp_path):
 def test_parsing_turns_a_bad_value_into_one_error_naming_the_file_and_lets_a_study_error_through(tmp_path):
     with (
         raises_study_error(r"x\.csv: malformed value \(could not convert string to float: 'y'\)$"),
-        results.parsing(tmp_path / "x.csv"),
+        files.parsing(tmp_path / "x.csv"),
     ):
         float("y")
-    with raises_study_error("^as it was$"), results.parsing(tmp_path / "x.csv"):
+    with raises_study_error("^as it was$"), files.parsing(tmp_path / "x.csv"):
         raise StudyError("as it was")
 
 
@@ -311,16 +311,16 @@ def test_parsing_turns_a_bad_value_into_one_error_naming_the_file_and_lets_a_stu
 
 
 def test_the_models_are_found_in_seed_order(tmp_path):
-    results.write_models(tmp_path / "bn", [{"w": torch.zeros(1)}] * 3, [10, 2, 1])
+    files.write_models(tmp_path / "bn", [{"w": torch.zeros(1)}] * 3, [10, 2, 1])
     (tmp_path / "bn" / "seed_x.pt").write_bytes(b"")  # not a seed's model
-    paths = results.model_paths(tmp_path / "bn")
+    paths = files.model_paths(tmp_path / "bn")
     assert list(paths) == [1, 2, 10]
     assert paths[2] == tmp_path / "bn" / "seed_2.pt"
 
 
 def test_a_directory_without_models_is_refused(tmp_path):
     with raises_study_error(r"bn: no seed_\*\.pt models \(run the train stage first\)"):
-        results.model_paths(tmp_path / "bn")
+        files.model_paths(tmp_path / "bn")
 
 
 @pytest.fixture
@@ -388,10 +388,10 @@ def write_located_sweep(root: Path, params, variant: str = "bn") -> tuple[Member
     members = MemberTable.grid(sweep)
     steps = eval_schedule(sweep.steps, sweep.eval_every, sweep.evals_per_decade)
     result = located_result(steps, len(members), params.train.tracked_units)
-    directory = root / results.stage_dir("sweep", variant)
-    results.write_history(directory, result, members)
-    results.write_sigmoid_inputs(directory, result, members)
-    results.write_final(directory, result.final, members)
+    directory = root / files.stage_dir("sweep", variant)
+    files.write_history(directory, result, members)
+    files.write_sigmoid_inputs(directory, result, members)
+    files.write_final(directory, result.final, members)
     return members, result
 
 
@@ -516,7 +516,7 @@ def test_a_sweep_over_another_grid_than_params_is_refused(in_tmp, raw_params, pa
 
 def test_read_sweep_final_is_the_sweeps_final_accuracy_and_divergence_on_the_grid(in_tmp, params):
     write_located_sweep(in_tmp, params)
-    final_accuracy, diverged = results.read_sweep_final("bn", params)
+    final_accuracy, diverged = files.read_sweep_final("bn", params)
     sweep = read_sweep("bn", params)
     np.testing.assert_array_equal(final_accuracy, sweep.final_accuracy)
     np.testing.assert_array_equal(diverged, sweep.diverged)
@@ -533,15 +533,15 @@ def _predictions(members: MemberTable, images: int = 50) -> np.ndarray:
 def test_predictions_read_back_as_written_for_the_members_they_were_written_for(tmp_path, params):
     members = MemberTable.grid(params.sweep)
     predicted = _predictions(members)
-    directory = tmp_path / results.stage_dir("sweep", "bn")
-    results.write_predictions(directory, predicted.astype(np.int64), members)
+    directory = tmp_path / files.stage_dir("sweep", "bn")
+    files.write_predictions(directory, predicted.astype(np.int64), members)
     assert [path.name for path in directory.iterdir()] == ["predictions.npz"]  # no temporary file left behind
-    read = results.read_predictions(directory, members)
+    read = files.read_predictions(directory, members)
     assert read.dtype == np.uint8
     np.testing.assert_array_equal(read, predicted)
     tuned = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
-    results.write_predictions(directory, _predictions(tuned), tuned)
-    np.testing.assert_array_equal(results.read_predictions(directory, tuned), _predictions(tuned))
+    files.write_predictions(directory, _predictions(tuned), tuned)
+    np.testing.assert_array_equal(files.read_predictions(directory, tuned), _predictions(tuned))
 
 
 @pytest.mark.parametrize(
@@ -557,9 +557,9 @@ def test_predictions_read_back_as_written_for_the_members_they_were_written_for(
 def test_predictions_written_for_other_members_are_refused_in_one_line(tmp_path, other):
     directory = tmp_path / "results" / "train" / "bn"
     written = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
-    results.write_predictions(directory, _predictions(written), written)
+    files.write_predictions(directory, _predictions(written), written)
     with pytest.raises(StudyError) as error:
-        results.read_predictions(directory, other)
+        files.read_predictions(directory, other)
     assert str(error.value) == (
         f"{directory}/predictions.npz: written for other members than params.yaml's; re-run `dvc repro train@bn`"
     )
@@ -568,7 +568,7 @@ def test_predictions_written_for_other_members_are_refused_in_one_line(tmp_path,
 def test_a_missing_predictions_file_says_which_stage_writes_it(tmp_path):
     directory = tmp_path / "results" / "sweep" / "vanilla"
     with raises_study_error(rf"^{directory}/predictions\.npz: no such file \(run `dvc repro sweep@vanilla` first\)$"):
-        results.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+        files.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
 
 
 @pytest.mark.parametrize("content", [b"not an archive", None], ids=["not npz", "a key missing"])
@@ -581,7 +581,7 @@ def test_a_file_that_is_not_a_predictions_archive_is_one_line(tmp_path, content)
     else:
         path.write_bytes(content)
     with raises_study_error(rf"^{path}: not a predictions file \(.*\); re-run `dvc repro train@bn`$"):
-        results.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+        files.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
 
 
 # --- edge@'s final.csv: exactly the members the sweep's results call for ----------------------------------------
@@ -597,14 +597,14 @@ def _write_edge(root: Path, members: MemberTable) -> Evaluation:
         step=200, accuracy=[0.9 + k / 1000 for k in range(len(members))], loss=[0.3] * len(members),
         diverged=[k % 4 == 3 for k in range(len(members))],
     )  # fmt: skip
-    results.write_final(root / results.stage_dir("edge", "bn"), final, members)
+    files.write_final(root / files.stage_dir("edge", "bn"), final, members)
     return final
 
 
 def test_edge_results_read_back_in_the_order_of_the_members_the_sweep_calls_for(in_tmp, params):
     members = _refined(params)
     final = _write_edge(in_tmp, members)
-    accuracy, diverged = results.read_edge_final("bn", members)
+    accuracy, diverged = files.read_edge_final("bn", members)
     assert accuracy.tolist() == final.accuracy and diverged.tolist() == final.diverged
 
 
@@ -621,7 +621,7 @@ def test_edge_results_for_other_members_are_refused_in_one_line(in_tmp, params, 
     members = _refined(params)
     _write_edge(in_tmp, spoil(members))
     with pytest.raises(StudyError) as error:
-        results.read_edge_final("bn", members)
+        files.read_edge_final("bn", members)
     assert str(error.value) == (
         "results/edge/bn/final.csv: not the members the sweep's results call for; re-run `dvc repro edge@bn`"
     )
@@ -629,4 +629,4 @@ def test_edge_results_for_other_members_are_refused_in_one_line(in_tmp, params, 
 
 def test_a_missing_edge_file_is_one_line(in_tmp, params):
     with raises_study_error(r"^results/edge/bn/final\.csv: no such file \(run the stage that writes it first"):
-        results.read_edge_final("bn", _refined(params))
+        files.read_edge_final("bn", _refined(params))

@@ -14,8 +14,8 @@ import mlflow
 import pytest
 import torch
 
-from src.checkpoint import CHECKPOINT_DIR
-from src.schedule import eval_schedule
+from src.engine.schedule import eval_schedule
+from src.training.checkpoint import CHECKPOINT_DIR
 from tests import synthetic
 from tests.processes import run, start, write_params
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from src.config import load_params
-from src.schedule import Schedule, eval_schedule, schedule_for
+from src.engine.schedule import Schedule, eval_schedule, schedule_for
 
 
 @pytest.fixture(scope="module")

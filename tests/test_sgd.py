@@ -12,9 +12,9 @@ import copy
 import pytest
 import torch
 
-from src.affine import MemberLinear
-from src.models import MLP, member_losses
-from src.sgd import MemberSGD
+from src.engine.affine import MemberLinear
+from src.engine.network import MLP, member_losses
+from src.engine.sgd import MemberSGD
 
 MEMBERS, BATCH, IN = 4, 7, 784
 SEEDS = [4, 5, 6, 7]

@@ -13,11 +13,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from src import stats
-from src.claims import CURVES
+from src.analysis import stats
+from src.analysis.claims import CURVES
+from src.analysis.curves import climb_target, steps_to
+from src.analysis.specifications import ACCURACY_CHOICES, Outcomes, Specification
 from src.config import with_overrides
-from src.curves import climb_target, steps_to
-from src.specifications import ACCURACY_CHOICES, Outcomes, Specification
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from src.config import load_params, with_overrides
-from src.data import PROCESSED_DIR, load_split
-from src.engine import Evaluation, TrainResult
-from src.members import MemberTable
-from src.models import build_model
-from src.schedule import schedule_for
-from src.stage_training import TrainedMembers, build_trainer, metric_histories
+from src.data.splits import PROCESSED_DIR, load_split
+from src.engine.network import build_model
+from src.engine.schedule import schedule_for
+from src.engine.trainer import Evaluation, TrainResult
+from src.training.members import MemberTable
+from src.training.runner import TrainedMembers, build_trainer, metric_histories
 from tests import synthetic
 
 CPU = torch.device("cpu")

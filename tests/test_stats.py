@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from src.stats import (
+from src.analysis.stats import (
     Estimate,
     PairedInference,
     benjamini_hochberg,

@@ -9,8 +9,8 @@ from optuna.trial import TrialState
 
 from src.config import load_params, with_overrides
 from src.errors import StudyError
-from src.results import TuningSummary, TuningTrial
-from src.study import best_summary, default_study_name, finished_trials, open_storage, open_study, study_settings
+from src.results.files import TuningSummary, TuningTrial
+from src.tune.study import best_summary, default_study_name, finished_trials, open_storage, open_study, study_settings
 from tests.tuning import SETTINGS, STEPS, tune_config
 
 

@@ -24,9 +24,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from src.config import load_params
-from src.members import MemberTable
-from src.study import open_storage
-from src.sweep import SweepPlan
+from src.sweep.work import SweepPlan
+from src.training.members import MemberTable
+from src.tune.study import open_storage
 from tests import synthetic
 from tests.processes import run, start, write_params
 

@@ -12,9 +12,10 @@ import torch
 import yaml
 
 from pipeline import sweep as sweep_stage
-from src import stage_training, sweep
 from src.cli import report_user_errors
-from src.schedule import eval_schedule
+from src.engine.schedule import eval_schedule
+from src.sweep import work
+from src.training import runner
 from tests import synthetic
 
 STEPS, EVAL_EVERY = 60, 30
@@ -83,7 +84,7 @@ def test_every_member_is_an_mlflow_run_tagged_with_its_setting(project):
 
 def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(project, monkeypatch):
     seen = {}
-    real_trainer = stage_training.Trainer
+    real_trainer = runner.Trainer
 
     def recording_trainer(model, data, schedule):
         trainer = real_trainer(model, data, schedule)
@@ -92,7 +93,7 @@ def test_both_variants_see_the_same_batches_and_start_from_the_same_draws(projec
         seen[variant] = {"weights": model.hidden[0].weight.detach().clone(), "batches": batches}
         return real_trainer(model, data, schedule)  # a fresh order for the real run
 
-    monkeypatch.setattr(stage_training, "Trainer", recording_trainer)
+    monkeypatch.setattr(runner, "Trainer", recording_trainer)
     for variant in ("vanilla", "bn"):
         sweep_stage.main(["--variant", variant])
 
@@ -115,7 +116,7 @@ def _cut(project, unit, storage="sqlite:///optuna.db"):
 
 def test_a_stage_interrupted_between_units_resumes_without_training_a_done_unit_again(project, monkeypatch, capsys):
     _cut(project, "seed")
-    real_result = sweep.UnitResult.of
+    real_result = work.UnitResult.of
     calls = []
 
     def interrupted_in_the_second_unit(*args):
@@ -124,10 +125,10 @@ def test_a_stage_interrupted_between_units_resumes_without_training_a_done_unit_
             raise KeyboardInterrupt
         return real_result(*args)
 
-    monkeypatch.setattr(sweep.UnitResult, "of", interrupted_in_the_second_unit)
+    monkeypatch.setattr(work.UnitResult, "of", interrupted_in_the_second_unit)
     with pytest.raises(KeyboardInterrupt):
         sweep_stage.main(["--variant", "bn"])
-    monkeypatch.setattr(sweep.UnitResult, "of", real_result)
+    monkeypatch.setattr(work.UnitResult, "of", real_result)
     capsys.readouterr()
 
     sweep_stage.main(["--variant", "bn"])

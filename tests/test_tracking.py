@@ -17,8 +17,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from src import tracking
 from src.errors import StudyError
+from src.tracking import runs as tracking
 from tests import synthetic
 from tests.processes import free_port, stage_env, write_params
 
@@ -181,7 +181,7 @@ def test_outside_git_the_commit_is_unknown(tmp_path, monkeypatch):
 # Each starter imports everything, then waits for the go file: they call `configure` within milliseconds of each other
 STARTER = """
 import pathlib, sys, time
-from src import tracking
+from src.tracking import runs as tracking
 pathlib.Path(sys.argv[1] + ".ready").touch()
 while not pathlib.Path(sys.argv[2]).exists():
     time.sleep(0.001)

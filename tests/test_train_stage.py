@@ -15,11 +15,11 @@ import torch
 import yaml
 
 from pipeline import train as train_stage
-from src import tracking
 from src.config import load_params
-from src.data import load_split
+from src.data.splits import load_split
+from src.engine.network import load_member, score_members
 from src.errors import StudyError
-from src.models import load_member, score_members
+from src.tracking import runs as tracking
 from tests import synthetic
 from tests.processes import free_port
 

@@ -14,9 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from src.engine import Evaluation, TrainResult
-from src.study import open_storage, open_study
-from src.trials import DIVERGED_VALUE, TrialWorker, sampler_for_batch
+from src.engine.trainer import Evaluation, TrainResult
+from src.tune.study import open_storage, open_study
+from src.tune.trials import DIVERGED_VALUE, TrialWorker, sampler_for_batch
 from tests.tuning import EVAL_EVERY, FINISHED, SETTINGS, STEPS, edit_tune, finish, tune_config, tuner
 
 

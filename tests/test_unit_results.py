@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from src.engine import Evaluation, TrainResult
+from src.engine.trainer import Evaluation, TrainResult
 from src.errors import StudyError
-from src.unit_results import UnitResult, agreed, gather
+from src.sweep.unit_result import UnitResult, agreed, gather
 
 STEPS = (0, 10, 20)
 

@@ -1,0 +1,242 @@
+"""The paper's claims about BN on MNIST, each decided at the paper's design and at a practitioner's.
+
+Section 4.1 (MNIST, Figure 1) claims that with BN the net converges faster, reaches a higher accuracy and keeps the
+distribution of its sigmoid inputs stable; the paper compares the two nets at one learning rate (the shared design:
+the sweep's cells where both nets train, at the paper's init std). A practitioner tunes each net's rate (the tuned
+design, train@). Section 3.3 adds that BN allows higher learning rates and makes training robust to the
+initialisation; the paper shows that on ImageNet, so here those two are extensions, decided on the sweep.
+
+Each primary claim is one specification fixed in params.yaml before the outcome was seen; the primary claims are
+one family of tests, corrected together (Holm by default), and each also reports how every other reasonable
+specification of it decides (src/specifications.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from src.analysis import specifications, stats
+from src.analysis.specifications import Design, Outcomes, Specification
+
+SECTIONS = {
+    "4.1": "the paper's Section 4.1 (MNIST)",
+    "3.3": "an extension of the paper's Section 3.3 (shown there on ImageNet)",
+}
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a claim says and how its statistic reads."""
+
+    key: str
+    title: str
+    section: Literal["4.1", "3.3"]
+    statistic: str
+    scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
+    bn_favoured: Literal["higher", "lower"]
+
+    @property
+    def no_effect(self) -> float:
+        return 1.0 if self.scale == "ratio" else 0.0
+
+
+TOPICS = {
+    "faster_convergence": Topic(
+        "faster_convergence", "BN converges faster", "4.1",
+        "steps to a target test accuracy, BN / vanilla (geometric mean over seeds)", "ratio", "lower",
+    ),
+    "higher_accuracy": Topic(
+        "higher_accuracy", "BN reaches a higher accuracy", "4.1", "final test accuracy, BN − vanilla", "accuracy",
+        "higher",
+    ),
+    "stable_sigmoid_inputs": Topic(
+        "stable_sigmoid_inputs", "BN keeps the sigmoid-input distribution stable", "4.1",
+        "drift of the last hidden layer's sigmoid inputs to the end of training (mean absolute shift of the "
+        "15/50/85th percentiles over the reference 15–85 spread), BN − vanilla", "plain", "lower",
+    ),
+    "higher_usable_lr": Topic(
+        "higher_usable_lr", "BN allows a higher learning rate", "3.3",
+        "largest learning rate that trains (no divergence, final test accuracy at least the usable cut), "
+        "BN / vanilla (geometric mean over seeds)", "ratio", "higher",
+    ),
+    "robust_to_init": Topic(
+        "robust_to_init", "BN makes training robust to the initialisation", "3.3",
+        "final test accuracy under a bad init std, BN − vanilla, averaged over swept rates", "accuracy", "higher",
+    ),
+}  # fmt: skip
+# The primary claims, in the order the report reads them: one family of tests.
+PRIMARY: tuple[tuple[str, Design], ...] = (
+    ("faster_convergence", "shared"), ("faster_convergence", "tuned"),
+    ("higher_accuracy", "shared"), ("higher_accuracy", "tuned"),
+    ("stable_sigmoid_inputs", "shared"), ("stable_sigmoid_inputs", "tuned"),
+    ("higher_usable_lr", "shared"), ("robust_to_init", "shared"),
+)  # fmt: skip
+CURVES = {
+    "faster_convergence": specifications.convergence,
+    "higher_accuracy": specifications.accuracy,
+    "stable_sigmoid_inputs": specifications.stability,
+    "higher_usable_lr": specifications.usable_rate,
+    "robust_to_init": specifications.init_robustness,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A primary claim: its primary specification, decided with the family's correction, and how its topic's
+    whole specification curve decides (each specification on its own, at the nominal level)."""
+
+    topic: Topic
+    primary: Specification
+    adjusted_p: float | None
+    verdict: stats.Decision
+    curve: list[Specification]
+    alpha: float
+    family: int  # how many claims were corrected together
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Where the claim is not shown: about how many paired seeds would decide an effect of its size and spread
+        at the family's level (Bonferroni's, which Holm's first step is), with 80 % power; None otherwise."""
+        if self.verdict != "not shown":
+            return None
+        return stats.seeds_needed(self.estimate, self.alpha / self.family, log_scale=self.topic.scale == "ratio")
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic.key}_{self.primary.design}"
+
+    @property
+    def estimate(self) -> stats.Estimate:
+        return self.primary.estimate
+
+    @property
+    def scale(self) -> str:
+        return self.topic.scale
+
+    def spec_verdicts(self) -> list[stats.Decision]:
+        return [spec.verdict(self.alpha, self.topic.bn_favoured, self.topic.no_effect) for spec in self.curve]
+
+    @property
+    def agreement(self) -> dict[str, int]:
+        """How many of the topic's specifications decide each way."""
+        return dict(Counter(self.spec_verdicts()))
+
+    @property
+    def agreeing(self) -> int:
+        """How many specifications reach the primary's verdict."""
+        return self.spec_verdicts().count(self.verdict)
+
+
+def decide_claims(outcomes: Outcomes) -> list[Claim]:
+    """The primary claims in PRIMARY's order, their p-values corrected as one family (params' `correction`)."""
+    settings = outcomes.settings
+    curves = {topic: CURVES[topic](outcomes) for topic in TOPICS}
+    primaries = [_primary(curves[topic], design) for topic, design in PRIMARY]
+    correct = stats.holm if settings.correction == "holm" else stats.benjamini_hochberg
+    adjusted = correct([spec.estimate.p_value for spec in primaries])
+    claims = []
+    for (topic_key, _), spec, p in zip(PRIMARY, primaries, adjusted, strict=True):
+        topic = TOPICS[topic_key]
+        verdict = stats.decide(spec.estimate, p, settings.alpha, topic.no_effect, topic.bn_favoured)
+        claims.append(Claim(topic, spec, p, verdict, curves[topic_key], settings.alpha, len(PRIMARY)))
+    return claims
+
+
+def _primary(curve: list[Specification], design: Design) -> Specification:
+    (primary,) = [spec for spec in curve if spec.primary and spec.design == design]
+    return primary
+
+
+# --- the sweep's map and the horizon check -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapCell:
+    init_std: float
+    learning_rate: float
+    vanilla: float  # mean final test accuracy over seeds
+    bn: float
+    difference: stats.Estimate  # BN − vanilla, paired by seed
+    adjusted_p: float | None  # corrected across the map's cells
+    did_not_train: dict[str, float]  # per variant, the share of seeds that ended at chance
+    alpha: float
+
+    @property
+    def side(self) -> Literal["above", "below"] | None:
+        """BN significantly higher ("above"), lower ("below") or neither, after the map's correction."""
+        decision = stats.decide(self.difference, self.adjusted_p, self.alpha, 0.0, "higher")
+        return {"holds": "above", "contradicted": "below"}.get(decision)
+
+    @property
+    def side_uncorrected(self) -> Literal["above", "below"] | None:
+        decision = stats.decide(self.difference, self.difference.p_value, self.alpha, 0.0, "higher")
+        return {"holds": "above", "contradicted": "below"}.get(decision)
+
+
+def robustness_map(outcomes: Outcomes) -> list[MapCell]:
+    """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla, tested
+    over seeds and corrected across the cells as one family (params' `map_correction`)."""
+    settings = outcomes.settings
+    vanilla, bn = outcomes.shared["vanilla"].sweep, outcomes.shared["bn"].sweep
+    cells = [(i, j) for i in range(len(vanilla.init_stds)) for j in range(len(vanilla.learning_rates))]
+    estimates = [
+        stats.paired_difference_test(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j],
+                                     outcomes.inference, bounds=(-1.0, 1.0))
+        for i, j in cells
+    ]  # fmt: skip
+    correct = stats.holm if settings.map_correction == "holm" else stats.benjamini_hochberg
+    adjusted = correct([estimate.p_value for estimate in estimates])
+    return [
+        MapCell(
+            init_std=float(vanilla.init_stds[i]),
+            learning_rate=float(vanilla.learning_rates[j]),
+            vanilla=float(vanilla.final_accuracy[:, i, j].mean()),
+            bn=float(bn.final_accuracy[:, i, j].mean()),
+            difference=estimate,
+            adjusted_p=p,
+            did_not_train={
+                variant: float((shared.sweep.final_accuracy[:, i, j] < settings.did_not_train_below).mean())
+                for variant, shared in outcomes.shared.items()
+            },
+            alpha=settings.alpha,
+        )
+        for (i, j), estimate, p in zip(cells, estimates, adjusted, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class HorizonCheck:
+    """Is the rate tuned at `tune.steps` still the best after `sweep.steps`? Compared on the sweep's grid."""
+
+    tuned_lr: float
+    nearest_swept_lr: float  # the grid rate nearest the tuned one (log scale)
+    best_swept_lr: float  # the grid rate with the highest mean final accuracy over seeds
+    shortfall: stats.Estimate  # accuracy at the best rate − at the nearest one, paired by seed
+    alpha: float
+
+    @property
+    def within_seed_noise(self) -> bool:
+        if not self.shortfall.estimable:
+            return True
+        return stats.decide(self.shortfall, self.shortfall.p_value, self.alpha, 0.0, "higher") != "holds"
+
+
+def horizon_check(outcomes: Outcomes, variant: str) -> HorizonCheck:
+    """The variant's tuned rate against the sweep's best at the paper's init std."""
+    sweep = outcomes.shared[variant].sweep
+    row = sweep.final_accuracy[:, outcomes.params.sweep.init_stds.index(outcomes.params.model.init_std)]  # (S, L)
+    tuned_lr = outcomes.tuned[variant].training.lr
+    nearest = int(np.argmin(np.abs(np.log(sweep.learning_rates) - math.log(tuned_lr))))
+    best = int(np.argmax(row.mean(axis=0)))
+    return HorizonCheck(
+        tuned_lr=tuned_lr,
+        nearest_swept_lr=float(sweep.learning_rates[nearest]),
+        best_swept_lr=float(sweep.learning_rates[best]),
+        shortfall=stats.paired_difference_test(row[:, best], row[:, nearest], outcomes.inference, bounds=(-1.0, 1.0)),
+        alpha=outcomes.settings.alpha,
+    )

@@ -1,0 +1,224 @@
+"""The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once.
+
+Every parameter carries a leading members dimension, so K seeds, learning rates or inits train as one computation:
+one batched matmul per layer (the first layer's input shared by each group of members, see `src.affine`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.config import VARIANTS, ModelConfig, Variant
+from src.data.splits import Split
+from src.engine.affine import MemberLinear
+from src.engine.batchnorm import BatchNorm
+from src.errors import StudyError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The net's shape: in → hidden_layers × (hidden_units, sigmoid) → classes, and BN's ε and momentum."""
+
+    in_features: int = 784
+    hidden_layers: int = 3
+    hidden_units: int = 100
+    classes: int = 10
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1  # of the moving averages BN normalises with while it trains
+
+
+class MLP(nn.Module):
+    """The paper's net, K members at once; BN layers are sigmoid(BN(W u)), without the bias BN's β replaces."""
+
+    def __init__(
+        self,
+        members: int,
+        batch_norm: bool,
+        *,
+        seeds: Sequence[int] | None = None,
+        init_std: float | Sequence[float] = 0.1,
+        architecture: Architecture = Architecture(),
+    ):
+        super().__init__()
+        seeds = list(range(members)) if seeds is None else list(seeds)
+        init_stds = [init_std] * members if isinstance(init_std, int | float) else list(init_std)
+        if members < 1 or len(seeds) != members or len(init_stds) != members:
+            raise ValueError(
+                f"MLP: need members >= 1 and one seed and init std per member, "
+                f"got members={members}, seeds={seeds}, init_std={init_std}"
+            )
+        self.members = members
+        self.batch_norm = batch_norm
+        shape = architecture
+        self.in_features = shape.in_features
+        widths = [shape.in_features] + [shape.hidden_units] * shape.hidden_layers
+        self.hidden = nn.ModuleList(
+            MemberLinear(members, n_in, n_out, bias=not batch_norm) for n_in, n_out in itertools.pairwise(widths)
+        )
+        # BN's β takes the role of the dropped bias (Section 3.2)
+        self.norms = nn.ModuleList(
+            BatchNorm(shape.hidden_units, eps=shape.bn_eps, momentum=shape.bn_momentum, members=members)
+            for _ in range(shape.hidden_layers if batch_norm else 0)
+        )
+        self.output = MemberLinear(members, shape.hidden_units, shape.classes, bias=True)
+        self._initialise(seeds, init_stds)
+
+    @torch.no_grad()
+    def _initialise(self, seeds: Sequence[int], init_stds: Sequence[float]) -> None:
+        # One generator per member, drawing its layers in order: member m depends only on seeds[m], and members of
+        # the same seed (either variant, any init std) start from the same draws, scaled: common random numbers.
+        affines = [*self.hidden, self.output]
+        for member, (seed, init_std) in enumerate(zip(seeds, init_stds, strict=True)):
+            generator = torch.Generator().manual_seed(seed)
+            for affine in affines:
+                _, n_out, n_in = affine.weight.shape
+                # drawn (in, out), stored transposed: a seed's network does not depend on the storage layout
+                affine.weight[member] = torch.randn(n_in, n_out, generator=generator).t() * init_std
+
+    def _pre_activation(self, layer: int, h: Tensor) -> Tensor:
+        z = self.hidden[layer](h)
+        return self.norms[layer](z) if self.batch_norm else z
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (K, B, classes) of input (B, in) shared by every member, or (G, B, in), one batch per group."""
+        h = self._grouped_input(x)
+        for layer in range(len(self.hidden)):
+            # in place: neither the affine map's nor BN's backward needs the sigmoid's input
+            h = self._pre_activation(layer, h).sigmoid_()
+        return self.output(h)
+
+    def last_hidden_inputs(self, x: Tensor) -> Tensor:
+        """(K, B, hidden_units): the inputs of the last hidden layer's sigmoids (BN's output for the BN net)."""
+        h = self._grouped_input(x)
+        for layer in range(len(self.hidden) - 1):
+            h = self._pre_activation(layer, h).sigmoid()
+        return self._pre_activation(len(self.hidden) - 1, h)
+
+    def member_state_dict(self, member: int) -> dict[str, Tensor]:
+        """The state dict of a one-member model equal to member `member` (contiguous copies)."""
+        if not 0 <= member < self.members:
+            raise IndexError(f"MLP: member must be in 0..{self.members - 1}, got {member}")
+        return {
+            # num_batches_tracked is a scalar shared by all members; everything else has members first
+            name: (value[member : member + 1] if value.dim() else value).clone(memory_format=torch.contiguous_format)
+            for name, value in self.state_dict().items()
+        }
+
+    def _grouped_input(self, x: Tensor) -> Tensor:
+        """x as (G, B, in): (B, in) is one group; (G, B, in) needs G to divide the number of members."""
+        if x.dim() == 2 and x.shape[1] == self.in_features:
+            return x.unsqueeze(0)
+        if x.dim() == 3 and self.members % x.shape[0] == 0 and x.shape[2] == self.in_features:
+            return x
+        raise ValueError(
+            f"MLP: expected input (batch, {self.in_features}) or (groups, batch, {self.in_features}) with groups "
+            f"dividing {self.members} members, got shape {tuple(x.shape)}"
+        )
+
+
+def build_model(
+    model_config: ModelConfig,
+    variant: Variant,
+    seeds: Sequence[int],
+    device: torch.device | str,
+    init_stds: Sequence[float] | None = None,
+) -> MLP:
+    """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") on `device`; init std per member, else the model's."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    architecture = Architecture(
+        hidden_layers=model_config.hidden_layers,
+        hidden_units=model_config.hidden_units,
+        bn_eps=model_config.bn_eps,
+        bn_momentum=model_config.bn_momentum,
+    )
+    init_std = model_config.init_std if init_stds is None else init_stds
+    model = MLP(len(seeds), variant == "bn", seeds=seeds, init_std=init_std, architecture=architecture)
+    return model.to(device)
+
+
+def member_labels(labels: Tensor, members: int) -> Tensor:
+    """Labels (B,) shared, or (G, B) one batch per group of members, as (K, B)."""
+    groups_labels = labels.view(-1, labels.shape[-1])
+    groups, batch = groups_labels.shape
+    return groups_labels.unsqueeze(1).expand(groups, members // groups, batch).reshape(members, batch)
+
+
+def member_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """(K,) mean cross-entropy of each member's logits (K, B, C) against labels (B,) shared or (G, B) per group."""
+    members, batch, classes = logits.shape
+    per_example = F.cross_entropy(
+        logits.reshape(members * batch, classes), member_labels(labels, members).reshape(-1), reduction="none"
+    )
+    return per_example.view(members, batch).mean(dim=1)
+
+
+EVAL_CHUNK = 2_500  # examples per forward pass: bounds memory when many members are scored at once
+
+
+@torch.no_grad()
+def score_members(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
+    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
+    correct = torch.zeros(model.members, device=split.labels.device)
+    loss_sum = torch.zeros(model.members, device=split.labels.device)
+    for logits, labels in _logits_in_chunks(model, split):
+        loss_sum += member_losses(logits, labels) * len(labels)
+        correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
+    return correct / len(split.labels), loss_sum / len(split.labels)
+
+
+@torch.no_grad()
+def predict_members(model: MLP, split: Split) -> Tensor:
+    """(K, N) uint8: every member's predicted class of each example of `split` (inference mode)."""
+    return torch.cat([logits.argmax(dim=-1).to(torch.uint8) for logits, _ in _logits_in_chunks(model, split)], dim=1)
+
+
+def _logits_in_chunks(model: MLP, split: Split) -> Iterator[tuple[Tensor, Tensor]]:
+    """(logits (K, chunk, classes), labels) of `split` in chunks of EVAL_CHUNK examples, the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(split.labels), EVAL_CHUNK):
+            yield model(split.images[start : start + EVAL_CHUNK]), split.labels[start : start + EVAL_CHUNK]
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int, levels: tuple[float, ...]) -> Tensor:
+    """(len(levels), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids."""
+    was_training = model.training
+    model.eval()
+    inputs = model.last_hidden_inputs(probe_images)[..., :units]  # (K, examples, units)
+    model.train(was_training)
+    levels = torch.tensor(levels, device=inputs.device, dtype=inputs.dtype)
+    return torch.quantile(inputs, levels, dim=1)
+
+
+def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, device: torch.device | str) -> MLP:
+    """A one-member MLP, in eval mode, from a file written with torch.save(model.member_state_dict(m)).
+
+    Loads with weights_only=True, so a file holding anything but tensors is refused without running its code;
+    any file that is not a state dict of this variant's keys and shapes raises one StudyError naming it.
+    """
+    model = build_model(model_config, variant, seeds=[0], device="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such model file") from None
+    except Exception as error:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError...)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StudyError(f"{path}: not a loadable model state dict ({first_line})") from None
+    try:
+        model.load_state_dict(state)  # strict: every key, every shape
+    except (RuntimeError, TypeError, AttributeError) as error:
+        problems = "; ".join(line.strip() for line in str(error).strip().splitlines()[1:]) or str(error)
+        raise StudyError(f"{path}: not a {variant} model state dict ({problems})") from None
+    return model.to(device).eval()

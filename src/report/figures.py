@@ -1,0 +1,496 @@
+"""The report's figures and the one drawing kit they share.
+
+train@: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices; sweep@: the robustness
+map (accuracy per learning rate × init std, and BN − vanilla) and Figure 1 at shared learning rates. Each figure
+function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no pyplot
+state); `report_figures` hands them the comparison's numbers, and `save` writes one to a PNG atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap, LogNorm, Normalize, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from src.analysis.claims import Claim
+from src.analysis.comparison import Comparison
+from src.atomic import atomic_path
+from src.metrics import number_format
+from src.results.files import SweepResults, TuningTrial
+
+LABELS = {"vanilla": "without BN", "bn": "with BN"}
+COLORS = {"vanilla": "tab:blue", "bn": "tab:red"}
+DPI = 150
+# Figure 1(a) in the paper starts its y axis at 0.7 so the end of training is readable; lower only if needed.
+ACCURACY_AXIS_FLOOR = 0.7
+# The learning-rate search's zoom shows the trials this close to the best value: where the choice is made.
+ZOOM_WIDTH = 0.02
+PERCENTILE_STYLES = {"15th": ":", "50th": "-", "85th": "--"}  # the rows of a (3, evals) percentile array, in order
+TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
+    "complete": ("complete", {"marker": "o"}),
+    "pruned": ("pruned (value when pruned)", {"marker": "o", "markerfacecolor": "none"}),
+    "diverged": ("diverged (drawn at 0)", {"marker": "x"}),
+    "no value": ("no value: failed, or pruned before reporting (drawn at 0)", {"marker": "v"}),
+}
+
+
+def accuracy_figure(
+    steps: Mapping[str, np.ndarray],
+    accuracy: Mapping[str, np.ndarray],
+    title: str = "(a) Test accuracy; line: mean over seeds, band: min–max over seeds",
+) -> Figure:
+    """Figure 1(a): test accuracy (seeds, evals) against steps > 0 on a log axis, mean line and min–max band."""
+    figure = new_figure((6.4, 4.6))
+    axes = figure.subplots()
+    draw_accuracy(axes, steps, accuracy)
+    axes.set_xlabel("training step (log scale; step 0 not shown)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    legend_below(figure, [*axes.get_lines(), band_handle()], columns=3)
+    return figure
+
+
+def sigmoid_inputs_figure(
+    steps: Mapping[str, np.ndarray], percentiles: Mapping[str, np.ndarray], subtitle: str
+) -> Figure:
+    """Figure 1(b, c): the 15/50/85th percentiles (3, evals) of one sigmoid's input, one panel per variant."""
+    figure = new_figure((10, 4.4))
+    # one y scale for both panels: a drift in one and its absence in the other are read on the same scale
+    panels = figure.subplots(1, len(percentiles), sharey=True, squeeze=False)[0]
+    for axes, letter, variant in zip(panels, "bcdefg", percentiles, strict=False):
+        draw_percentiles(axes, steps[variant], percentiles[variant], COLORS[variant])
+        axes.set_title(f"({letter}) {LABELS[variant]}")
+        axes.set_xlabel("training step (log scale)")
+    panels[0].set_ylabel("input to the sigmoid")
+    figure.suptitle(f"A last-hidden-layer sigmoid's input over training\n{subtitle}")
+    legend_below(figure, percentile_handles(), columns=4)
+    return figure
+
+
+def lr_search_figure(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> Figure:
+    """Validation accuracy against learning rate for every trial: the whole search, and a zoom on where it is decided.
+
+    Complete trials are filled, pruned ones hollow; diverged (×) and value-less (▼) trials sit at 0.
+    """
+    figure = new_figure((12, 5.2))
+    whole, zoom = figure.subplots(1, 2)
+    for axes in (whole, zoom):
+        _draw_trials(axes, trials, best_lr)
+        axes.set_xscale("log")
+        axes.set_xlabel("learning rate (log scale; dashed: the tuned one)")
+        axes.grid(alpha=0.3, which="both")
+    whole.set_ylim(-0.03, 1.03)
+    whole.set_ylabel("validation accuracy")
+    whole.set_title("(a) Every trial of both studies")
+    limits = _zoom_limits(trials, best_lr)
+    if limits is None:
+        zoom.set_title("(b) Zoom: no trial has a value")
+    else:
+        zoom.set_xlim(limits[0])
+        zoom.set_ylim(limits[1])
+        zoom.set_title(f"(b) Zoom: trials within {ZOOM_WIDTH * 100:g} pp of the best value")
+    handles = _trial_legend_handles(trials, best_lr)
+    legend_below(figure, handles, columns=math.ceil(len(handles) / 2))
+    return figure
+
+
+def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
+    """Test-set confusion matrices (true × predicted), counts summed over seeds, log-scaled so errors show."""
+    figure = new_figure((11, 5))
+    panels = figure.subplots(1, len(confusions), squeeze=False)[0]
+    for axes, (variant, confusion) in zip(panels, confusions.items(), strict=False):
+        norm = LogNorm(vmin=0.5, vmax=max(float(confusion.max()), 1.0))
+        cmap = matplotlib.colormaps["viridis"]
+        image = axes.imshow(np.maximum(confusion, 0.5), cmap=cmap, norm=norm)
+        for (true, predicted), count in np.ndenumerate(confusion):
+            if count:
+                cell_text(axes, predicted, true, str(int(count)), cmap(norm(count)), fontsize=6)
+        classes = confusion.shape[0]
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
+        axes.set_xlabel("predicted digit")
+        axes.set_ylabel("true digit")
+        axes.set_title(f"{LABELS[variant]}: accuracy {np.trace(confusion) / confusion.sum():.2%}")
+        figure.colorbar(image, ax=axes, shrink=0.8, label="test images, summed over seeds")
+    return figure
+
+
+def save(figure: Figure, path: str | Path) -> None:
+    """Write `figure` to `path` as a PNG, whole or not at all."""
+    with atomic_path(path) as temporary:
+        # the temporary name ends in .tmp: the format is given, not guessed from it
+        figure.savefig(temporary, format="png", dpi=DPI)
+
+
+def new_figure(size: tuple[float, float]) -> Figure:
+    # a Figure of its own canvas, outside pyplot: nothing global to close, and canvas.draw() works for tests
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def legend_below(figure: Figure, handles: Sequence, columns: int) -> None:
+    # below the axes, never over the data
+    figure.legend(handles=handles, loc="outside lower center", ncols=columns, frameon=False, fontsize="small")
+
+
+def _positive(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # a log axis cannot show step 0
+    steps = np.asarray(steps)
+    keep = steps > 0
+    return steps[keep], np.asarray(values, dtype=float)[..., keep]
+
+
+def draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray]) -> None:
+    lowest = ACCURACY_AXIS_FLOOR
+    for variant, values in accuracy.items():
+        drawn, values = _positive(steps[variant], values)
+        # a seed not evaluated at a step (NaN) is left out of that step; a step no seed reached is left out
+        evaluated = np.isfinite(values).any(axis=0)
+        drawn, values = drawn[evaluated], values[:, evaluated]
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        color = COLORS[variant]
+        axes.fill_between(drawn, low, high, color=color, alpha=0.2, linewidth=0)
+        axes.plot(drawn, np.nanmean(values, axis=0), color=color, label=f"{LABELS[variant]}: mean over seeds")
+        after_start = drawn >= 0.1 * np.max(steps[variant], initial=0)
+        lowest = min(lowest, float(np.min(low[after_start], initial=lowest)))
+    axes.set_xscale("log")
+    axes.set_ylim(max(0.0, lowest - 0.02), 1.005)  # a curve at 100 % stays visible below the frame
+    axes.grid(alpha=0.3, which="both")
+
+
+def draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, color: str) -> None:
+    steps, percentiles = _positive(steps, percentiles)
+    axes.fill_between(steps, percentiles[0], percentiles[2], color=color, alpha=0.15, linewidth=0)
+    for values, (name, style) in zip(percentiles, PERCENTILE_STYLES.items(), strict=True):
+        axes.plot(steps, values, color=color, linestyle=style, label=f"{name} percentile")
+    axes.set_xscale("log")
+    axes.grid(alpha=0.3, which="both")
+
+
+def band_handle() -> Patch:
+    return Patch(color="0.5", alpha=0.3, linewidth=0, label="min–max over seeds")
+
+
+def percentile_handles() -> list:
+    lines = [
+        Line2D([], [], color="0.3", linestyle=style, label=f"{name} percentile")
+        for name, style in PERCENTILE_STYLES.items()
+    ]
+    return [*lines, Patch(color="0.5", alpha=0.25, linewidth=0, label="15–85th range")]
+
+
+def _kind(trial: TuningTrial) -> str:
+    # a diverged trial is drawn as such whatever value it was given; a failed trial's value means nothing
+    if trial.diverged:
+        return "diverged"
+    if trial.value is None or not math.isfinite(trial.value) or trial.state == "FAIL":
+        return "no value"
+    return "complete" if trial.state == "COMPLETE" else "pruned"
+
+
+def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> None:
+    for variant, study in trials.items():
+        color = COLORS[variant]
+        for kind, (text, style) in TRIAL_MARKERS.items():
+            chosen = [t for t in study if _kind(t) == kind]
+            if chosen:
+                values = [t.value if kind in ("complete", "pruned") else 0.0 for t in chosen]
+                label = f"{LABELS[variant]}: {text}"
+                axes.plot(
+                    [t.lr for t in chosen], values, linestyle="none", color=color, alpha=0.8, label=label, **style
+                )
+        if best_lr.get(variant) is not None:
+            axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6, label=f"{LABELS[variant]}: tuned lr")
+
+
+def _trial_legend_handles(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> list:
+    # colour says the variant, the marker says the kind: one entry each rather than one per pair
+    variants = [
+        Line2D([], [], color=COLORS[v], linestyle="--", label=f"{LABELS[v]}, tuned lr {best_lr[v]:.3g}")
+        if best_lr.get(v) is not None
+        else Patch(color=COLORS[v], label=f"{LABELS[v]}, no tuned lr")
+        for v in trials
+    ]
+    present = {_kind(t) for study in trials.values() for t in study}
+    kinds = [
+        Line2D([], [], linestyle="none", color="0.35", label=text, **style)
+        for kind, (text, style) in TRIAL_MARKERS.items()
+        if kind in present
+    ]
+    return variants + kinds
+
+
+def _zoom_limits(
+    trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(x, y) limits around the trials within ZOOM_WIDTH of the best value, the tuned lrs and each study's best."""
+    valued = {v: [t for t in study if _kind(t) in ("complete", "pruned")] for v, study in trials.items()}
+    everything = [t for study in valued.values() for t in study]
+    if not everything:
+        return None
+    complete = [t for t in everything if t.state == "COMPLETE"]
+    best = max(t.value for t in complete or everything)
+    study_bests = [max(study, key=lambda t: (t.state == "COMPLETE", t.value)) for study in valued.values() if study]
+    shown = [t for t in everything if t.value >= best - ZOOM_WIDTH] + study_bests
+    lrs = [t.lr for t in shown] + [lr for lr in best_lr.values() if lr is not None]
+    low, high = min(lrs), max(lrs)
+    pad = 10 ** max(0.1 * math.log10(high / low), 0.1)  # decades of room, so edge markers are whole
+    values = [t.value for t in shown]
+    margin = 0.1 * ZOOM_WIDTH
+    return (low / pad, high * pad), (min(*values, best - ZOOM_WIDTH) - margin, min(max(values) + margin, 1.0))
+
+
+def cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> None:
+    # dark text on a light cell, light text on a dark one
+    red, green, blue, _ = to_rgba(background)
+    color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+    axes.text(x, y, text, ha="center", va="center", color=color, **style)
+
+
+# --- sweep@: the robustness map and Figure 1 at shared rates --------------------------------------------------
+
+NEUTRAL = "0.8"  # the colour of a cell with no value
+
+
+@dataclass(frozen=True)
+class RobustnessGrid:
+    """Final test accuracy over init std (rows, I) × learning rate (columns, L), each array (I, L); CIs NaN if none."""
+
+    learning_rates: np.ndarray
+    init_stds: np.ndarray
+    vanilla: np.ndarray
+    bn: np.ndarray
+    difference: np.ndarray  # BN − vanilla, mean over paired seeds
+    significant: np.ndarray  # bool: BN − vanilla is significant after the map's correction
+    did_not_train: Mapping[str, np.ndarray]  # per variant (I, L): the share of its seeds that ended at chance
+    correction: str  # the map's correction, named in the title
+
+    def __post_init__(self) -> None:
+        expected = (len(self.init_stds), len(self.learning_rates))
+        for name in ("vanilla", "bn", "difference", "significant"):
+            shape = np.shape(getattr(self, name))
+            if shape != expected:
+                raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
+
+
+@dataclass(frozen=True)
+class SharedRatePanel:
+    """One row of the shared-rate figure: both variants trained at `lr`; arrays keyed by variant."""
+
+    lr: float
+    steps: Mapping[str, np.ndarray]  # (evals,)
+    accuracy: Mapping[str, np.ndarray]  # (seeds, evals)
+    percentiles: Mapping[str, np.ndarray]  # (3, percentile evals): 15/50/85th of one example unit's input
+    percentile_steps: Mapping[str, np.ndarray]
+
+
+def robustness_map_figure(grid: RobustnessGrid) -> Figure:
+    """Heatmaps over init std × learning rate: each variant's accuracy (%), and BN − vanilla (pp) with CI marks."""
+    rows, columns = grid.vanilla.shape
+    figure = new_figure((4.2 + 1.5 * columns, 2.4 + 0.6 * rows))
+    panels = figure.subplots(1, 3, sharey=True)
+    accuracy_norm = Normalize(0, 100)
+    viridis = matplotlib.colormaps["viridis"].with_extremes(bad=NEUTRAL)
+    for axes, variant in zip(panels[:2], ("vanilla", "bn"), strict=True):
+        percent, failed = 100 * getattr(grid, variant), grid.did_not_train[variant]
+        texts = [
+            [
+                f"{value:.1f}" + (f"\n{share:.0%} ✗" if share > 0 else "")
+                for value, share in zip(row, shares, strict=True)
+            ]
+            for row, shares in zip(percent, failed, strict=True)
+        ]
+        image = _heatmap(axes, percent, texts, viridis, accuracy_norm)
+        axes.set_title(f"{LABELS[variant]}: test accuracy (%); ✗: share of seeds left at chance")
+    figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
+
+    difference = 100 * grid.difference
+    # symmetric limits put "no difference" on the diverging map's neutral middle
+    limit = max(float(np.nanmax(np.abs(difference), initial=0.0)), 1.0)
+    texts = [
+        [f"{d:+.1f}" + ("*" if marked else "") for d, marked in zip(row, marks, strict=True)]
+        for row, marks in zip(difference, grid.significant, strict=True)
+    ]
+    diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
+    image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
+    panels[2].set_title(f"BN − vanilla (pp); bold *: significant after {grid.correction}")
+    figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
+
+    for axes in panels:
+        axes.set_xticks(range(columns), [_compact(lr) for lr in grid.learning_rates])
+        axes.set_xlabel("learning rate")
+    panels[0].set_yticks(range(rows), [_compact(std) for std in grid.init_stds])
+    panels[0].set_ylabel("init std σ")
+    figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
+    return figure
+
+
+def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Figure:
+    """Figure 1 at shared learning rates: one row per panel, columns (a) accuracy, (b) vanilla's and (c) BN's inputs."""
+    figure = new_figure((13, 1.2 + 2.9 * len(panels)))
+    grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
+    for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
+        draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
+        accuracy_axes.set_ylabel(f"lr = {_compact(panel.lr)}\ntest accuracy")
+        # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
+        percentile_axes[1].sharey(percentile_axes[0])
+        for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
+            draw_percentiles(axes, panel.percentile_steps[variant], panel.percentiles[variant], COLORS[variant])
+        percentile_axes[0].set_ylabel("sigmoid input")
+    titles = ("(a) test accuracy", f"(b) {LABELS['vanilla']}: sigmoid input", f"(c) {LABELS['bn']}: sigmoid input")
+    for axes, title in zip(grid[0], titles, strict=True):
+        axes.set_title(title)
+    for axes in grid[-1]:
+        axes.set_xlabel("training step (log scale)")
+    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {_compact(init_std)}")
+    accuracy_handles = [
+        Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
+    ]
+    legend_below(figure, [*accuracy_handles, band_handle(), *percentile_handles()], columns=7)
+    return figure
+
+
+def _heatmap(axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], cmap: Colormap, norm: Normalize):
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        text, background = ("n/a", NEUTRAL) if np.isnan(value) else (texts[row][column], cmap(norm(value)))
+        weight = "bold" if text.endswith("*") else "normal"
+        cell_text(axes, column, row, text, background, fontsize=7, fontweight=weight)
+    return image
+
+
+def _compact(number: float) -> str:
+    """Two significant digits without trailing zeros: 0.0316 -> "0.032", 100.0 -> "100"."""
+    return f"{float(f'{number:.2g}'):g}"
+
+
+# --- the specification curves ------------------------------------------------------------------------------------
+
+VERDICT_COLORS = {"holds": "tab:green", "contradicted": "tab:red", "not shown": "0.45", "not estimable": "0.8"}
+
+
+def specification_figure(claims: Sequence[Claim]) -> Figure:
+    """One panel per claim topic: the effect and interval under every specification, sorted by effect, coloured by
+    its verdict (each on its own), shared designs filled and tuned ones hollow, the primary ones starred."""
+    topics = list(dict.fromkeys(claim.topic.key for claim in claims))
+    by_topic = {claim.topic.key: claim for claim in claims}
+    figure = new_figure((11, 1.0 + 2.3 * len(topics)))
+    for axes, topic in zip(figure.subplots(len(topics), 1, squeeze=False)[:, 0], topics, strict=True):
+        _draw_curve(axes, by_topic[topic])
+    handles = [Patch(color=color, label=verdict) for verdict, color in VERDICT_COLORS.items()]
+    handles += [
+        Line2D([], [], linestyle="none", marker="o", color="0.3", label="shared rates"),
+        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3", label="tuned rates"),
+        Line2D([], [], linestyle="none", marker="*", markersize=12, color="0.3", label="primary"),
+    ]
+    legend_below(figure, handles, columns=len(handles))
+    return figure
+
+
+def _draw_curve(axes: Axes, claim: Claim) -> None:
+    topic, verdicts = claim.topic, claim.spec_verdicts()
+    order = sorted(
+        range(len(claim.curve)),
+        key=lambda k: (np.isnan(claim.curve[k].estimate.effect), claim.curve[k].estimate.effect),
+    )
+    for x, k in enumerate(order):
+        spec, color = claim.curve[k], VERDICT_COLORS[verdicts[k]]
+        estimate = spec.estimate
+        if estimate.estimable:
+            axes.plot([x, x], [estimate.ci_low, estimate.ci_high], color=color, linewidth=1.5)
+        if np.isfinite(estimate.effect):
+            face = color if spec.design == "shared" else "white"
+            style = {"marker": "*", "markersize": 12} if spec.primary else {"marker": "o", "markersize": 5}
+            axes.plot(x, estimate.effect, linestyle="none", color=color, markerfacecolor=face, **style)
+    axes.axhline(topic.no_effect, color="0.3", linewidth=0.8, linestyle="--")
+    if topic.scale == "ratio":
+        axes.set_yscale("log")
+    axes.set_xticks([])
+    axes.set_xlim(-0.7, len(order) - 0.3)
+    axes.set_ylabel({"ratio": "BN / vanilla", "accuracy": "BN − vanilla", "plain": "BN − vanilla"}[topic.scale])
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(claim.agreement.items()))
+    axes.set_title(f"{topic.title}: {len(verdicts)} specifications, each on its own ({counts})", fontsize="medium")
+    axes.grid(alpha=0.3, axis="y", which="both")
+
+
+# --- the report's figures, from the comparison -------------------------------------------------------------------
+
+FIGURE_NAMES = (
+    "specifications", "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion",
+)  # fmt: skip
+
+
+def report_figures(comparison: Comparison) -> dict[str, Figure]:
+    """file stem -> figure, every figure of the report (FIGURE_NAMES)."""
+    tuned, example = comparison.tuned, comparison.example
+    sweeps = {variant: shared.sweep for variant, shared in comparison.shared.items()}
+    params = comparison.params
+    unit = (example.seed, example.unit)
+    paper_init = params.sweep.init_stds.index(params.model.init_std)
+    figures = {
+        "specifications": specification_figure(comparison.claims),
+        "test_accuracy": accuracy_figure(
+            {v: o.curves.steps for v, o in tuned.items()}, {v: o.curves.accuracy for v, o in tuned.items()}
+        ),
+        "sigmoid_inputs": sigmoid_inputs_figure(
+            {v: o.sigmoid_inputs[unit].steps for v, o in tuned.items()},
+            {v: o.sigmoid_inputs[unit].stacked() for v, o in tuned.items()},
+            subtitle=f"seed {example.seed}, unit {example.unit}, each variant at its tuned rate",
+        ),
+        "robustness_map": robustness_map_figure(robustness_grid(comparison)),
+        "shared_rates": shared_rate_figure(
+            [
+                shared_rate_panel(sweeps, lr, params.sweep.lr_index(lr), paper_init)
+                for lr in params.evaluate.figure1_lrs
+            ],
+            params.model.init_std,
+        ),
+        "lr_search": lr_search_figure(
+            {v: o.trials for v, o in tuned.items()}, {v: o.tuning.best_lr for v, o in tuned.items()}
+        ),
+        "confusion": confusion_figure({variant: outcome.confusion() for variant, outcome in tuned.items()}),
+    }
+    return {name: figures[name] for name in FIGURE_NAMES}
+
+
+def robustness_grid(comparison: Comparison) -> RobustnessGrid:
+    sweep = comparison.params.sweep
+    shape = (len(sweep.init_stds), len(sweep.learning_rates))
+
+    def grid(value) -> np.ndarray:
+        return np.array([np.nan if value(cell) is None else value(cell) for cell in comparison.cells]).reshape(shape)
+
+    return RobustnessGrid(
+        learning_rates=np.array(sweep.learning_rates),
+        init_stds=np.array(sweep.init_stds),
+        vanilla=grid(lambda cell: cell.vanilla),
+        bn=grid(lambda cell: cell.bn),
+        difference=grid(lambda cell: cell.difference.effect),
+        significant=np.array([cell.side is not None for cell in comparison.cells]).reshape(shape),
+        did_not_train={v: grid(lambda cell, v=v: cell.did_not_train[v]) for v in ("vanilla", "bn")},
+        correction=number_format.CORRECTIONS[comparison.params.evaluate.map_correction],
+    )
+
+
+def shared_rate_panel(
+    sweeps: Mapping[str, SweepResults], learning_rate: float, lr_index: int, init_index: int
+) -> SharedRatePanel:
+    """Both variants at one shared rate and init: accuracy per seed, and seed 0's first tracked sigmoid."""
+    return SharedRatePanel(
+        lr=learning_rate,
+        steps={v: sweep.steps for v, sweep in sweeps.items()},
+        accuracy={v: sweep.accuracy[:, init_index, lr_index] for v, sweep in sweeps.items()},
+        percentiles={v: sweep.percentiles[0, init_index, lr_index, 0] for v, sweep in sweeps.items()},
+        percentile_steps={v: sweep.steps for v, sweep in sweeps.items()},
+    )
