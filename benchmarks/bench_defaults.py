@@ -56,8 +56,9 @@ def best_rates(plans: dict[str, dict[str, Shape]], steps: int, rounds: int) -> d
         for plan, stages in plans.items():
             for stage, shape in stages.items():
                 for variant in VARIANTS:
-                    rate = engine_model_steps_per_s(Configuration(variant, shape.members, shape.orders), data, probe,
-                                                    steps)  # fmt: skip
+                    rate = engine_model_steps_per_s(
+                        Configuration(variant, shape.members, shape.orders), data, probe, steps
+                    )
                     key = (plan, stage, variant)
                     best[key] = max(best.get(key, 0.0), rate)
     return best
@@ -65,8 +66,10 @@ def best_rates(plans: dict[str, dict[str, Shape]], steps: int, rounds: int) -> d
 
 def print_table(plans: dict[str, dict[str, Shape]], rates: dict[tuple[str, str, str], float]) -> dict[str, float]:
     """A row per plan and stage; returns each plan's projected training seconds, both variants."""
-    print("\n| defaults | stage | K, data orders | steps | vanilla: model-steps/s, s | BN: model-steps/s, s |"
-          "\n| --- | --- | --- | ---: | --- | --- |")  # fmt: skip
+    print(
+        "\n| defaults | stage | K, data orders | steps | vanilla: model-steps/s, s | BN: model-steps/s, s |"
+        "\n| --- | --- | --- | ---: | --- | --- |"
+    )
     totals = dict.fromkeys(plans, 0.0)
     for plan, stages in plans.items():
         for stage, shape in stages.items():
@@ -88,11 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 10 or args.rounds < 1:
         parser.error(f"--steps must be >= 10 and --rounds >= 1, got {args.steps} and {args.rounds}")
     plans = {"previous": PREVIOUS, "today": shapes_now(load_params())}
-    print(f"machine: {machine()}\nGEMM 2048² float32: {machine_matmul_flops(torch.device('cpu')) / 1e9:.1f} GFLOP/s"
-          f"\nbest of {args.rounds} interleaved round(s) of {args.steps:,} steps at each shape")  # fmt: skip
+    print(
+        f"machine: {machine()}\nGEMM 2048² float32: {machine_matmul_flops(torch.device('cpu')) / 1e9:.1f} GFLOP/s"
+        f"\nbest of {args.rounds} interleaved round(s) of {args.steps:,} steps at each shape"
+    )
     totals = print_table(plans, best_rates(plans, args.steps, args.rounds))
-    print(f"\ntraining, both variants: previous defaults {totals['previous']:,.0f} s, today's {totals['today']:,.0f} s:"
-          f" {totals['today'] / totals['previous']:.2f}×")  # fmt: skip
+    print(
+        f"\ntraining, both variants: previous defaults {totals['previous']:,.0f} s, today's {totals['today']:,.0f} s:"
+        f" {totals['today'] / totals['previous']:.2f}×"
+    )
 
 
 if __name__ == "__main__":

@@ -141,10 +141,14 @@ def engine_model_steps_per_s(configuration: Configuration, data: Split, probe: S
     def run(count: int) -> float:
         model = build_model(BENCH_MODEL, configuration.variant, seeds=list(range(members)), device=device)
         schedule = Schedule(
-            steps=count, batch_size=BATCH, eval_steps=(0, count), momentum=0.0, population_batches=2,
+            steps=count,
+            batch_size=BATCH,
+            eval_steps=(0, count),
+            momentum=0.0,
+            population_batches=2,
             learning_rates=(LEARNING_RATE,) * members,
             data_seeds=tuple(range(configuration.orders or members)),
-        )  # fmt: skip
+        )
         _synchronize(device)
         started = time.perf_counter()
         Trainer(model, TrainingData(data, probe), schedule, fused=configuration.fused).run(progress=False)
@@ -207,16 +211,20 @@ def measure(rows: list[Configuration], rounds: int, steps: int, device: torch.de
 
 def print_table(peak: float, best: dict[Configuration, float]) -> None:
     flops_per_step = matmul_flops_per_step()
-    print(f"machine matmul (2048² float32 GEMM): {peak / 1e9:.1f} GFLOP/s; one model-step = "
-          f"{flops_per_step / 1e6:.2f} MFLOP of matmul\n")  # fmt: skip
+    print(
+        f"machine matmul (2048² float32 GEMM): {peak / 1e9:.1f} GFLOP/s; one model-step = "
+        f"{flops_per_step / 1e6:.2f} MFLOP of matmul\n"
+    )
     print("| variant | loop | K | data order | model-steps/s | × plain loop | GFLOP/s | % of matmul |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for row, rate in best.items():
         plain = best[Configuration(row.variant, PLAIN)]
         gflops = rate * flops_per_step / 1e9
         k = max(row.members, 1)
-        print(f"| {row.variant} | {row.loop} | {k} | {row.order} | {rate:,.0f} | {rate / plain:.2f} | {gflops:.1f} | "
-              f"{100 * gflops * 1e9 / peak:.0f} % |")  # fmt: skip
+        print(
+            f"| {row.variant} | {row.loop} | {k} | {row.order} | {rate:,.0f} | {rate / plain:.2f} | {gflops:.1f} | "
+            f"{100 * gflops * 1e9 / peak:.0f} % |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,9 +243,11 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device, setting="--device")
     load_average = os.getloadavg()[0]
     peak, best = measure(configurations(args.members), args.rounds, args.steps, device)
-    print(f"device: {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; best of {args.rounds} interleaved rounds of {args.steps} steps, "
-          f"load average {load_average:.1f} at the start")  # fmt: skip
+    print(
+        f"device: {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; best of {args.rounds} interleaved rounds of {args.steps} steps, "
+        f"load average {load_average:.1f} at the start"
+    )
     print_table(peak, best)
 
 

@@ -43,10 +43,11 @@ from benchmarks.bench_engine import (
     random_split,
 )
 from pipeline import sweep as sweep_stage
+from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params, with_overrides
-from src.results import files
-from src.results.files import SweepSummary, stage_dir
+from src.results.members import write_final, write_history, write_predictions, write_sigmoid_inputs
+from src.results.sweep import SweepSummary
 from src.training.members import MemberTable
 from src.training.runner import train_members
 
@@ -72,13 +73,14 @@ def single_model_sweep(variant: str) -> None:
     params = load_params()
     members = MemberTable.grid(params.sweep)
     with train_members(params, "sweep", variant, members, log_percentiles=False) as trained:
-        directory = stage_dir("sweep", variant)
-        files.write_history(directory, trained.result, members)
-        files.write_sigmoid_inputs(directory, trained.result, members)
-        files.write_final(directory, trained.result.final, members)
-        files.write_predictions(directory, trained.predictions(), members)
-        SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps,
-                     device=str(trained.device)).write(directory)  # fmt: skip
+        directory = paths.stage_dir("sweep", variant)
+        write_history(directory, trained.result, members)
+        write_sigmoid_inputs(directory, trained.result, members)
+        write_final(directory, trained.result.final, members)
+        write_predictions(directory, trained.predictions(), members)
+        SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=str(trained.device)).write(
+            directory
+        )
         trained.finish()
 
 
@@ -110,8 +112,12 @@ class Scratch:
         (project / "data").symlink_to(self.root / "data")
         shutil.copyfile(self.store, project / "mlflow.db")
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
-        raw["sweep"].update(steps=self.args.steps, seeds=self.args.seeds or raw["sweep"]["seeds"], unit=cut,
-                            storage="sqlite:///optuna.db")  # fmt: skip
+        raw["sweep"].update(
+            steps=self.args.steps,
+            seeds=self.args.seeds or raw["sweep"]["seeds"],
+            unit=cut,
+            storage="sqlite:///optuna.db",
+        )
         raw["model"]["population_batches"] = POPULATION_BATCHES
         (project / "params.yaml").write_text(yaml.safe_dump(raw))
         return project
@@ -133,12 +139,26 @@ def in_process(project: Path, run: Callable[[], None]) -> Timing:
 
 def processes(project: Path, workers: int, threads: int) -> Timing:
     """From starting the stage and `workers` workers, each with `threads` threads, until all have ended."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+    }
     commands = [["pipeline.sweep", "--variant", "bn"]] + [["src.sweep", "--worker", "--variant", "bn"]] * workers
     started, cpu = time.perf_counter(), _children_cpu_s()
-    running = [subprocess.Popen([sys.executable, "-m", *command], cwd=project, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for command in commands]  # fmt: skip
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", *command],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
     for process in running:
         _, err = process.communicate()
         if process.returncode:
@@ -157,8 +177,11 @@ def gemm_floor_s(members: int, orders: int, repeats: int = 50) -> float:
     per_group, hidden, classes = members // orders, WIDTHS[1], WIDTHS[-1]
     x, h = torch.rand(orders, BATCH, WIDTHS[0]), torch.rand(members, BATCH, hidden)
     first = torch.rand(orders, per_group * hidden, WIDTHS[0])
-    weights = [torch.rand(members, hidden, hidden), torch.rand(members, hidden, hidden), torch.rand(members, classes,
-               hidden)]  # fmt: skip
+    weights = [
+        torch.rand(members, hidden, hidden),
+        torch.rand(members, hidden, hidden),
+        torch.rand(members, classes, hidden),
+    ]
     grad_first = torch.rand(orders, BATCH, per_group * hidden)
     grads = [torch.rand(members, BATCH, weight.shape[1]) for weight in weights]
 
@@ -181,14 +204,19 @@ def gemm_floor_s(members: int, orders: int, repeats: int = 50) -> float:
 
 def shapes(grid: MemberTable) -> dict[str, tuple[int, int]]:
     """Each cut's unit shape: (members, data orders)."""
-    return {name: (len(units[0]), 1 if name != "variant" else len(grid.data_seeds))
-            for name, units in ((name, grid.units(cut)) for name, cut in CUTS.items())}  # fmt: skip
+    return {
+        name: (len(units[0]), 1 if name != "variant" else len(grid.data_seeds))
+        for name, units in ((name, grid.units(cut)) for name, cut in CUTS.items())
+    }
 
 
 def stage_runs(scratch: Scratch) -> dict[str, Callable[[], Timing]]:
     """(a) and (b): today's stage and the queue's cuts, one process each, as name -> a timed run."""
-    runs = {"today: one model, train_members": lambda: in_process(scratch.project("variant"),
-                                                                    lambda: single_model_sweep("bn"))}  # fmt: skip
+    runs = {
+        "today: one model, train_members": lambda: in_process(
+            scratch.project("variant"), lambda: single_model_sweep("bn")
+        )
+    }
     for name, cut in CUTS.items():
         runs[f"queue, unit: {name}"] = lambda cut=cut: in_process(
             scratch.project(cut), lambda: sweep_stage.main(["--variant", "bn"])
@@ -220,11 +248,15 @@ def print_times(title: str, best: dict[str, Timing], grid_step_s: dict[str, floa
     time of the run's cut (`grid_step_s`, the whole grid's)."""
     first = next(iter(best.values()))
     projected = {name: timing.wall_s + (target - steps) * grid_step_s[_cut_of(name)] for name, timing in best.items()}
-    print(f"\n{title}\n\n| run | wall s | CPU s | CPU / first | wall at {target:,} steps, projected | ratio |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: |")  # fmt: skip
+    print(
+        f"\n{title}\n\n| run | wall s | CPU s | CPU / first | wall at {target:,} steps, projected | ratio |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |"
+    )
     for name, timing in best.items():
-        print(f"| {name} | {timing.wall_s:.1f} | {timing.cpu_s:.1f} | {timing.cpu_s / first.cpu_s:.3f} | "
-              f"{projected[name]:,.0f} | {projected[name] / next(iter(projected.values())):.3f} |")  # fmt: skip
+        print(
+            f"| {name} | {timing.wall_s:.1f} | {timing.cpu_s:.1f} | {timing.cpu_s / first.cpu_s:.3f} | "
+            f"{projected[name]:,.0f} | {projected[name] / next(iter(projected.values())):.3f} |"
+        )
 
 
 def _cut_of(run: str) -> str:
@@ -234,20 +266,22 @@ def _cut_of(run: str) -> str:
 def engine_rate(members: int, orders: int, steps: int, threads: int) -> float:
     """Model-steps/s of the engine alone (bn) on a `members` model in `orders` data orders, in a fresh process of
     `threads` threads."""
-    code = ("from benchmarks.bench_engine import *; import torch; cpu = torch.device('cpu'); "
-            f"print(engine_model_steps_per_s(Configuration('bn', {members}, {orders}), random_split(50_000, cpu, 0), "
-            f"random_split({BATCH}, cpu, 1), {steps}))")  # fmt: skip
+    code = (
+        "from benchmarks.bench_engine import *; import torch; cpu = torch.device('cpu'); "
+        f"print(engine_model_steps_per_s(Configuration('bn', {members}, {orders}), random_split(50_000, cpu, 0), "
+        f"random_split({BATCH}, cpu, 1), {steps}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                check=True).stdout)  # fmt: skip
+    return float(
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    )
 
 
 def parallel_rate(grid: MemberTable, steps: int) -> dict[str, float]:
     """(c) at steady state: the engine's model-steps/s, one process × 2 threads on the whole grid against 2
     processes × 1 thread at once, each on a unit of one seed."""
     (members, orders), (per_seed, _) = shapes(grid)["variant"], shapes(grid)["seed"]
-    code = ("from benchmarks.bench_sweep import engine_rate; "
-            f"print(engine_rate({per_seed}, 1, {steps}, threads=1))")  # fmt: skip
+    code = f"from benchmarks.bench_sweep import engine_rate; print(engine_rate({per_seed}, 1, {steps}, threads=1))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     whole = engine_rate(members, orders, steps, threads=2)  # alone: the pair must not start until it has ended
     pair = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in "ab"]
@@ -273,15 +307,19 @@ def grid_steps(grid: MemberTable, steps: int, rounds: int) -> dict[str, dict[str
 
 
 def print_floor(grid: MemberTable, found: dict[str, dict[str, float]]) -> None:
-    print("\n(d) one step of the whole grid: its GEMMs alone (forward, ∂ℓ/∂u, fused weight steps) against the engine's"
-          "\n\n| cut | unit: K, data orders | units | GEMMs alone: ms | GFLOP/s | engine bn: ms | engine vanilla: ms | "
-          "GEMMs / engine (bn, vanilla) |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")  # fmt: skip
+    print(
+        "\n(d) one step of the whole grid: its GEMMs alone (forward, ∂ℓ/∂u, fused weight steps) against the engine's"
+        "\n\n| cut | unit: K, data orders | units | GEMMs alone: ms | GFLOP/s | engine bn: ms | engine vanilla: ms | "
+        "GEMMs / engine (bn, vanilla) |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
     for name, (members, orders) in shapes(grid).items():
         step = found[name]
         gflops = len(grid) * matmul_flops_per_step() / step["gemms"] / 1e9
-        print(f"| {name} | {members}, {orders} | {step['units']} | {1e3 * step['gemms']:.1f} | {gflops:.1f} | "
-              f"{1e3 * step['bn']:.1f} | {1e3 * step['vanilla']:.1f} | {100 * step['gemms'] / step['bn']:.0f} %, "
-              f"{100 * step['gemms'] / step['vanilla']:.0f} % |")  # fmt: skip
+        print(
+            f"| {name} | {members}, {orders} | {step['units']} | {1e3 * step['gemms']:.1f} | {gflops:.1f} | "
+            f"{1e3 * step['bn']:.1f} | {1e3 * step['vanilla']:.1f} | {100 * step['gemms'] / step['bn']:.0f} %, "
+            f"{100 * step['gemms'] / step['vanilla']:.0f} % |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -294,17 +332,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     given = [count for count in (args.rounds, args.seeds, args.threads) if count is not None]
     if args.steps < 10 or min(given) < 1 or args.test_images < 100:
-        parser.error(f"--steps must be >= 10, --rounds, --seeds and --threads >= 1 and --test-images >= 100, got "
-                     f"{args.steps}, {args.rounds}, {args.seeds}, {args.threads} and {args.test_images}")  # fmt: skip
+        parser.error(
+            f"--steps must be >= 10, --rounds, --seeds and --threads >= 1 and --test-images >= 100, got "
+            f"{args.steps}, {args.rounds}, {args.seeds}, {args.threads} and {args.test_images}"
+        )
     if args.threads:  # on a machine busy with other work, a second thread mostly waits at every kernel's barrier
         torch.set_num_threads(args.threads)
     params = load_params()
     if args.seeds:
         params = with_overrides(params, {"sweep.seeds": args.seeds})
     grid, target = MemberTable.grid(params.sweep), params.sweep.steps
-    print(f"machine: {machine()}\nGEMM 2048² float32: {machine_matmul_flops(torch.device('cpu')) / 1e9:.1f} GFLOP/s"
-          f"\nthe sweep's grid: {len(grid)} members in {len(grid.data_seeds)} data orders, {args.steps:,} steps each; "
-          f"best of {args.rounds} round(s)")  # fmt: skip
+    print(
+        f"machine: {machine()}\nGEMM 2048² float32: {machine_matmul_flops(torch.device('cpu')) / 1e9:.1f} GFLOP/s"
+        f"\nthe sweep's grid: {len(grid)} members in {len(grid.data_seeds)} data orders, {args.steps:,} steps each; "
+        f"best of {args.rounds} round(s)"
+    )
     found = grid_steps(grid, min(args.steps, 200), args.rounds)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as root:
         scratch = Scratch(Path(root), args)
@@ -312,8 +354,13 @@ def main(argv: list[str] | None = None) -> None:
         spread = best_of(process_runs(scratch), args.rounds)
     bn_steps = {name: step["bn"] for name, step in found.items()}
     print_times("(a, b) the stage in one process, torch's own threads", stages, bn_steps, target, args.steps)
-    print_times("(c) processes × threads, each a fresh process, start-up included (projected as one process)", spread,
-                bn_steps, target, args.steps)  # fmt: skip
+    print_times(
+        "(c) processes × threads, each a fresh process, start-up included (projected as one process)",
+        spread,
+        bn_steps,
+        target,
+        args.steps,
+    )
     measured = [parallel_rate(grid, min(args.steps, 200)) for _ in range(args.rounds)]
     rates = {name: max(rates[name] for rates in measured) for name in measured[0]}
     print("\n(c) at steady state, the engine alone (bn)\n\n| run | model-steps/s | ratio |\n| --- | ---: | ---: |")

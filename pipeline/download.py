@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import os
 
+from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
 from src.data.download import download_mnist, mirror_list
-from src.data.splits import RAW_DIR
 
 
 def main(argv: list[str] | None = None) -> None:
     OneLineParser(description=__doc__).parse_args(argv)
     params = load_params()
     sources = mirror_list(params.data.mirrors, os.environ.get("MNIST_MIRROR"))
-    origins = download_mnist(RAW_DIR, sources, params.data.timeout_s)
+    origins = download_mnist(paths.RAW_DATA, sources, params.data.timeout_s)
     for name, origin in origins.items():
-        print(f"{RAW_DIR / name}: {origin}")
+        print(f"{paths.RAW_DATA / name}: {origin}")
 
 
 if __name__ == "__main__":

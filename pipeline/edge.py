@@ -7,11 +7,13 @@ data orders and initial draws), so the edge is known to a factor finer than the 
 
 from __future__ import annotations
 
+from src import paths
 from src.analysis.outcomes import edge_brackets
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.results import files
-from src.results.files import SweepSummary, read_sweep_final, stage_dir
+from src.results.edge import EdgeSummary
+from src.results.members import write_final
+from src.results.sweep import read_sweep_final
 from src.training.members import MemberTable
 from src.training.runner import train_members
 
@@ -21,16 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", required=True, choices=VARIANTS)
     variant = parser.parse_args(argv).variant
     params = load_params()
-    brackets = edge_brackets(*read_sweep_final(variant, params), params)
+    swept = read_sweep_final(variant, params.sweep)
+    brackets = edge_brackets(*swept, params.sweep, params.edge, params.evaluate.usable_accuracy)
     members = MemberTable.refining(brackets, params.edge.rates_between)
 
-    with train_members(params, "edge", variant, members, log_percentiles=False) as trained:
-        directory = stage_dir("edge", variant)
-        files.write_final(directory, trained.result.final, members)
-        summary = SweepSummary(
-            variant=variant, members=len(members), steps=params.sweep.steps, device=str(trained.device)
-        )
-        summary.write(directory)
+    with train_members(params.edge_run, variant, members, log_percentiles=False) as trained:
+        directory = paths.stage_dir("edge", variant)
+        write_final(directory, trained.result.final, members)
+        device = str(trained.device)
+        EdgeSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=device).write(directory)
         trained.finish()
     print(trained.describe(f"edge@{variant}", params.sweep.steps))
 

@@ -6,23 +6,20 @@ The validation split (data.val_size, stratified, seeded by data.split_seed) is c
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from src import paths
 from src.atomic import write_json
 from src.cli import OneLineParser, report_user_errors
 from src.config import load_params
-from src.data.splits import PROCESSED_DIR, RAW_DIR, class_counts, make_splits, write_splits
-
-SUMMARY_PATH = Path("results/data_summary.json")
+from src.data.splits import class_counts, make_splits, write_splits
 
 
 def main(argv: list[str] | None = None) -> None:
     OneLineParser(description=__doc__).parse_args(argv)
     params = load_params()
-    splits = make_splits(RAW_DIR, params.data.val_size, params.data.split_seed)
-    write_splits(PROCESSED_DIR, splits)
+    splits = make_splits(paths.RAW_DATA, params.data.val_size, params.data.split_seed)
+    write_splits(paths.PROCESSED_DATA, splits)
     summary = class_counts(splits)
-    write_json(SUMMARY_PATH, summary)
+    write_json(paths.DATA_SUMMARY, summary)
     print(", ".join(f"{name}: {counts['count']}" for name, counts in summary.items()))
 
 

@@ -10,18 +10,20 @@ from its last checkpoint (.checkpoints/).
 
 from __future__ import annotations
 
+from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.data.splits import PROCESSED_DIR, load_split
-from src.results import files
-from src.results.files import SweepSummary, stage_dir
+from src.data.splits import load_split
+from src.results.members import write_final, write_history, write_predictions, write_sigmoid_inputs
+from src.results.sweep import SweepSummary
 from src.stores.databases import redact
+from src.stores.optuna_storage import open_storage
 from src.sweep.heartbeat import storage_errors
+from src.sweep.plan import SweepPlan
 from src.sweep.unit_result import gather
-from src.sweep.work import SweepPlan, stage_run, work_through
-from src.tracking import runs
+from src.sweep.work import stage_run, work_through
+from src.tracking import runs, store
 from src.training.runner import log_training_data
-from src.tune.study import open_storage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", required=True, choices=VARIANTS)
     variant = parser.parse_args(argv).variant
     params = load_params()
-    plan = SweepPlan.of(params, variant)
+    plan = SweepPlan.of(params.sweep_run, params.sweep, variant)
     url = params.sweep.storage
     storage = open_storage(url, params.sweep.heartbeat_s)
-    runs.configure(params.tracking.experiment)
+    store.configure(params.tracking.experiment)
 
     with storage_errors(url):
         queue = plan.queue(storage, create=True)
@@ -40,14 +42,16 @@ def main(argv: list[str] | None = None) -> None:
             trained = work_through(plan, queue, made_here)
             names = [plan.unit_name(unit) for unit in range(len(plan.units))]
             gathered = gather(len(plan.members), queue.results(names))
-            directory, members = stage_dir("sweep", variant), plan.members
-            files.write_history(directory, gathered.result, members)
-            files.write_sigmoid_inputs(directory, gathered.result, members)
-            files.write_final(directory, gathered.result.final, members)
-            files.write_predictions(directory, gathered.predictions, members)
-            SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps,
-                         device=str(plan.device)).write(directory)  # fmt: skip
-            log_training_data(load_split(PROCESSED_DIR, "train", plan.device, params.data.binarize))
+            directory, members = paths.stage_dir("sweep", variant), plan.members
+            write_history(directory, gathered.result, members)
+            write_sigmoid_inputs(directory, gathered.result, members)
+            write_final(directory, gathered.result.final, members)
+            write_predictions(directory, gathered.predictions, members)
+            device = str(plan.device)
+            SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=device).write(
+                directory
+            )
+            log_training_data(load_split(paths.PROCESSED_DATA, "train", plan.device, params.data.binarize))
             runs.log_results({"units": len(plan.units), "units_trained_here": len(trained)}, artifacts=[])
     print(
         f"sweep@{variant}: {len(plan.members)} members in {len(plan.units)} unit(s) of study {queue.study.study_name} "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
-from src.results.files import stage_dir, write_trials
+from src.results.tune import write_trials
 from src.tune.study import best_summary, finished_trials
 from src.tune.tuner import describe, tune_variant
 
@@ -15,9 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     variant = parser.parse_args(argv).variant
     params = load_params()
 
-    study = tune_variant(params, variant)
+    study = tune_variant(params.tune_run, params.tune, variant)
 
-    directory = stage_dir("tune", variant)
+    directory = paths.stage_dir("tune", variant)
     best = best_summary(study, variant, params.tune.storage, params.tune.trials)
     best.write(directory)
     write_trials(directory, finished_trials(study))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from src import paths
 from src.errors import StudyError
 
 Variant = Literal["vanilla", "bn"]
+TrainingStage = Literal["tune", "train", "sweep", "edge"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 DISPLAY_NAMES: dict[str, str] = {"vanilla": "vanilla", "bn": "BN"}  # how prose and tables name the variants
 
@@ -192,6 +195,111 @@ class EvaluateConfig(_Section):
         return round(1 - self.confidence, 12)
 
 
+# The params each stage reads, as dvc.yaml lists them: a change to any of them re-runs the stage.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "download": ("data.mirrors", "data.timeout_s"),
+    "preprocess": ("data.val_size", "data.split_seed"),
+    "tune": ("data.binarize", "model", "tune", "train.batch_size", "train.momentum", "train.device", "tracking"),
+    "train": ("data.binarize", "model", "train", "tracking"),
+    "sweep": (
+        "data.binarize",
+        "model",
+        "sweep",
+        "train.batch_size",
+        "train.momentum",
+        "train.device",
+        "train.tracked_units",
+        "train.percentile_examples",
+        "tracking",
+    ),
+    "edge": (
+        "data.binarize",
+        "model",
+        "sweep",
+        "edge",
+        "evaluate.usable_accuracy",
+        "train.batch_size",
+        "train.momentum",
+        "train.device",
+        "train.tracked_units",
+        "train.percentile_examples",
+        "tracking",
+    ),
+    "evaluate": ("data.binarize", "model", "sweep", "edge", "evaluate", "tracking"),
+}
+# Of those, the ones that do not change the numbers a run computes. The device setting is replaced by the device it
+# resolves to; how often a run is checkpointed, and a study's budget, storage and deadline, only change when it ends;
+# where the sweep's units are queued and how often their workers beat only change where they train. How the sweep is
+# cut into units decides the sweep's rounding, not the edge's.
+NOT_DECIDING: dict[str, tuple[str, ...]] = {
+    "download": (),
+    "preprocess": (),
+    "evaluate": (),
+    "tune": ("train.device", "tune.trials", "tune.trials_per_batch", "tune.storage", "tune.timeout_s", "tracking"),
+    "train": ("train.device", "train.checkpoint_every"),
+    "sweep": ("train.device", "sweep.checkpoint_every", "sweep.storage", "sweep.heartbeat_s"),
+    "edge": (
+        "train.device",
+        "sweep.checkpoint_every",
+        "sweep.storage",
+        "sweep.heartbeat_s",
+        "sweep.unit",
+        "edge.checkpoint_every",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How long a run trains and when it is evaluated: step 0, every `eval_every` steps, `evals_per_decade`
+    log-spaced steps, and the last."""
+
+    steps: int
+    eval_every: int
+    evals_per_decade: int
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one training stage's run reads, composed from its sections of params.yaml: the model, its horizon, the
+    optimizer and data every stage shares, where it runs, what it records and how it is checkpointed and tracked."""
+
+    stage: TrainingStage  # names its checkpoints and MLflow runs
+    model: ModelConfig
+    horizon: Horizon
+    batch_size: int
+    momentum: float
+    device: str  # as params.yaml says it: auto, cpu, cuda or mps
+    binarize: bool
+    tracked_units: int  # last-hidden-layer sigmoids whose inputs are recorded (0: none)
+    percentile_examples: int
+    checkpoint_every: int | None
+    experiment: str  # the MLflow experiment
+    read: Mapping  # the params the stage reads (STAGE_PARAMS), nested as in params.yaml: logged with its runs
+    deciding: Mapping  # of those, the ones that decide its numbers: the identity of its checkpoints and studies
+
+
+def select(tree: Mapping, keys: Sequence[str], keep: bool = True) -> dict:
+    """`tree` with only (keep) or without (not keep) the dotted `keys`, e.g. "model" or "train.batch_size"."""
+    if keep:
+        chosen: dict = {}
+        for key in keys:
+            *parents, leaf = key.split(".")
+            source, target = tree, chosen
+            for name in parents:
+                source, target = source[name], target.setdefault(name, {})
+            target[leaf] = source[leaf]
+        return chosen
+    pruned = {name: dict(value) if isinstance(value, Mapping) else value for name, value in tree.items()}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = pruned
+        for name in parents:
+            node = node.get(name, {})
+        node.pop(leaf, None)
+    return {name: value for name, value in pruned.items() if value != {}}
+
+
 class Params(_Section):
     data: DataConfig
     model: ModelConfig
@@ -234,8 +342,79 @@ class Params(_Section):
             )
         return self
 
+    def listed(self, keys: Sequence[str]) -> dict:
+        """The params at the dotted `keys` (a stage's STAGE_PARAMS), nested as in params.yaml."""
+        return select(self.model_dump(), keys)
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+    @property
+    def tune_run(self) -> TrainingRun:
+        """tune@'s trials: tune's horizon, scored on the validation split, with no checkpoints and no sigmoid inputs."""
+        horizon = Horizon(self.tune.steps, self.tune.eval_every, self.tune.evals_per_decade)
+        return TrainingRun(
+            "tune",
+            horizon=horizon,
+            checkpoint_every=None,
+            tracked_units=0,
+            **self._shared(STAGE_PARAMS["tune"], NOT_DECIDING["tune"]),
+        )
+
+    @property
+    def train_run(self) -> TrainingRun:
+        horizon = Horizon(self.train.steps, self.train.eval_every, self.train.evals_per_decade)
+        checkpoint_every, tracked_units = self.train.checkpoint_every, self.train.tracked_units
+        return TrainingRun(
+            "train",
+            horizon=horizon,
+            checkpoint_every=checkpoint_every,
+            tracked_units=tracked_units,
+            **self._shared(STAGE_PARAMS["train"], NOT_DECIDING["train"]),
+        )
+
+    @property
+    def sweep_run(self) -> TrainingRun:
+        checkpoint_every, tracked_units = self.sweep.checkpoint_every, self.train.tracked_units
+        return TrainingRun(
+            "sweep",
+            horizon=self._sweep_horizon,
+            checkpoint_every=checkpoint_every,
+            tracked_units=tracked_units,
+            **self._shared(STAGE_PARAMS["sweep"], NOT_DECIDING["sweep"]),
+        )
+
+    @property
+    def edge_run(self) -> TrainingRun:
+        """edge@'s members train as the sweep's do (its horizon): their edges are read against the sweep's grid."""
+        checkpoint_every, tracked_units = self.edge.checkpoint_every, self.train.tracked_units
+        return TrainingRun(
+            "edge",
+            horizon=self._sweep_horizon,
+            checkpoint_every=checkpoint_every,
+            tracked_units=tracked_units,
+            **self._shared(STAGE_PARAMS["edge"], NOT_DECIDING["edge"]),
+        )
+
+    @property
+    def _sweep_horizon(self) -> Horizon:
+        return Horizon(self.sweep.steps, self.sweep.eval_every, self.sweep.evals_per_decade)
+
+    def _shared(self, keys: Sequence[str], not_deciding: Sequence[str]) -> dict:
+        """The fields of a TrainingRun every training stage fills alike: the sections they share, the params at `keys`
+        (what the stage reads) and of those the ones not among `not_deciding`."""
+        read = self.listed(keys)
+        return {
+            "model": self.model,
+            "batch_size": self.train.batch_size,
+            "momentum": self.train.momentum,
+            "device": self.train.device,
+            "binarize": self.data.binarize,
+            "percentile_examples": self.train.percentile_examples,
+            "experiment": self.tracking.experiment,
+            "read": read,
+            "deciding": select(read, not_deciding, keep=False),
+        }
+
+
+def load_params(path: str | Path = paths.PARAMS) -> Params:
     """Read and validate a params file; any problem raises one ConfigError naming the key."""
     path = Path(path)
     try:

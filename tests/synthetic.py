@@ -8,8 +8,9 @@ import numpy as np
 import torch
 import yaml
 
+from src import paths
 from src.data.splits import Split
-from src.results.files import TuningSummary, stage_dir
+from src.results.tune import TuningSummary
 
 
 def images_and_labels(count: int, seed: int = 0, flip: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -41,17 +42,27 @@ def write_tuned(root: Path, rates: dict[str, float] | None = None) -> None:
     """results/tune/<variant>/best.json as the tune stage leaves it: the learning rate train@ will use."""
     for variant, rate in (rates or {"vanilla": 0.5, "bn": 2.0}).items():
         TuningSummary(
-            variant=variant, study_name=f"bn-mnist-{variant}", storage="sqlite:///optuna.db", best_lr=rate,
-            best_value=0.9, trials_budget=4, n_complete=4, n_pruned=0, n_failed=0, steps=100, device="cpu",
-        ).write(root / stage_dir("tune", variant))  # fmt: skip
+            variant=variant,
+            study_name=f"bn-mnist-{variant}",
+            storage="sqlite:///optuna.db",
+            best_lr=rate,
+            best_value=0.9,
+            trials_budget=4,
+            n_complete=4,
+            n_pruned=0,
+            n_failed=0,
+            steps=100,
+            device="cpu",
+        ).write(root / paths.stage_dir("tune", variant))
 
 
 def write_train_project(root: Path, repo_root: Path, *, seeds: int, population_batches: int) -> None:
     """A tiny project in `root` for train@: the repository's params with an 8-step schedule on the CPU, synthetic
     processed data and a tuning result."""
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["train"].update(steps=8, eval_every=4, evals_per_decade=0, seeds=seeds, tracked_units=1,
-                        percentile_examples=20, device="cpu")  # fmt: skip
+    raw["train"].update(
+        steps=8, eval_every=4, evals_per_decade=0, seeds=seeds, tracked_units=1, percentile_examples=20, device="cpu"
+    )
     raw["model"]["population_batches"] = population_batches
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     write_processed(root / "data" / "processed")

@@ -45,15 +45,18 @@ import numpy as np
 import torch
 import yaml
 
+from src import paths
 from src.analysis.comparison import Comparison, compare
 from src.analysis.outcomes import Edges, SharedOutcome, TunedOutcome, edge_brackets
 from src.config import Params, load_params, parse_params
 from src.data.splits import load_split
 from src.engine.network import build_model, predict_members
 from src.engine.schedule import Schedule, eval_schedule
-from src.engine.trainer import Evaluation, Trainer, TrainingData, TrainResult
-from src.results import files
-from src.results.files import SweepResults
+from src.engine.trainer import Evaluation, Trainer, TrainingData, TrainingHistory
+from src.results.members import write_final, write_history, write_predictions, write_sigmoid_inputs
+from src.results.sweep import SweepResults, SweepSummary
+from src.results.train import Percentiles, TestCurves, TrainSummary, write_models
+from src.results.tune import TuningSummary, TuningTrial, write_trials
 from src.training.members import MemberTable
 from tests import synthetic
 
@@ -102,14 +105,23 @@ def tiny_params(repo_root: Path) -> dict:
     raw["model"].update(hidden_layers=2, hidden_units=8, init_std=0.1, population_batches=2)
     raw["train"].update(steps=int(STEPS[-1]), seeds=len(SEEDS), tracked_units=UNITS, eval_every=100, evals_per_decade=0)
     raw["sweep"].update(
-        lr_min=SWEEP_RATES[0], lr_max=SWEEP_RATES[-1], lrs_per_decade=1, init_stds=list(SWEEP_INIT_STDS),
-        seeds=len(SEEDS), steps=SWEEP_STEPS, eval_every=SWEEP_EVAL_EVERY, evals_per_decade=0, checkpoint_every=100,
-    )  # fmt: skip
+        lr_min=SWEEP_RATES[0],
+        lr_max=SWEEP_RATES[-1],
+        lrs_per_decade=1,
+        init_stds=list(SWEEP_INIT_STDS),
+        seeds=len(SEEDS),
+        steps=SWEEP_STEPS,
+        eval_every=SWEEP_EVAL_EVERY,
+        evals_per_decade=0,
+        checkpoint_every=100,
+    )
     raw["edge"].update(init_stds=[0.1])
     raw["evaluate"].update(
-        accuracy_targets=[0.9, 0.95, 0.99], usable_accuracy=0.9, resamples=999,
+        accuracy_targets=[0.9, 0.95, 0.99],
+        usable_accuracy=0.9,
+        resamples=999,
         figure1_lrs=[1.0, 10.0],  # where vanilla trains and where it diverges
-    )  # fmt: skip
+    )
     return raw
 
 
@@ -128,10 +140,10 @@ def write_results_tree(root: Path, repo_root: Path) -> dict:
     processed = synthetic.write_processed(root / "data" / "processed", {"train": 300, "val": 100, "test": TEST_IMAGES})
     for variant in ("vanilla", "bn"):
         final = _write_models(root, params, processed, variant)
-        _write_training(root / files.stage_dir("train", variant), params, variant, final)
-        _write_tuning(root / files.stage_dir("tune", variant), variant)
-        write_sweep(root / files.stage_dir("sweep", variant), params, variant)
-        _write_edge(root / files.stage_dir("edge", variant), params, variant)
+        _write_training(root / paths.stage_dir("train", variant), params, variant, final)
+        _write_tuning(root / paths.stage_dir("tune", variant), variant)
+        write_sweep(root / paths.stage_dir("sweep", variant), params, variant)
+        _write_edge(root / paths.stage_dir("edge", variant), params, variant)
     return raw
 
 
@@ -148,10 +160,14 @@ def _write_models(root: Path, params: Params, processed: Path, variant: str) -> 
     test = load_split(processed, "test", torch.device("cpu"), params.data.binarize)
     model = build_model(params.model, variant, SEEDS, "cpu")
     schedule = Schedule(
-        steps=MODEL_STEPS, batch_size=params.train.batch_size, eval_steps=(0, MODEL_STEPS), momentum=0.0,
-        learning_rates=(LEARNING_RATES[variant],) * len(SEEDS), data_seeds=tuple(SEEDS),
+        steps=MODEL_STEPS,
+        batch_size=params.train.batch_size,
+        eval_steps=(0, MODEL_STEPS),
+        momentum=0.0,
+        learning_rates=(LEARNING_RATES[variant],) * len(SEEDS),
+        data_seeds=tuple(SEEDS),
         population_batches=params.model.population_batches,
-    )  # fmt: skip
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a net this small only waits for a second thread
     try:
@@ -160,9 +176,9 @@ def _write_models(root: Path, params: Params, processed: Path, variant: str) -> 
     finally:
         torch.set_num_threads(threads)
     state_dicts = [model.member_state_dict(member) for member in range(len(SEEDS))]
-    files.write_models(root / files.MODELS / variant, state_dicts, SEEDS)
+    write_models(root / paths.MODELS / variant, state_dicts, SEEDS)
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
-    files.write_predictions(root / files.stage_dir("train", variant), predicted, members)
+    write_predictions(root / paths.stage_dir("train", variant), predicted, members)
     return final
 
 
@@ -176,19 +192,28 @@ def _write_training(directory: Path, params: Params, variant: str, final: Evalua
     )  # (evals, levels, seeds, units)
     result = _train_result(STEPS, accuracy, np.zeros(accuracy.shape, dtype=bool), percentiles, final)
     members = MemberTable.tuned(LEARNING_RATES[variant], params.model.init_std, SEEDS)
-    files.write_history(directory, result, members)
-    files.write_sigmoid_inputs(directory, result, members)
+    write_history(directory, result, members)
+    write_sigmoid_inputs(directory, result, members)
     train_summary(variant, LEARNING_RATES[variant], final.accuracy).write(directory)
 
 
 def train_summary(variant: str, lr: float, final_accuracy: Sequence[float], seeds: Sequence[int] = SEEDS):
     """train@'s summary.json of a run at `lr` whose saved models score `final_accuracy` on the test split."""
-    return files.TrainSummary(
-        variant=variant, lr=lr, lr_source="tune", seeds=list(seeds), steps=int(STEPS[-1]), batch_size=60,
-        final_test_accuracy=list(final_accuracy), final_test_accuracy_mean=float(np.mean(final_accuracy)),
+    return TrainSummary(
+        variant=variant,
+        lr=lr,
+        lr_source="tune",
+        seeds=list(seeds),
+        steps=int(STEPS[-1]),
+        batch_size=60,
+        final_test_accuracy=list(final_accuracy),
+        final_test_accuracy_mean=float(np.mean(final_accuracy)),
         final_test_accuracy_std=float(np.std(final_accuracy, ddof=1)) if len(final_accuracy) > 1 else 0.0,
-        final_val_accuracy=list(final_accuracy), champion_seed=seeds[0], n_diverged=0, device="cpu",
-    )  # fmt: skip
+        final_val_accuracy=list(final_accuracy),
+        champion_seed=seeds[0],
+        n_diverged=0,
+        device="cpu",
+    )
 
 
 # --- sweep@ and edge@ ----------------------------------------------------------------------------------------
@@ -234,13 +259,13 @@ def write_sweep(directory: Path, params: Params, variant: str) -> None:
         diverged=diverges.tolist(),
     )
     result = _train_result(steps, accuracy, diverged, percentiles, evaluation)
-    files.write_history(directory, result, members)
-    files.write_sigmoid_inputs(directory, result, members)
-    files.write_final(directory, evaluation, members)
+    write_history(directory, result, members)
+    write_sigmoid_inputs(directory, result, members)
+    write_final(directory, evaluation, members)
     predicted = right_on(final, rng=np.random.default_rng(len(variant)))
     predicted[diverges] = 0  # a diverged net's outputs are NaN: the argmax is digit 0 for every image
-    files.write_predictions(directory, predicted, members)
-    files.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
+    write_predictions(directory, predicted, members)
+    SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
 def _write_edge(directory: Path, params: Params, variant: str) -> None:
@@ -252,21 +277,23 @@ def _write_edge(directory: Path, params: Params, variant: str) -> None:
     members = MemberTable.refining(brackets, params.edge.rates_between)
     trains = [k % params.edge.rates_between < EDGE_TRAINS[variant][seed] for k, seed in enumerate(members.seed)]
     evaluation = Evaluation(
-        step=params.sweep.steps, accuracy=[EDGE_TRAINED_ACCURACY if ok else CHANCE for ok in trains],
-        loss=[0.2 if ok else 2.3 for ok in trains], diverged=[False] * len(trains),
-    )  # fmt: skip
-    files.write_final(directory, evaluation, members)
-    files.SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
+        step=params.sweep.steps,
+        accuracy=[EDGE_TRAINED_ACCURACY if ok else CHANCE for ok in trains],
+        loss=[0.2 if ok else 2.3 for ok in trains],
+        diverged=[False] * len(trains),
+    )
+    write_final(directory, evaluation, members)
+    SweepSummary(variant=variant, members=len(members), steps=params.sweep.steps, device="cpu").write(directory)
 
 
 def _index(values: Sequence[float], value: float) -> int:
     return int(np.argmin(np.abs(np.log(values) - np.log(value))))
 
 
-def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> TrainResult:
+def _train_result(steps, accuracy, diverged, percentiles, final: Evaluation) -> TrainingHistory:
     """What the engine would have returned: accuracy and diverged (evals, members), percentiles (evals, 3, K, units)."""
     loss = np.where(diverged, np.nan, 2.3 * (1 - accuracy))
-    return TrainResult(
+    return TrainingHistory(
         eval_steps=tuple(int(step) for step in steps),
         accuracy=accuracy,
         loss=loss,
@@ -285,10 +312,10 @@ def _write_tuning(directory: Path, variant: str) -> None:
     for number, lr in enumerate(lrs):
         diverged = lr >= diverges_from
         state = "PRUNED" if diverged or number == 0 else "COMPLETE"
-        trials.append(files.TuningTrial(number, lr, 0.098 if diverged else 0.9 + 0.01 * number, state, diverged))
-    trials.append(files.TuningTrial(len(lrs), 1.0, None, "FAIL", False))
-    files.write_trials(directory, trials)
-    files.TuningSummary(
+        trials.append(TuningTrial(number, lr, 0.098 if diverged else 0.9 + 0.01 * number, state, diverged))
+    trials.append(TuningTrial(len(lrs), 1.0, None, "FAIL", False))
+    write_trials(directory, trials)
+    TuningSummary(
         variant=variant,
         study_name=f"bn-mnist-{variant}",
         storage="sqlite:///optuna.db",
@@ -335,7 +362,7 @@ def outcome(
     models, the losses) is left out."""
     accuracy = np.asarray(accuracy, dtype=float)
     seeds = list(range(len(accuracy))) if seeds is None else list(seeds)
-    curves = files.Curves(
+    curves = TestCurves(
         steps=np.asarray(steps),
         seeds=seeds,
         accuracy=accuracy,
@@ -356,16 +383,16 @@ def outcome(
     )
 
 
-def drifting(steps: np.ndarray, relative_drift: float) -> files.Percentiles:
+def drifting(steps: np.ndarray, relative_drift: float) -> Percentiles:
     """A sigmoid input with a 15–85th spread of 2 that moves as a whole by 2 × `relative_drift` at the last step, so
     its relative drift is `relative_drift` (≥ 0, or NaN); an infinite one has no spread at all."""
     steps = np.asarray(steps)
     if math.isinf(relative_drift):
         flat = np.zeros(steps.shape)
-        return files.Percentiles(steps, flat, flat, flat)
+        return Percentiles(steps, flat, flat, flat)
     shift = np.zeros(steps.shape)
     shift[-1] = 2 * relative_drift
-    return files.Percentiles(steps, -1 + shift, shift, 1 + shift)
+    return Percentiles(steps, -1 + shift, shift, 1 + shift)
 
 
 def swept(

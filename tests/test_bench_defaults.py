@@ -23,8 +23,12 @@ def test_todays_shapes_come_from_params(repo_root):
 
 def test_each_stage_is_projected_as_its_member_steps_over_its_rate(capsys):
     plans = {"previous": {"sweep@": bench.Shape(80, 4, 1_000)}, "today": {"sweep@": bench.Shape(200, 10, 500)}}
-    rates = {("previous", "sweep@", "vanilla"): 4_000.0, ("previous", "sweep@", "bn"): 2_000.0,
-             ("today", "sweep@", "vanilla"): 5_000.0, ("today", "sweep@", "bn"): 2_500.0}  # fmt: skip
+    rates = {
+        ("previous", "sweep@", "vanilla"): 4_000.0,
+        ("previous", "sweep@", "bn"): 2_000.0,
+        ("today", "sweep@", "vanilla"): 5_000.0,
+        ("today", "sweep@", "bn"): 2_500.0,
+    }
     totals = bench.print_table(plans, rates)
     assert totals == {"previous": 80_000 / 4_000 + 80_000 / 2_000, "today": 100_000 / 5_000 + 100_000 / 2_500}
     assert "| today | sweep@ | 200, 10 | 500 | 5,000, 20 | 2,500, 40 |" in capsys.readouterr().out
@@ -38,8 +42,12 @@ def test_a_short_run_prints_a_row_per_stage_and_the_ratio_of_its_totals(monkeypa
     out = capsys.readouterr().out
     rows = [line.split("|")[1:-1] for line in out.splitlines() if re.match(r"\| (previous|today) \|", line)]
     assert [(row[0].strip(), row[1].strip()) for row in rows] == [
-        ("previous", "train@"), ("previous", "sweep@"), ("today", "train@"), ("today", "sweep@"), ("today", "edge@")
-    ]  # fmt: skip
+        ("previous", "train@"),
+        ("previous", "sweep@"),
+        ("today", "train@"),
+        ("today", "sweep@"),
+        ("today", "edge@"),
+    ]
     assert re.search(r"previous defaults [\d,]+ s, today's [\d,]+ s: \d+\.\d\d×", out)
 
 

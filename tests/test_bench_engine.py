@@ -44,9 +44,13 @@ def test_a_short_run_prints_a_row_per_configuration_whose_numbers_agree(capsys):
     assert [(row[0], row[2], row[3]) for row in rows] == [
         (variant, k, order)
         for variant in ("vanilla", "bn")
-        for k, order in (("1", "shuffled"), ("1", "own per member (seeds)"), ("2", "own per member (seeds)"),
-                         ("2", "shared (tuning)"))
-    ]  # fmt: skip
+        for k, order in (
+            ("1", "shuffled"),
+            ("1", "own per member (seeds)"),
+            ("2", "own per member (seeds)"),
+            ("2", "shared (tuning)"),
+        )
+    ]
     peak = float(re.search(r"GEMM\): ([\d.]+) GFLOP/s", out).group(1))
     for variant in ("vanilla", "bn"):
         mine = [row for row in rows if row[0] == variant]
@@ -67,16 +71,22 @@ def test_from_k_8_the_engine_is_also_measured_without_its_fused_weight_step():
     rows = bench.configurations([1, 8])
     unfused = [row for row in rows if not row.fused]
     assert [(row.variant, row.members, row.orders) for row in unfused] == [
-        ("vanilla", 8, None), ("vanilla", 8, 1), ("bn", 8, None), ("bn", 8, 1)
-    ]  # fmt: skip
+        ("vanilla", 8, None),
+        ("vanilla", 8, 1),
+        ("bn", 8, None),
+        ("bn", 8, 1),
+    ]
     assert all(row.loop.startswith("engine, autograd") for row in unfused)
 
 
 def test_at_the_sweeps_member_count_the_sweeps_data_layout_is_measured_too():
     rows = [row for row in bench.configurations([81]) if row.variant == "bn" and row.fused]
     assert [row.order for row in rows] == [
-        "shuffled", "own per member (seeds)", "shared (tuning)", "3 orders, one per seed (sweep)"
-    ]  # fmt: skip
+        "shuffled",
+        "own per member (seeds)",
+        "shared (tuning)",
+        "3 orders, one per seed (sweep)",
+    ]
 
 
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])
@@ -85,8 +95,15 @@ def test_the_unfused_engine_trains_the_same_networks_as_the_engine(variant, one_
         return Split(images=split.images.double(), labels=split.labels)
 
     data, probe = (double(bench.random_split(n, torch.device("cpu"), seed)) for n, seed in ((600, 0), (60, 1)))
-    schedule = Schedule(steps=20, batch_size=60, eval_steps=(0, 20), momentum=0.0, learning_rates=(0.5, 2.0),
-                        data_seeds=(0, 1), population_batches=2)  # fmt: skip
+    schedule = Schedule(
+        steps=20,
+        batch_size=60,
+        eval_steps=(0, 20),
+        momentum=0.0,
+        learning_rates=(0.5, 2.0),
+        data_seeds=(0, 1),
+        population_batches=2,
+    )
 
     def trainer(fused: bool) -> Trainer:
         model = build_model(bench.BENCH_MODEL, variant, [0, 1], "cpu").double()

@@ -18,8 +18,17 @@ from tests.test_members import SWEEP
 
 def _project(root, repo_root):
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["sweep"].update(lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=40,
-                        eval_every=20, evals_per_decade=0, checkpoint_every=20)  # fmt: skip
+    raw["sweep"].update(
+        lr_min=0.1,
+        lr_max=10.0,
+        lrs_per_decade=1,
+        init_stds=[0.1, 1.0],
+        seeds=2,
+        steps=40,
+        eval_every=20,
+        evals_per_decade=0,
+        checkpoint_every=20,
+    )
     raw["model"].update(population_batches=3, hidden_units=16)
     raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
     raw["evaluate"]["figure1_lrs"] = [1.0]

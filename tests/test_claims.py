@@ -17,7 +17,8 @@ import pytest
 
 from src.analysis import claims, specifications, stats
 from src.analysis.claims import PRIMARY, TOPICS, decide_claims, horizon_check, robustness_map
-from src.analysis.specifications import Outcomes, Specification
+from src.analysis.outcomes import Evidence
+from src.analysis.specifications import Specification
 from src.config import parse_params, with_overrides
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
@@ -60,8 +61,8 @@ def _curves_with(monkeypatch, primary_p: list[float | None], others: dict[str, l
     return curves
 
 
-def _outcomes(params) -> Outcomes:
-    return Outcomes(tuned={}, shared={}, params=params)
+def _outcomes(params) -> Evidence:
+    return Evidence(tuned={}, shared={}, params=params)
 
 
 # --- the family of primary claims ---------------------------------------------------------------------------------
@@ -82,14 +83,19 @@ def test_the_primary_claims_are_those_of_primary_in_order_each_its_topics_primar
 
 def test_the_paper_claims_are_section_4_1s_and_the_two_extensions_are_section_3_3s():
     assert {key: topic.section for key, topic in TOPICS.items()} == {
-        "faster_convergence": "4.1", "higher_accuracy": "4.1", "stable_sigmoid_inputs": "4.1",
-        "higher_usable_lr": "3.3", "robust_to_init": "3.3",
-    }  # fmt: skip
+        "faster_convergence": "4.1",
+        "higher_accuracy": "4.1",
+        "stable_sigmoid_inputs": "4.1",
+        "higher_usable_lr": "3.3",
+        "robust_to_init": "3.3",
+    }
     assert {key: (topic.scale, topic.no_effect, topic.bn_favoured) for key, topic in TOPICS.items()} == {
-        "faster_convergence": ("ratio", 1.0, "lower"), "higher_accuracy": ("accuracy", 0.0, "higher"),
-        "stable_sigmoid_inputs": ("plain", 0.0, "lower"), "higher_usable_lr": ("ratio", 1.0, "higher"),
+        "faster_convergence": ("ratio", 1.0, "lower"),
+        "higher_accuracy": ("accuracy", 0.0, "higher"),
+        "stable_sigmoid_inputs": ("plain", 0.0, "lower"),
+        "higher_usable_lr": ("ratio", 1.0, "higher"),
         "robust_to_init": ("accuracy", 0.0, "higher"),
-    }  # fmt: skip
+    }
 
 
 def test_the_primary_p_values_are_corrected_as_one_family_by_holm(params, monkeypatch):
@@ -137,10 +143,13 @@ def test_the_agreement_counts_every_specification_of_the_topic_each_decided_on_i
     against = _on_bns_side("higher_accuracy", -0.01)
     others = {
         "higher_accuracy": [
-            _estimate(0.01, 0.01), _estimate(0.01, 0.2), _estimate(against, 0.01), _estimate(math.nan, None),
+            _estimate(0.01, 0.01),
+            _estimate(0.01, 0.2),
+            _estimate(against, 0.01),
+            _estimate(math.nan, None),
             _estimate(0.01, 0.04),
         ]
-    }  # fmt: skip
+    }
     _curves_with(monkeypatch, FAMILY_P, others)
     decided = {claim.key: claim for claim in decide_claims(_outcomes(params))}
     shared, tuned = decided["higher_accuracy_shared"], decided["higher_accuracy_tuned"]
@@ -184,9 +193,9 @@ def test_the_real_curves_decide_the_claims(tree):
 RATES, INITS = synthetic_results.SWEEP_RATES, synthetic_results.SWEEP_INIT_STDS
 
 
-def _map_outcomes(params, vanilla: np.ndarray, bn: np.ndarray) -> Outcomes:
+def _map_outcomes(params, vanilla: np.ndarray, bn: np.ndarray) -> Evidence:
     sweeps = {"vanilla": synthetic_results.swept(vanilla), "bn": synthetic_results.swept(bn)}
-    return Outcomes(
+    return Evidence(
         tuned={}, shared={v: synthetic_results.shared(v, sweep) for v, sweep in sweeps.items()}, params=params
     )
 
@@ -272,16 +281,17 @@ CLEARLY_BEST_AT_0_1 = [[0.990, 0.950, 0.1], [0.970, 0.930, 0.1], [0.985, 0.944, 
 ]
 
 
-def _horizon_outcomes(params, tuned_lr: float, at_paper_init: list[list[float]]) -> Outcomes:
+def _horizon_outcomes(params, tuned_lr: float, at_paper_init: list[list[float]]) -> Evidence:
     """BN tuned at `tuned_lr`; its final accuracies (seeds, rates) at init std 0.1, the paper's; at init std 1.0 the
     best rate would be 10."""
     at_init = np.asarray(at_paper_init)
     other = np.tile([0.1, 0.2, 0.99], (at_init.shape[0], 1))
     sweep = synthetic_results.swept(np.stack([at_init, other], axis=1))
     steps = np.array([0, 100])
-    tuned = synthetic_results.outcome(steps, np.zeros((len(at_init), 2)), [0.9] * len(at_init), [0.0] * len(at_init),
-                                      lr=tuned_lr)  # fmt: skip
-    return Outcomes(tuned={"bn": tuned}, shared={"bn": synthetic_results.shared("bn", sweep)}, params=params)
+    tuned = synthetic_results.outcome(
+        steps, np.zeros((len(at_init), 2)), [0.9] * len(at_init), [0.0] * len(at_init), lr=tuned_lr
+    )
+    return Evidence(tuned={"bn": tuned}, shared={"bn": synthetic_results.shared("bn", sweep)}, params=params)
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from src.analysis import comparison as comparison_module
 from src.analysis import claims, outcomes, specifications
+from src.analysis import comparison as comparison_module
 from src.analysis.claims import PRIMARY
 from src.config import VARIANTS
 from src.data import splits
 from src.metrics import schema
+from src.metrics.build import build
 from src.report import figures, markdown
 from src.results import files
 from tests import synthetic_results
@@ -169,20 +170,37 @@ def test_compare_reads_scores_and_decides_each_thing_once(tree, monkeypatch):
 
         monkeypatch.setattr(module, name, counted)
 
-    for name in ("load_split", "read_trained", "read_trials", "read_predictions", "read_sweep", "read_edge_final",
-                 "decide_claims", "horizon_check", "robustness_map"):  # fmt: skip
+    for name in (
+        "load_split",
+        "read_trained",
+        "read_trials",
+        "read_predictions",
+        "read_sweep",
+        "read_edge_final",
+        "decide_claims",
+        "horizon_check",
+        "robustness_map",
+    ):
         count(comparison_module, name)
     for name in ("tuned_outcome", "check_same_seeds", "example_unit", "edges", "score_members"):
         count(outcomes, name)
     synthetic_results.comparison_of(tree[0])
     assert calls == {
         "load_split": 2,  # the test and training splits
-        "read_trained": 2, "read_trials": 2, "tuned_outcome": 2, "read_sweep": 2, "read_edge_final": 2, "edges": 2,
+        "read_trained": 2,
+        "read_trials": 2,
+        "tuned_outcome": 2,
+        "read_sweep": 2,
+        "read_edge_final": 2,
+        "edges": 2,
         "read_predictions": 4,  # train@ and sweep@, one per variant each
         "score_members": 2 * len(SEEDS) * 2,  # every saved model of both variants on both splits
-        "check_same_seeds": 1, "decide_claims": 1, "robustness_map": 1, "example_unit": 1,
+        "check_same_seeds": 1,
+        "decide_claims": 1,
+        "robustness_map": 1,
+        "example_unit": 1,
         "horizon_check": 2,  # one per variant
-    }  # fmt: skip
+    }
 
 
 def test_the_metrics_figures_and_report_are_built_from_the_comparison_without_reading_or_deciding_again(
@@ -194,13 +212,33 @@ def test_the_metrics_figures_and_report_are_built_from_the_comparison_without_re
 
         return refused
 
-    again = {"compare", "load_split", "read_trained", "read_trials", "read_history", "read_sigmoid_inputs",
-             "read_sweep", "read_sweep_final", "read_edge_final", "read_predictions", "read_table", "score_members",
-             "tuned_outcome", "decide_claims", "horizon_check", "robustness_map", "example_unit", "convergence",
-             "accuracy", "stability", "usable_rate", "init_robustness"}  # fmt: skip
+    again = {
+        "compare",
+        "load_split",
+        "read_trained",
+        "read_trials",
+        "read_history",
+        "read_sigmoid_inputs",
+        "read_sweep",
+        "read_sweep_final",
+        "read_edge_final",
+        "read_predictions",
+        "read_table",
+        "score_members",
+        "tuned_outcome",
+        "decide_claims",
+        "horizon_check",
+        "robustness_map",
+        "example_unit",
+        "convergence",
+        "accuracy",
+        "stability",
+        "usable_rate",
+        "init_robustness",
+    }
     for module in (splits, files, outcomes, specifications, claims, comparison_module, schema, markdown, figures):
         for name in again & set(vars(module)):
             monkeypatch.setattr(module, name, refuse(name))
-    numbers = schema.build(comparison)
+    numbers = build(comparison)
     drawn = figures.report_figures(comparison)
     assert markdown.render(comparison, numbers, list(drawn)).startswith("# Batch Normalization on MNIST")

@@ -14,15 +14,14 @@ import torch
 from src.data.idx import IdxError
 from src.data.splits import (
     SPLITS,
-    BatchOrder,
     class_counts,
-    gather,
     load_split,
     make_splits,
     read_split_arrays,
     stratified_split,
     write_splits,
 )
+from src.engine.batches import BatchOrder, gather
 from src.errors import StudyError
 from tests import synthetic
 

@@ -30,9 +30,14 @@ def test_each_variant_passes_90_percent_within_2000_steps(real_splits, repo_root
     learning_rate = {"vanilla": 0.5, "bn": 2.0}[variant]  # rates that train both nets; the tuned ones are higher
     model = build_model(params.model, variant, seeds=[0, 1], device="cpu")
     schedule = Schedule(
-        steps=2000, batch_size=60, eval_steps=(0, 1000, 2000), momentum=0.0, learning_rates=(learning_rate,) * 2,
-        data_seeds=(0, 1), population_batches=50,
-    )  # fmt: skip
+        steps=2000,
+        batch_size=60,
+        eval_steps=(0, 1000, 2000),
+        momentum=0.0,
+        learning_rates=(learning_rate,) * 2,
+        data_seeds=(0, 1),
+        population_batches=50,
+    )
     result = Trainer(model, TrainingData(real_splits["train"], real_splits["test"]), schedule).run(progress=False)
     final = result.final.accuracy
     assert min(final) > 0.90, f"{variant} at lr={learning_rate}: test accuracy {final} after 2,000 steps"

@@ -16,13 +16,14 @@ import torch
 import yaml
 
 from pipeline import edge as edge_stage
+from src import paths
 from src.cli import report_user_errors
 from src.config import load_params
 from src.engine.schedule import eval_schedule, schedule_for
 from src.engine.trainer import Evaluation
-from src.results import files
+from src.results.edge import read_edge_final
+from src.results.members import write_final
 from src.training import checkpoint, runner
-from src.training.checkpoint import CHECKPOINT_DIR
 from src.training.members import MemberTable
 from tests import synthetic
 
@@ -42,9 +43,16 @@ EXPECTED = [(1.0 * THIRD, 0), (1.0 * THIRD**2, 0), (0.1 * THIRD, 1), (0.1 * THIR
 def project(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     raw["sweep"].update(
-        lr_min=RATES[0], lr_max=RATES[-1], lrs_per_decade=1, init_stds=INIT_STDS, seeds=len(SEEDS), steps=STEPS,
-        eval_every=EVAL_EVERY, evals_per_decade=2, checkpoint_every=EVAL_EVERY,
-    )  # fmt: skip
+        lr_min=RATES[0],
+        lr_max=RATES[-1],
+        lrs_per_decade=1,
+        init_stds=INIT_STDS,
+        seeds=len(SEEDS),
+        steps=STEPS,
+        eval_every=EVAL_EVERY,
+        evals_per_decade=2,
+        checkpoint_every=EVAL_EVERY,
+    )
     raw["edge"].update(rates_between=RATES_BETWEEN, init_stds=[0.1], checkpoint_every=CHECKPOINT_EVERY)
     # train@'s schedule differs from the sweep's, so a stage that took it would show (and stay short)
     raw["train"].update(steps=10, eval_every=5, tracked_units=2, percentile_examples=50, device="cpu")
@@ -65,7 +73,7 @@ def write_sweep_final(variant: str, swept: dict[int, list[float]], diverged: set
     accuracy = [swept[seed][RATES.index(round(lr, 6))] if std == 0.1 else 0.1 for lr, std, seed in cells]
     bad = [std == 0.1 and (seed, round(lr, 6)) in diverged for lr, std, seed in cells]
     final = Evaluation(step=STEPS, accuracy=accuracy, loss=[1.0] * len(cells), diverged=bad)
-    files.write_final(files.stage_dir("sweep", variant), final, members)
+    write_final(paths.stage_dir("sweep", variant), final, members)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -93,11 +101,11 @@ def test_the_stage_trains_each_seeds_refined_rates_and_writes_their_final_result
         assert low < float(row["lr"]) < 10 * low
         assert 0.0 <= float(row["test_accuracy"]) <= 1.0 and row["diverged"] in {"True", "False"}
     # exactly the members evaluate will ask for, read back by its reader
-    accuracy, diverged = files.read_edge_final("bn", _refined())
+    accuracy, diverged = read_edge_final("bn", _refined())
     assert accuracy.tolist() == [float(row["test_accuracy"]) for row in rows] and diverged.dtype == bool
     summary = json.loads((out / "summary.json").read_text())
     assert summary == {"variant": "bn", "members": len(EXPECTED), "steps": STEPS, "device": "cpu"}
-    assert not (project / CHECKPOINT_DIR / "edge-bn.pt").exists()
+    assert not (project / paths.CHECKPOINTS / "edge-bn.pt").exists()
 
 
 def test_every_refined_member_is_an_mlflow_run_evaluated_on_the_sweeps_schedule(project):
@@ -155,7 +163,7 @@ def _interrupted_after_the_first_checkpoint(monkeypatch, variant: str) -> None:
         patched.setattr(checkpoint.Checkpoint, "save", save_then_fail)
         with pytest.raises(RuntimeError, match="killed after a checkpoint"):
             edge_stage.main(["--variant", variant])
-    assert (CHECKPOINT_DIR / f"edge-{variant}.pt").exists()
+    assert (paths.CHECKPOINTS / f"edge-{variant}.pt").exists()
 
 
 def test_a_stage_interrupted_after_a_checkpoint_resumes_and_ends_as_an_uninterrupted_run(project, monkeypatch, capsys):
@@ -171,7 +179,7 @@ def test_a_stage_interrupted_after_a_checkpoint_resumes_and_ends_as_an_uninterru
 
     assert f"edge-vanilla: resumed from step {CHECKPOINT_EVERY}" in capsys.readouterr().err
     assert (project / "results" / "edge" / "vanilla" / "final.csv").read_text() == uninterrupted
-    assert not (project / CHECKPOINT_DIR / "edge-vanilla.pt").exists()
+    assert not (project / paths.CHECKPOINTS / "edge-vanilla.pt").exists()
 
 
 def test_a_checkpoint_made_for_other_members_is_refused_with_the_reason(project, monkeypatch, capsys):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from src.config import load_params
-from src.data.splits import BatchOrder, gather
 from src.engine import network
+from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
 from src.engine.network import build_model, member_losses
 from src.engine.network import score_members as evaluate

@@ -18,6 +18,7 @@ from pipeline import evaluate as stage
 from src.cli import report_user_errors
 from src.config import parse_params
 from src.metrics import schema
+from src.metrics.build import build
 from src.report.figures import FIGURE_NAMES
 from tests import synthetic_results
 
@@ -27,7 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def expected_metrics(tree) -> dict:
     """metrics.json as the comparison of the tree builds it."""
-    return schema.build(synthetic_results.comparison_of(tree[0])).model_dump()
+    return build(synthetic_results.comparison_of(tree[0])).model_dump()
 
 
 @pytest.fixture
@@ -121,16 +122,21 @@ def test_a_sweep_that_does_not_match_the_grid_of_params_stops_the_stage_with_one
 @pytest.mark.parametrize(
     ("path", "error"),
     [
-        ("results/train/vanilla/predictions.npz", "results/train/vanilla/predictions.npz: no such file (run `dvc repro "
-         "train@vanilla` first)"),
-        ("results/sweep/bn/predictions.npz", "results/sweep/bn/predictions.npz: no such file (run `dvc repro sweep@bn` "
-         "first)"),
+        (
+            "results/train/vanilla/predictions.npz",
+            "results/train/vanilla/predictions.npz: no such file (run `dvc repro train@vanilla` first)",
+        ),
+        (
+            "results/sweep/bn/predictions.npz",
+            "results/sweep/bn/predictions.npz: no such file (run `dvc repro sweep@bn` first)",
+        ),
         ("results/edge/bn/final.csv", "results/edge/bn/final.csv: no such file (run the stage that writes it first"),
     ],
     ids=["train predictions", "sweep predictions", "edge results"],
-)  # fmt: skip
-def test_a_missing_prediction_or_edge_file_stops_the_stage_with_one_line_naming_it(project, mlflow_store, capsys, path,
-                                                                                   error):  # fmt: skip
+)
+def test_a_missing_prediction_or_edge_file_stops_the_stage_with_one_line_naming_it(
+    project, mlflow_store, capsys, path, error
+):
     (project / path).unlink()
     _assert_stops_with_one_line(capsys, f"error: {error}")
     _assert_nothing_written(project, mlflow_store)
@@ -143,9 +149,10 @@ def test_edge_results_for_other_members_than_the_sweep_calls_for_stop_the_stage_
     header, *rows = final.read_text().splitlines()
     final.write_text("\n".join([header, *rows[:-1]]) + "\n")  # one refined member short
     _assert_stops_with_one_line(
-        capsys, "error: results/edge/vanilla/final.csv: not the members the sweep's results call for; re-run "
-        "`dvc repro edge@vanilla`"
-    )  # fmt: skip
+        capsys,
+        "error: results/edge/vanilla/final.csv: not the members the sweep's results call for; re-run "
+        "`dvc repro edge@vanilla`",
+    )
     _assert_nothing_written(project, mlflow_store)
 
 

@@ -20,6 +20,7 @@ import mlflow
 import pytest
 import yaml
 
+from src import paths
 from src.tracking import registry
 from src.tracking import runs as tracking
 
@@ -37,17 +38,36 @@ def small(raw: dict) -> None:
     """params.yaml cut to seconds per stage: a few trials, steps and seeds, a two-rate sweep at one init."""
     raw["model"]["population_batches"] = 10
     raw["train"].update(
-        steps=STEPS["baseline"], seeds=SEEDS, eval_every=100, evals_per_decade=0, checkpoint_every=10_000,
-        tracked_units=2, percentile_examples=100, device="cpu",
-    )  # fmt: skip
+        steps=STEPS["baseline"],
+        seeds=SEEDS,
+        eval_every=100,
+        evals_per_decade=0,
+        checkpoint_every=10_000,
+        tracked_units=2,
+        percentile_examples=100,
+        device="cpu",
+    )
     raw["tune"].update(
-        trials=2, trials_per_batch=2, steps=50, eval_every=25, evals_per_decade=0, lr_min=0.1, lr_max=1.0,
+        trials=2,
+        trials_per_batch=2,
+        steps=50,
+        eval_every=25,
+        evals_per_decade=0,
+        lr_min=0.1,
+        lr_max=1.0,
         pruning_warmup_evals=0,
-    )  # fmt: skip
+    )
     raw["sweep"].update(
-        lr_min=0.1, lr_max=1.0, lrs_per_decade=1, init_stds=[0.1], seeds=SEEDS, steps=50, eval_every=25,
-        evals_per_decade=0, checkpoint_every=10_000,
-    )  # fmt: skip
+        lr_min=0.1,
+        lr_max=1.0,
+        lrs_per_decade=1,
+        init_stds=[0.1],
+        seeds=SEEDS,
+        steps=50,
+        eval_every=25,
+        evals_per_decade=0,
+        checkpoint_every=10_000,
+    )
     raw["edge"].update(rates_between=1, init_stds=[0.1], checkpoint_every=10_000)
     raw["evaluate"].update(resamples=999, figure1_lrs=[1.0])
 
@@ -114,7 +134,7 @@ def loop(tmp_path_factory, repo_root, real_mnist) -> dict:
     failed = [line for line in _dvc(project, env, "queue", "status").splitlines() if "Failed" in line.split()]
     assert not failed, failed + [_dvc(project, env, "queue", "logs", line.split()[1]) for line in failed]
     print(f"baseline {timings['baseline']:.0f} s, two experiments side by side {timings['experiments']:.0f} s")
-    mlflow.set_tracking_uri(f"sqlite:///{project / tracking.DEFAULT_STORE}")
+    mlflow.set_tracking_uri(f"sqlite:///{project / paths.MLFLOW_STORE}")
     return {"project": project, "env": env, "baseline": _git(project, "rev-parse", "HEAD")}
 
 
@@ -143,7 +163,7 @@ def test_every_run_of_both_experiments_is_in_the_projects_store_tagged_with_its_
         spans.append((min(run.info.start_time for run in runs), max(run.info.end_time for run in runs)))
     (first_start, first_end), (second_start, second_end) = spans
     assert first_start < second_end and second_start < first_end, "the experiments did not write at the same time"
-    assert not list((loop["project"] / ".dvc" / "tmp").rglob(tracking.DEFAULT_STORE)), "a store in a temporary copy"
+    assert not list((loop["project"] / ".dvc" / "tmp").rglob(paths.MLFLOW_STORE)), "a store in a temporary copy"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

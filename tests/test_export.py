@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.data.splits import BatchOrder, gather
+from src.engine.batches import BatchOrder, gather
 from src.engine.export import plain_network
 from src.engine.network import MLP, score_members
 from tests import synthetic

@@ -14,8 +14,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from src.report import figures
-from src.report.figures import COLORS, LABELS, RobustnessGrid, SharedRatePanel
-from src.results.files import TuningTrial
+from src.report.drawing import COLORS, LABELS, save
+from src.report.figures import RobustnessGrid, SharedRatePanel
+from src.results.tune import TuningTrial
 from tests import synthetic_results
 
 STEPS = np.arange(0, 5001, 500)
@@ -60,9 +61,15 @@ def _grid() -> RobustnessGrid:
     significant = np.array([[True, False, False], [True, False, True]])
     did_not_train = {"vanilla": np.array([[0.0, 0.0, 0.0], [0.3, 0.1, 0.0]]), "bn": np.zeros((2, 3))}
     return RobustnessGrid(
-        np.array([0.01, 0.0316, 100.0]), np.array([0.1, 1.0]), vanilla, bn, difference, significant, did_not_train,
+        np.array([0.01, 0.0316, 100.0]),
+        np.array([0.1, 1.0]),
+        vanilla,
+        bn,
+        difference,
+        significant,
+        did_not_train,
         "Benjamini–Hochberg",
-    )  # fmt: skip
+    )
 
 
 def _panels() -> list[SharedRatePanel]:
@@ -306,7 +313,7 @@ def test_the_shared_rate_figure_has_a_row_per_learning_rate_with_accuracy_and_bo
 
 def test_save_writes_a_whole_png_of_a_readable_size_and_no_temporary_file(tmp_path):
     path = tmp_path / "figures" / "test_accuracy.png"
-    figures.save(figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY), path)
+    save(figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY), path)
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
     width, height = struct.unpack(">II", header[16:24])
@@ -371,9 +378,19 @@ def test_no_legend_covers_a_specification(comparison):
 
 def test_the_report_gets_every_figure_in_order(comparison):
     drawn = figures.report_figures(comparison)
-    assert tuple(drawn) == figures.FIGURE_NAMES == (
-        "specifications", "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion"
-    )  # fmt: skip
+    assert (
+        tuple(drawn)
+        == figures.FIGURE_NAMES
+        == (
+            "specifications",
+            "test_accuracy",
+            "sigmoid_inputs",
+            "robustness_map",
+            "shared_rates",
+            "lr_search",
+            "confusion",
+        )
+    )
     assert all(isinstance(figure, Figure) for figure in drawn.values())
 
 
@@ -404,8 +421,10 @@ def test_the_robustness_grid_holds_the_maps_cells_init_std_by_rate(comparison):
     for cell in comparison.cells:
         i, j = inits.index(cell.init_std), rates.index(cell.learning_rate)
         assert (grid.vanilla[i, j], grid.bn[i, j], grid.difference[i, j]) == (
-            cell.vanilla, cell.bn, cell.difference.effect
-        )  # fmt: skip
+            cell.vanilla,
+            cell.bn,
+            cell.difference.effect,
+        )
         assert grid.significant[i, j] == (cell.side is not None)
         assert {v: grid.did_not_train[v][i, j] for v in ("vanilla", "bn")} == cell.did_not_train
     assert grid.significant.sum() == 5 and grid.correction == "Benjamini–Hochberg"

@@ -20,10 +20,15 @@ MISSING = [None, math.nan, math.inf, -math.inf]
 @pytest.mark.parametrize("value", MISSING)
 @pytest.mark.parametrize(
     "spell",
-    [number_format.percent, number_format.points, lambda value: number_format.number(value, ".3g"),
-     lambda value: number_format.effect(value, "ratio"), lambda value: number_format.effect(value, "plain")],
+    [
+        number_format.percent,
+        number_format.points,
+        lambda value: number_format.number(value, ".3g"),
+        lambda value: number_format.effect(value, "ratio"),
+        lambda value: number_format.effect(value, "plain"),
+    ],
     ids=["percent", "points", "number", "ratio", "plain"],
-)  # fmt: skip
+)
 def test_a_missing_number_is_n_a_whatever_its_kind(spell, value):
     assert spell(value).startswith("n/a")
 
@@ -84,7 +89,10 @@ def test_a_mean_accuracy_is_written_with_its_spread_over_seeds():
     assert number_format.accuracy_with_sd(schema.TestAccuracy(mean=0.97234, std=0.0011, ci_low=0.96, ci_high=0.98)) == (
         "97.23% ± 0.11 pp"
     )
-    assert number_format.accuracy_with_sd(schema.TestAccuracy(mean=0.97234, std=None, ci_low=None, ci_high=None)) == "97.23%"
+    assert (
+        number_format.accuracy_with_sd(schema.TestAccuracy(mean=0.97234, std=None, ci_low=None, ci_high=None))
+        == "97.23%"
+    )
 
 
 def test_an_accuracy_interval_is_shown_within_0_and_1():
@@ -144,11 +152,13 @@ def test_a_share_has_as_many_digits_as_it_needs(value, text):
             stats.Estimate(0.1, 0.05, 0.2, 10, 0.002, "two_level_bootstrap", "percentile"),
             "two-level bootstrap over 10 paired seeds and the test images; percentile bootstrap interval",
         ),
-        (stats.Estimate(0.1, None, None, 10, test="sign_flip"), "exact sign-flip permutation test of the mean over 10 "
-         "paired seeds"),
+        (
+            stats.Estimate(0.1, None, None, 10, test="sign_flip"),
+            "exact sign-flip permutation test of the mean over 10 paired seeds",
+        ),
         (stats.Estimate(math.nan, None, None, 0), "not estimable over 0 paired seeds"),
     ],
-)  # fmt: skip
+)
 def test_a_test_is_named_in_words_with_its_pairs_and_its_interval(estimate, text):
     assert number_format.test_text(estimate) == text
 

@@ -8,9 +8,19 @@ from src.config import SweepConfig
 from src.training.members import MemberTable
 
 SWEEP = SweepConfig(
-    lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=100, eval_every=50,
-    evals_per_decade=0, checkpoint_every=100, unit="variant", storage="sqlite:///optuna.db", heartbeat_s=10,
-)  # fmt: skip
+    lr_min=0.1,
+    lr_max=10.0,
+    lrs_per_decade=1,
+    init_stds=[0.1, 1.0],
+    seeds=2,
+    steps=100,
+    eval_every=50,
+    evals_per_decade=0,
+    checkpoint_every=100,
+    unit="variant",
+    storage="sqlite:///optuna.db",
+    heartbeat_s=10,
+)
 
 
 def test_train_at_is_one_member_per_seed_at_one_rate_and_one_init():
@@ -30,9 +40,7 @@ def test_train_at_members_are_told_apart_by_their_seed_alone():
 def test_the_sweep_is_every_seed_by_init_std_by_rate_seed_first_then_init_std_then_rate():
     members = MemberTable.grid(SWEEP)
     assert SWEEP.learning_rates == pytest.approx([0.1, 1.0, 10.0])
-    expected = [
-        (lr, init_std, seed) for seed in (0, 1) for init_std in (0.1, 1.0) for lr in SWEEP.learning_rates
-    ]  # fmt: skip
+    expected = [(lr, init_std, seed) for seed in (0, 1) for init_std in (0.1, 1.0) for lr in SWEEP.learning_rates]
     assert list(zip(members.lr, members.init_std, members.seed, strict=True)) == expected
     assert len(members) == 2 * 2 * 3
 
@@ -101,8 +109,12 @@ def test_a_rate_cut_gives_each_seed_a_unit_per_run_of_k_rates_with_every_init_st
     units = members.units({"seed_and_rates": 2})
     assert units == [(0, 1, 3, 4), (2, 5), (6, 7, 9, 10), (8, 11)]
     assert sorted(k for unit in units for k in unit) == list(range(12)), "each member in exactly one unit"
-    assert [members.unit_name(unit) for unit in units] == ["-seed0-lr0.1-1", "-seed0-lr10", "-seed1-lr0.1-1",
-                                                           "-seed1-lr10"]  # fmt: skip
+    assert [members.unit_name(unit) for unit in units] == [
+        "-seed0-lr0.1-1",
+        "-seed0-lr10",
+        "-seed1-lr0.1-1",
+        "-seed1-lr10",
+    ]
 
 
 def test_a_subset_keeps_the_order_asked_for_and_the_labels():
@@ -130,8 +142,16 @@ def test_refining_keeps_the_brackets_in_order_seed_by_seed_each_seed_its_own_dat
     assert members.seed == (0, 0, 0, 0, 1, 1, 1, 1) and members.data_seeds == (0, 1)
     assert members.init_std == (0.1, 0.1, 1.0, 1.0, 0.1, 0.1, 1.0, 1.0)
     third = 10 ** (1 / 3)
-    expected = [1.0 * third, 1.0 * third**2, 0.01 * third, 0.01 * third**2, 10 * third, 10 * third**2, 0.1 * third,
-                0.1 * third**2]  # fmt: skip
+    expected = [
+        1.0 * third,
+        1.0 * third**2,
+        0.01 * third,
+        0.01 * third**2,
+        10 * third,
+        10 * third**2,
+        0.1 * third,
+        0.1 * third**2,
+    ]
     assert members.lr == pytest.approx(tuple(expected))
     assert members.labels == ("lr", "init_std", "seed")  # its final.csv is labelled as the sweep's
 

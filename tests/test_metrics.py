@@ -19,7 +19,9 @@ from src.analysis import stats
 from src.analysis.claims import PRIMARY, SECTIONS
 from src.config import VARIANTS
 from src.metrics import number_format, schema
+from src.metrics.build import build, claim_metrics, design_text
 from src.metrics.schema import HEADLINE_NAMES, MapCellMetrics, Metrics
+from src.metrics.table import WIDTH, claims_table, map_table, variants_table
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS, SWEEP_INIT_STDS, SWEEP_RATES
 
@@ -34,7 +36,7 @@ def comparison(tree):
 
 @pytest.fixture(scope="module")
 def built(comparison) -> Metrics:
-    return schema.build(comparison)
+    return build(comparison)
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +58,47 @@ def metrics_file(tree, built):
 
 def test_the_metrics_have_a_fixed_schema_of_plain_json_values(content):
     variant_keys = [
-        "lr", "n_seeds", "n_diverged", "test_accuracy", "test_accuracy_moving_average", "test_loss_mean",
-        "train_accuracy_mean", "train_loss_mean", "train_test_gap", "accuracy_auc", "steps_to_90", "steps_to_95",
-        "steps_to_99", "sigmoid_input_drift", "lr_search",
-    ]  # fmt: skip
+        "lr",
+        "n_seeds",
+        "n_diverged",
+        "test_accuracy",
+        "test_accuracy_moving_average",
+        "test_loss_mean",
+        "train_accuracy_mean",
+        "train_loss_mean",
+        "train_test_gap",
+        "accuracy_auc",
+        "steps_to_90",
+        "steps_to_95",
+        "steps_to_99",
+        "sigmoid_input_drift",
+        "lr_search",
+    ]
     assert list(content) == ["claims", "specifications", "vanilla", "bn", "horizon", "robustness_map"]
     for claim in content["claims"].values():
         assert list(claim) == [
-            *ESTIMATE_KEYS, "title", "section", "design", "statistic", "scale", "test", "p_adjusted", "correction",
-            "verdict", "specifications", "seeds_needed", "note",
-        ]  # fmt: skip
-        assert list(claim["specifications"]) == ["total", "agreeing", "holds", "not shown", "contradicted",
-                                                 "not estimable"]  # fmt: skip
+            *ESTIMATE_KEYS,
+            "title",
+            "section",
+            "design",
+            "statistic",
+            "scale",
+            "test",
+            "p_adjusted",
+            "correction",
+            "verdict",
+            "specifications",
+            "seeds_needed",
+            "note",
+        ]
+        assert list(claim["specifications"]) == [
+            "total",
+            "agreeing",
+            "holds",
+            "not shown",
+            "contradicted",
+            "not estimable",
+        ]
     for curve in content["specifications"].values():
         for spec in curve:
             assert list(spec) == [*ESTIMATE_KEYS, "design", "init_std", "choice", "primary", "verdict", "note"]
@@ -92,8 +123,16 @@ def test_the_metrics_have_a_fixed_schema_of_plain_json_values(content):
     ]
     for row in the_map["grid"].values():
         for cell in row.values():
-            assert list(cell) == [*ESTIMATE_KEYS, "vanilla", "bn", "p_adjusted", "side", "side_uncorrected",
-                                  "did_not_train_vanilla", "did_not_train_bn"]  # fmt: skip
+            assert list(cell) == [
+                *ESTIMATE_KEYS,
+                "vanilla",
+                "bn",
+                "p_adjusted",
+                "side",
+                "side_uncorrected",
+                "did_not_train_vanilla",
+                "did_not_train_bn",
+            ]
     for leaf in _leaves(content):
         assert leaf is None or type(leaf) in (int, float, bool, str), leaf
     json.dumps(content, allow_nan=False)  # strict JSON: no NaN or Infinity
@@ -104,16 +143,21 @@ def test_each_claim_names_its_design_test_n_interval_p_values_correction_verdict
     for claim in comparison.claims:
         written, estimate, spec = content["claims"][claim.key], claim.estimate, claim.primary
         assert {key: written[key] for key in ESTIMATE_KEYS} == {
-            "effect": estimate.effect, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
-            "p_value": estimate.p_value, "n": len(SEEDS),
-        }  # fmt: skip
+            "effect": estimate.effect,
+            "ci_low": estimate.ci_low,
+            "ci_high": estimate.ci_high,
+            "p_value": estimate.p_value,
+            "n": len(SEEDS),
+        }
         assert written["p_adjusted"] == claim.adjusted_p and written["correction"] == "Holm"
         assert written["verdict"] == claim.verdict and written["seeds_needed"] == claim.seeds_needed
         assert (written["title"], written["statistic"], written["scale"]) == (
-            claim.topic.title, claim.topic.statistic, claim.topic.scale
-        )  # fmt: skip
+            claim.topic.title,
+            claim.topic.statistic,
+            claim.topic.scale,
+        )
         assert written["section"] == SECTIONS[claim.topic.section]
-        assert written["design"] == schema.design_text(spec) and written["design"].startswith(f"{spec.design}: ")
+        assert written["design"] == design_text(spec) and written["design"].startswith(f"{spec.design}: ")
         assert spec.choice in written["design"] and written["note"] == spec.note
         assert written["test"] == number_format.test_text(estimate)
         counts = written["specifications"]
@@ -148,8 +192,12 @@ def test_every_specification_of_every_curve_is_written_in_curve_order_with_its_o
         assert len(written) == len(claim.curve)
         for entry, spec, verdict in zip(written, claim.curve, claim.spec_verdicts(), strict=True):
             assert (entry["design"], entry["init_std"], entry["choice"], entry["primary"], entry["note"]) == (
-                spec.design, spec.init_std, spec.choice, spec.primary, spec.note
-            )  # fmt: skip
+                spec.design,
+                spec.init_std,
+                spec.choice,
+                spec.primary,
+                spec.note,
+            )
             assert entry["verdict"] == verdict
             assert entry["effect"] == (None if math.isnan(spec.estimate.effect) else spec.estimate.effect)
     # the shared design at init std 1.0 has no rate where both nets train: no effect, no interval, no p-value
@@ -161,13 +209,14 @@ def test_every_specification_of_every_curve_is_written_in_curve_order_with_its_o
 
 def _claim_with(comparison, estimate: stats.Estimate):
     claim = comparison.claims[0]
-    return dataclasses.replace(claim, primary=dataclasses.replace(claim.primary, estimate=estimate), adjusted_p=None,
-                               verdict="not estimable")  # fmt: skip
+    return dataclasses.replace(
+        claim, primary=dataclasses.replace(claim.primary, estimate=estimate), adjusted_p=None, verdict="not estimable"
+    )
 
 
 @pytest.mark.parametrize("missing", [math.nan, math.inf, np.float64(-np.inf)])
 def test_a_number_json_cannot_spell_is_written_as_null(comparison, missing):
-    written = schema.claim_metrics(_claim_with(comparison, stats.Estimate(missing, None, None, 0)), "Holm")
+    written = claim_metrics(_claim_with(comparison, stats.Estimate(missing, None, None, 0)), "Holm")
     assert (written.effect, written.ci_low, written.ci_high, written.p_value, written.n) == (None, None, None, None, 0)
     assert written.p_adjusted is None and written.seeds_needed is None
     assert math.isnan(written.estimate.effect)  # a number again where the printer reads it
@@ -176,7 +225,7 @@ def test_a_number_json_cannot_spell_is_written_as_null(comparison, missing):
 
 def test_numpy_numbers_are_written_as_python_numbers(comparison):
     estimate = stats.Estimate(np.float64(0.5), np.float64(0.25), np.float64(0.75), 3, np.float64(0.01))
-    written = schema.claim_metrics(_claim_with(comparison, estimate), "Holm")
+    written = claim_metrics(_claim_with(comparison, estimate), "Holm")
     assert [type(value) for value in (written.effect, written.ci_low, written.ci_high, written.p_value)] == [float] * 4
 
 
@@ -215,8 +264,12 @@ def test_the_robustness_map_states_its_correction_both_counts_and_every_cell(com
     the_map = content["robustness_map"]
     assert the_map["correction"] == "Benjamini–Hochberg"
     assert {k: the_map[k] for k in ("cells", "better", "worse", "better_uncorrected", "worse_uncorrected")} == {
-        "cells": 6, "better": 4, "worse": 1, "better_uncorrected": 4, "worse_uncorrected": 1,
-    }  # fmt: skip
+        "cells": 6,
+        "better": 4,
+        "worse": 1,
+        "better_uncorrected": 4,
+        "worse_uncorrected": 1,
+    }
     grid = the_map["grid"]
     assert list(grid) == ["init_std_0.1", "init_std_1"]
     for i, init_std in enumerate(SWEEP_INIT_STDS):
@@ -227,14 +280,20 @@ def test_the_robustness_map_states_its_correction_both_counts_and_every_cell(com
             means = {v: synthetic_results.sweep_final_accuracy(v)[:, i, j].mean() for v in VARIANTS}
             assert (written["vanilla"], written["bn"]) == (pytest.approx(means["vanilla"]), pytest.approx(means["bn"]))
             assert (written["effect"], written["ci_low"], written["ci_high"], written["p_value"]) == (
-                cell.difference.effect, cell.difference.ci_low, cell.difference.ci_high, cell.difference.p_value
-            )  # fmt: skip
+                cell.difference.effect,
+                cell.difference.ci_low,
+                cell.difference.ci_high,
+                cell.difference.p_value,
+            )
             assert (written["p_adjusted"], written["side"], written["side_uncorrected"]) == (
-                cell.adjusted_p, cell.side, cell.side_uncorrected
-            )  # fmt: skip
+                cell.adjusted_p,
+                cell.side,
+                cell.side_uncorrected,
+            )
             assert (written["did_not_train_vanilla"], written["did_not_train_bn"]) == (
-                cell.did_not_train["vanilla"], cell.did_not_train["bn"]
-            )  # fmt: skip
+                cell.did_not_train["vanilla"],
+                cell.did_not_train["bn"],
+            )
     assert grid["init_std_1"]["lr_10"]["did_not_train_bn"] == 1.0 and grid["init_std_1"]["lr_10"]["side"] is None
 
 
@@ -243,9 +302,16 @@ def test_the_horizon_check_compares_each_tuned_rate_with_the_best_swept_rate(con
     assert list(horizon) == list(VARIANTS)
     # vanilla, tuned at 0.2: the nearest swept rate (0.1) is its best one; no shortfall to estimate
     assert horizon["vanilla"] == {
-        "effect": 0.0, "ci_low": None, "ci_high": None, "p_value": None, "n": 10, "tuned_lr": 0.2,
-        "nearest_swept_lr": 0.1, "best_swept_lr": 0.1, "within_seed_noise": True,
-    }  # fmt: skip
+        "effect": 0.0,
+        "ci_low": None,
+        "ci_high": None,
+        "p_value": None,
+        "n": 10,
+        "tuned_lr": 0.2,
+        "nearest_swept_lr": 0.1,
+        "best_swept_lr": 0.1,
+        "within_seed_noise": True,
+    }
     # BN, tuned at 5: the nearest swept rate is 10, its best is 1, better in every seed
     bn = horizon["bn"]
     assert (bn["tuned_lr"], bn["nearest_swept_lr"], bn["best_swept_lr"]) == (5.0, 10.0, 1.0)
@@ -300,7 +366,7 @@ def _printed(path) -> list[str]:
 
 def test_every_line_fits_120_columns_and_every_claim_and_cell_is_there(metrics_file):
     lines = _printed(metrics_file)
-    assert max(len(line) for line in lines) <= schema.WIDTH
+    assert max(len(line) for line in lines) <= WIDTH
     content = json.loads(metrics_file.read_text())
     for key, claim in content["claims"].items():
         (line,) = [line for line in lines if line.startswith(f"{key} ")]
@@ -315,7 +381,7 @@ def test_every_line_fits_120_columns_and_every_claim_and_cell_is_there(metrics_f
 
 
 def test_the_terminal_writes_each_effect_and_interval_as_the_report_does(built, comparison):
-    lines = schema.claims_table(built.claims)
+    lines = claims_table(built.claims)
     for claim in comparison.claims:
         (line,) = [line for line in lines if line.startswith(f"{claim.key} ")]
         effect, interval = number_format.FILTERS["effect"](claim), number_format.FILTERS["interval"](claim)
@@ -323,26 +389,41 @@ def test_the_terminal_writes_each_effect_and_interval_as_the_report_does(built, 
 
 
 def test_the_variants_table_writes_every_target_and_a_missing_number_as_n_a(built):
-    rows = {row[:44].strip(): row[44:].split() for row in schema.variants_table(built)[2:]}
+    rows = {row[:44].strip(): row[44:].split() for row in variants_table(built)[2:]}
     assert rows["steps to 99 % (median of seeds)"] == ["not", "reached", "not", "reached"]
     assert rows["steps to 95 % (median of seeds)"] == ["800", "300"]
     assert rows["learning rate (tuned)"] == ["0.2", "5"]
     no_loss = built.model_copy(update={"bn": built.bn.model_copy(update={"test_loss_mean": None})})
-    rows = {row[:44].strip(): row[44:].split() for row in schema.variants_table(no_loss)[2:]}
+    rows = {row[:44].strip(): row[44:].split() for row in variants_table(no_loss)[2:]}
     assert rows["final test loss"][1] == "n/a"
 
 
 def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction(built):
     def cell(effect: float, side: str | None, side_uncorrected: str | None) -> MapCellMetrics:
         return MapCellMetrics(
-            effect=effect, ci_low=None, ci_high=None, p_value=None, n=10, vanilla=0.9, bn=0.9 + effect,
-            p_adjusted=None, side=side, side_uncorrected=side_uncorrected, did_not_train_vanilla=0.0,
+            effect=effect,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            n=10,
+            vanilla=0.9,
+            bn=0.9 + effect,
+            p_adjusted=None,
+            side=side,
+            side_uncorrected=side_uncorrected,
+            did_not_train_vanilla=0.0,
             did_not_train_bn=0.0,
-        )  # fmt: skip
+        )
 
-    grid = {"init_std_0.1": {"lr_1": cell(0.02, "above", "above"), "lr_10": cell(0.02, None, "above"),
-                             "lr_100": cell(-0.04, "below", "below"), "lr_1000": cell(0.01, None, None)}}  # fmt: skip
-    (row,) = schema.map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
+    grid = {
+        "init_std_0.1": {
+            "lr_1": cell(0.02, "above", "above"),
+            "lr_10": cell(0.02, None, "above"),
+            "lr_100": cell(-0.04, "below", "below"),
+            "lr_1000": cell(0.01, None, None),
+        }
+    }
+    (row,) = map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*", "+1.0"]
 
 
@@ -356,8 +437,19 @@ def user_error(path) -> str:
 
 
 def test_a_metrics_file_of_another_shape_is_one_line_naming_what_is_missing(tmp_path):
-    old = {"claims": {"higher_accuracy": {"verdict": "holds", "statistic": "s", "scale": "accuracy", "effect": 0.002,
-                                          "ci_low": 0.001, "ci_high": 0.003, "n": 5}}}  # fmt: skip
+    old = {
+        "claims": {
+            "higher_accuracy": {
+                "verdict": "holds",
+                "statistic": "s",
+                "scale": "accuracy",
+                "effect": 0.002,
+                "ci_low": 0.001,
+                "ci_high": 0.003,
+                "n": 5,
+            }
+        }
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(old))  # as written before claims carried their design and test
     line = user_error(tmp_path / "metrics.json")
     assert "missing key 'claims.higher_accuracy.design'" in line and "missing key 'specifications'" in line

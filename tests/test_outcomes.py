@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from src import paths
 from src.analysis.curves import StepsToTarget, percentile_drift
 from src.analysis.outcomes import (
     check_same_seeds,
@@ -27,7 +28,9 @@ from src.analysis.outcomes import (
 from src.config import VARIANTS, parse_params
 from src.data.splits import load_split
 from src.errors import StudyError
-from src.results.files import Curves, Percentiles, TuningSummary, read_predictions, read_trained, read_trials, stage_dir
+from src.results.members import read_predictions
+from src.results.train import Percentiles, TestCurves, read_trained
+from src.results.tune import TuningSummary, read_trials
 from src.training.members import MemberTable
 from tests import synthetic_results
 from tests.synthetic_results import TEST_IMAGES, TEST_LABELS, drifting, outcome, swept
@@ -73,8 +76,12 @@ def test_each_sigmoids_drift_runs_from_the_reference_fraction_of_training_to_the
 
 def test_a_seeds_drift_is_the_mean_over_its_tracked_sigmoids():
     result = outcome(STEPS, np.zeros((2, STEPS.size)), [0.9, 0.9], [0.0, 0.0])
-    inputs = {(0, 0): drifting(STEPS, 0.5), (0, 1): drifting(STEPS, 1.5), (1, 0): drifting(STEPS, 0.2),
-              (1, 1): drifting(STEPS, 0.2)}  # fmt: skip
+    inputs = {
+        (0, 0): drifting(STEPS, 0.5),
+        (0, 1): drifting(STEPS, 1.5),
+        (1, 0): drifting(STEPS, 0.2),
+        (1, 1): drifting(STEPS, 0.2),
+    }
     result = replace(result, sigmoid_inputs=inputs)
     assert result.unit_drifts(0.1)[(0, 1)].relative_drift == pytest.approx(1.5)
     assert result.drift(0.1) == pytest.approx([1.0, 0.2])
@@ -100,8 +107,11 @@ def tuned(tree) -> dict:
     with contextlib.chdir(root):
         for variant in VARIANTS:
             members = MemberTable.tuned(synthetic_results.LEARNING_RATES[variant], 0.1, synthetic_results.SEEDS)
-            predicted = read_predictions(stage_dir("train", variant), members)
-            tuning, trials = TuningSummary.read(stage_dir("tune", variant)), read_trials(stage_dir("tune", variant))
+            predicted = read_predictions(paths.stage_dir("train", variant), members)
+            tuning, trials = (
+                TuningSummary.read(paths.stage_dir("tune", variant)),
+                read_trials(paths.stage_dir("tune", variant)),
+            )
             outcomes[variant] = tuned_outcome(read_trained(variant), tuning, trials, predicted, params, splits)
     return outcomes
 
@@ -126,8 +136,8 @@ def test_a_tuned_outcome_keeps_its_study_its_run_and_the_test_labels(tuned, tree
     with contextlib.chdir(tree[0]):
         for variant, result in tuned.items():
             assert result.variant == result.training.variant == variant
-            assert result.tuning == TuningSummary.read(stage_dir("tune", variant))
-            assert result.trials == read_trials(stage_dir("tune", variant))
+            assert result.tuning == TuningSummary.read(paths.stage_dir("tune", variant))
+            assert result.trials == read_trials(paths.stage_dir("tune", variant))
             assert result.curves.seeds == read_trained(variant).curves.seeds
             np.testing.assert_array_equal(result.labels, TEST_LABELS)
 
@@ -261,7 +271,7 @@ def test_variants_trained_on_other_seeds_are_refused(vanilla_seeds):
 def test_the_median_steps_to_a_target_never_counts_an_evaluation_a_seed_lacks():
     steps = np.array([0, 100, 200, 300])
     accuracy = np.array([[0.1, np.nan, 0.96, 0.97], [0.1, 0.5, 0.6, 0.96]])
-    curves = Curves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
+    curves = TestCurves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
     assert median_steps_to(curves, 0.95) == StepsToTarget(median=250.0, n_reached=2)  # at evaluations: 200 and 300
     assert median_steps_to(curves, 0.99).n_reached == 0
 

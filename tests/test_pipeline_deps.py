@@ -99,6 +99,6 @@ def test_every_declared_source_file_is_one_the_stage_imports(stage):
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
 def test_the_params_dvc_lists_for_a_stage_are_the_ones_its_identity_derives_from(stage):
-    from src.training.provenance import STAGE_PARAMS
+    from src.config import STAGE_PARAMS
 
     assert tuple(_stages()[stage].get("params", ())) == STAGE_PARAMS[stage]

@@ -12,17 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from src.config import load_params, with_overrides
+from src.config import NOT_DECIDING, STAGE_PARAMS, load_params, with_overrides
 from src.errors import StudyError
 from src.training import provenance
-from src.training.provenance import (
-    NOT_DECIDING,
-    STAGE_PARAMS,
-    deciding_params,
-    differences,
-    stage_identity,
-    stage_params,
-)
+from src.training.provenance import deciding_params, differences, stage_identity, stage_params
 from tests import synthetic
 
 CPU = torch.device("cpu")
@@ -96,14 +89,20 @@ def test_edges_numbers_are_decided_by_the_sweeps_schedule_its_own_rates_and_the_
     assert deciding["evaluate"] == {"usable_accuracy": params.evaluate.usable_accuracy}  # which swept rates trained
     assert "checkpoint_every" not in deciding["sweep"] and "checkpoint_every" not in deciding["edge"]
     assert "device" not in deciding["train"]
-    ends_otherwise = {"edge.checkpoint_every": 7, "sweep.checkpoint_every": 7, "train.device": "cpu",
-                      "evaluate.confidence": 0.99, "evaluate.correction": "bh"}  # fmt: skip
+    ends_otherwise = {
+        "edge.checkpoint_every": 7,
+        "sweep.checkpoint_every": 7,
+        "train.device": "cpu",
+        "evaluate.confidence": 0.99,
+        "evaluate.correction": "bh",
+    }
     assert deciding_params(with_overrides(params, ends_otherwise), "edge") == deciding
     for decides in ({"edge.rates_between": 9}, {"evaluate.usable_accuracy": 0.8}, {"sweep.steps": 999}):
         assert deciding_params(with_overrides(params, decides), "edge") != deciding, decides
     # the sweep's own numbers do not depend on the usable cut or on edge@'s settings
-    assert deciding_params(with_overrides(params, {"evaluate.usable_accuracy": 0.8, "edge.rates_between": 9}),
-                           "sweep") == deciding_params(params, "sweep")  # fmt: skip
+    assert deciding_params(
+        with_overrides(params, {"evaluate.usable_accuracy": 0.8, "edge.rates_between": 9}), "sweep"
+    ) == deciding_params(params, "sweep")
 
 
 @pytest.fixture

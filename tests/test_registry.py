@@ -19,6 +19,7 @@ from src.config import load_params
 from src.data.splits import load_split
 from src.engine.network import load_member
 from src.tracking import registry, runs
+from src.tracking.store import configure
 from tests import synthetic
 
 SEEDS = 3
@@ -98,9 +99,11 @@ def _register(accuracy: float, experiment: str) -> registry.Registration:
 
 
 def test_the_champion_moves_only_to_a_version_whose_validation_accuracy_beats_it(mlflow_store):
-    runs.configure("bn-mnist")
-    first, worse, equal, better = (_register(accuracy, name) for accuracy, name in
-                                   [(0.97, "first"), (0.95, "worse"), (0.97, "equal"), (0.98, "better")])  # fmt: skip
+    configure("bn-mnist")
+    first, worse, equal, better = (
+        _register(accuracy, name)
+        for accuracy, name in [(0.97, "first"), (0.95, "worse"), (0.97, "equal"), (0.98, "better")]
+    )
 
     assert [first.alias, worse.alias, equal.alias, better.alias] == ["champion", "challenger", "challenger", "champion"]
     assert (worse.champion, worse.champion_accuracy) == ("1", 0.97) and equal.champion == "1"
@@ -119,10 +122,29 @@ def test_mlflow_models_predict_serves_the_champion_on_a_json_of_test_images(trai
     images = test.images[:5].numpy()
     (tmp_path / "input.json").write_text(json.dumps({"inputs": images.tolist()}))
     completed = subprocess.run(
-        [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/bn-mnist-bn@champion",
-         "--env-manager", "local", "-i", "input.json", "-t", "json", "-o", "predictions.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONSAFEPATH": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            "models:/bn-mnist-bn@champion",
+            "--env-manager",
+            "local",
+            "-i",
+            "input.json",
+            "-t",
+            "json",
+            "-o",
+            "predictions.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONSAFEPATH": "1"},
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     predictions = np.array(json.loads((tmp_path / "predictions.json").read_text())["predictions"])
     assert predictions.shape == (5, 10)

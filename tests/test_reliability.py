@@ -39,6 +39,7 @@ from src.config import load_params
 from src.data.download import MNIST_SHA256
 from src.data.splits import read_split_arrays
 from src.engine.network import load_member
+from src.stores.optuna_storage import open_storage
 from src.tune import study, tuner
 from tests import synthetic, synthetic_results
 from tests.entry_points import PARAMS_READERS
@@ -516,7 +517,7 @@ def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train
     write_params(train_project, _small_study)
     params = load_params()
     settings = study.study_settings(params, "bn", "cpu")
-    storage = study.open_storage(params.tune.storage)
+    storage = open_storage(params.tune.storage)
     tuning = study.open_study(storage, study.default_study_name(settings), settings, params.tune)
     tuning.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
     tuning.enqueue_trial({"lr": 1.0})  # ... beside a good one

@@ -15,6 +15,7 @@ import pytest
 from src.analysis import stats
 from src.analysis.claims import SECTIONS, MapCell
 from src.metrics import number_format, schema
+from src.metrics.build import build, design_text
 from src.report import figures, markdown
 from src.report.markdown import map_summary, per_digit_accuracy, reading, render_report
 from tests import synthetic_results
@@ -27,7 +28,7 @@ def comparison(tree):
 
 @pytest.fixture(scope="module")
 def numbers(comparison) -> schema.Metrics:
-    return schema.build(comparison)
+    return build(comparison)
 
 
 def render(comparison, numbers: schema.Metrics) -> str:
@@ -55,20 +56,26 @@ def test_the_what_holds_table_has_one_row_per_primary_claim_with_its_source_desi
     assert len(rows) == len(comparison.claims) == 8
     for row, claim in zip(rows, comparison.claims, strict=True):
         assert row[0] == claim.topic.title and row[1] == SECTIONS[claim.topic.section]
-        assert row[2] == schema.design_text(claim.primary) and row[3] == f"**{claim.verdict}**"
+        assert row[2] == design_text(claim.primary) and row[3] == f"**{claim.verdict}**"
 
 
 def test_the_what_holds_table_gives_each_effect_interval_p_value_and_agreement_on_its_scale(comparison, text):
     for row, claim in zip(_table(text, HOLDS_TABLE), comparison.claims, strict=True):
         estimate = claim.estimate
-        assert row[4:6] == [number_format.effect(estimate.effect, claim.scale), number_format.interval(estimate, claim.scale)]
+        assert row[4:6] == [
+            number_format.effect(estimate.effect, claim.scale),
+            number_format.interval(estimate, claim.scale),
+        ]
         assert row[6] == f"{number_format.p_value(estimate.p_value)} ({number_format.p_value(claim.adjusted_p)})"
         assert row[7] == f"{claim.agreeing} of {len(claim.curve)}"
     rows = {(row[0], row[2].split(":")[0]): row for row in _table(text, HOLDS_TABLE)}
     assert rows[("BN allows a higher learning rate", "shared")][4] == "15.85×"
     assert rows[("BN reaches a higher accuracy", "shared")][4:8] == [
-        "+2.10 pp", "[+0.92 pp, +3.28 pp]", "0.006 (0.016)", "6 of 9"
-    ]  # fmt: skip
+        "+2.10 pp",
+        "[+0.92 pp, +3.28 pp]",
+        "0.006 (0.016)",
+        "6 of 9",
+    ]
 
 
 def test_each_claims_statistic_design_and_note_follow_the_table(text):
@@ -116,8 +123,12 @@ def test_a_claim_that_holds_reads_with_its_effect_interval_corrected_p_and_its_s
 
 
 def test_a_claim_not_shown_reads_so_and_says_how_many_seeds_would_decide_it(comparison, numbers):
-    claim = _with(comparison.claims[2], stats.Estimate(0.004, -0.002, 0.01, 10, 0.2, "sign_flip", "BCa", 0.01),
-                  "not shown", adjusted_p=0.4)  # fmt: skip
+    claim = _with(
+        comparison.claims[2],
+        stats.Estimate(0.004, -0.002, 0.01, 10, 0.2, "sign_flip", "BCa", 0.01),
+        "not shown",
+        adjusted_p=0.4,
+    )
     assert claim.seeds_needed == stats.seeds_needed(claim.estimate, 0.05 / 8)
     (sentence, *_) = reading([claim], numbers)
     assert sentence == (
@@ -189,9 +200,14 @@ def test_each_topic_has_a_table_of_its_specifications_with_the_primary_ones_star
             assert row[3] == number_format.effect(spec.estimate.effect, claim.scale)
     convergence = _table(text.split("### BN converges faster", 1)[1], "| | design | choice |")
     assert convergence[2] == [
-        "", "shared, init 1", "50 % of the climb; no swept rate where both nets train", "n/a", "n/a (0 pairs)", "n/a",
+        "",
+        "shared, init 1",
+        "50 % of the climb; no swept rate where both nets train",
+        "n/a",
+        "n/a (0 pairs)",
+        "n/a",
         "not estimable",
-    ]  # fmt: skip
+    ]
 
 
 # --- the tuned runs, the sweep, the horizon ------------------------------------------------------------------------

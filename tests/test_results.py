@@ -13,23 +13,18 @@ import numpy as np
 import pytest
 import torch
 
+from src import paths
 from src.config import parse_params
 from src.engine.schedule import eval_schedule
-from src.engine.trainer import Evaluation, TrainResult
+from src.engine.trainer import Evaluation, TrainingHistory
 from src.errors import StudyError
 from src.results import files
-from src.results.files import (
-    SweepSummary,
-    TrainSummary,
-    TuningSummary,
-    TuningTrial,
-    read_history,
-    read_sigmoid_inputs,
-    read_sweep,
-    read_table,
-    read_trained,
-    read_trials,
-)
+from src.results.edge import read_edge_final
+from src.results.files import read_table
+from src.results.members import read_predictions, write_final, write_history, write_predictions, write_sigmoid_inputs
+from src.results.sweep import SweepSummary, read_sweep, read_sweep_final
+from src.results.train import TrainSummary, model_paths, read_history, read_sigmoid_inputs, read_trained, write_models
+from src.results.tune import TuningSummary, TuningTrial, read_trials, write_trials
 from src.training.members import MemberTable
 from tests import synthetic_results
 
@@ -53,7 +48,7 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def located_result(steps: tuple[int, ...], members: int, units: int) -> TrainResult:
+def located_result(steps: tuple[int, ...], members: int, units: int) -> TrainingHistory:
     """Every value says where it came from (evaluation i, member k, level, unit), so a misplaced one shows."""
     i, k = np.arange(len(steps))[:, None], np.arange(members)[None, :]
     level, unit = np.arange(3)[None, :, None, None], np.arange(units)[None, None, None, :]
@@ -65,7 +60,7 @@ def located_result(steps: tuple[int, ...], members: int, units: int) -> TrainRes
         loss=[0.3 + member / 1000 for member in range(members)],
         diverged=[member == 1 for member in range(members)],
     )
-    return TrainResult(
+    return TrainingHistory(
         eval_steps=steps,
         accuracy=0.5 + k / 100 + i / 1000,
         loss=1.0 + k / 100 + i / 1000,
@@ -104,20 +99,39 @@ def raises_study_error(match: str):
 # --- the JSON files: best.json and the summaries ----------------------------------------------------------------
 
 TUNING = TuningSummary(
-    variant="bn", study_name="bn-mnist-bn", storage="sqlite:///optuna.db", best_lr=2.0, best_value=0.97,
-    trials_budget=8, n_complete=5, n_pruned=2, n_failed=1, steps=100, device="cpu",
-)  # fmt: skip
+    variant="bn",
+    study_name="bn-mnist-bn",
+    storage="sqlite:///optuna.db",
+    best_lr=2.0,
+    best_value=0.97,
+    trials_budget=8,
+    n_complete=5,
+    n_pruned=2,
+    n_failed=1,
+    steps=100,
+    device="cpu",
+)
 TRAINING = TrainSummary(
-    variant="vanilla", lr=0.5, lr_source="tune", seeds=[0, 1], steps=1000, batch_size=60,
-    final_test_accuracy=[0.97, 0.975], final_test_accuracy_mean=0.9725, final_test_accuracy_std=0.0035,
-    final_val_accuracy=[0.971, 0.974], champion_seed=1, n_diverged=0, device="cpu",
-)  # fmt: skip
+    variant="vanilla",
+    lr=0.5,
+    lr_source="tune",
+    seeds=[0, 1],
+    steps=1000,
+    batch_size=60,
+    final_test_accuracy=[0.97, 0.975],
+    final_test_accuracy_mean=0.9725,
+    final_test_accuracy_std=0.0035,
+    final_val_accuracy=[0.971, 0.974],
+    champion_seed=1,
+    n_diverged=0,
+    device="cpu",
+)
 SWEEP_SUMMARY = SweepSummary(variant="bn", members=18, steps=200, device="cpu")
 JSON_FILES = {"tune": TUNING, "train": TRAINING, "sweep": SWEEP_SUMMARY}
 
 
 def stage_directory(root: Path, summary) -> Path:
-    return root / files.stage_dir(summary.STAGE, summary.variant)
+    return root / paths.stage_dir(summary.STAGE, summary.variant)
 
 
 def write_raw(path: Path, raw: object) -> None:
@@ -193,13 +207,13 @@ TRIALS = [
 
 
 def test_trials_read_back_as_written_a_failed_trial_without_a_value(tmp_path):
-    files.write_trials(tmp_path, TRIALS)
+    write_trials(tmp_path, TRIALS)
     assert read_trials(tmp_path) == TRIALS
     assert (tmp_path / "trials.csv").read_text().splitlines()[0] == "number,lr,value,state,diverged"
 
 
 def test_trials_are_read_in_trial_order_whatever_the_row_order(tmp_path):
-    files.write_trials(tmp_path, TRIALS)
+    write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", lambda header, rows: (header, rows[::-1]))
     assert [trial.number for trial in read_trials(tmp_path)] == [0, 1, 2, 3]
 
@@ -210,7 +224,7 @@ def test_a_trial_in_a_state_optuna_would_not_report_is_refused():
 
 
 def test_a_trials_file_with_an_unknown_state_is_one_error_naming_it(tmp_path):
-    files.write_trials(tmp_path, TRIALS)
+    write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", lambda header, rows: (header, [*rows, {**rows[0], "state": "RUNNING"}]))
     with raises_study_error(r"trials\.csv: malformed value \(.*must be one of COMPLETE, PRUNED, FAIL, got 'RUNNING'"):
         read_trials(tmp_path)
@@ -218,7 +232,7 @@ def test_a_trials_file_with_an_unknown_state_is_one_error_naming_it(tmp_path):
 
 @pytest.mark.parametrize(("column", "value"), [("lr", "fast"), ("value", "high"), ("number", "first")])
 def test_a_malformed_value_in_trials_is_one_error_naming_the_file(tmp_path, column, value):
-    files.write_trials(tmp_path, TRIALS)
+    write_trials(tmp_path, TRIALS)
     rewrite_csv(tmp_path / "trials.csv", first_row_with(column, value))
     with raises_study_error(rf"trials\.csv: malformed value \(.*'{value}'"):
         read_trials(tmp_path)
@@ -232,7 +246,7 @@ STEPS = (0, 50, 100)
 
 def test_train_ats_history_is_written_per_seed_and_read_back_as_one_curve_per_seed(tmp_path):
     result = located_result(STEPS, len(TUNED), units=2)
-    files.write_history(tmp_path, result, TUNED)
+    write_history(tmp_path, result, TUNED)
     assert (tmp_path / "history.csv").read_text().splitlines()[0] == "step,seed,test_accuracy,test_loss,diverged"
     curves = read_history(tmp_path / "history.csv")
     assert curves.seeds == [0, 1, 2]
@@ -243,7 +257,7 @@ def test_train_ats_history_is_written_per_seed_and_read_back_as_one_curve_per_se
 
 
 def test_a_seed_missing_an_evaluation_has_nan_there(tmp_path):
-    files.write_history(tmp_path, located_result(STEPS, len(TUNED), units=2), TUNED)
+    write_history(tmp_path, located_result(STEPS, len(TUNED), units=2), TUNED)
     drop = {"step": "50", "seed": "2"}
     rewrite_csv(
         tmp_path / "history.csv",
@@ -255,7 +269,7 @@ def test_a_seed_missing_an_evaluation_has_nan_there(tmp_path):
 
 def test_train_ats_sigmoid_inputs_are_read_back_per_seed_and_unit(tmp_path):
     result = located_result(STEPS, len(TUNED), units=2)
-    files.write_sigmoid_inputs(tmp_path, result, TUNED)
+    write_sigmoid_inputs(tmp_path, result, TUNED)
     header = (tmp_path / "sigmoid_inputs.csv").read_text().splitlines()[0]
     assert header == "step,seed,unit,p15,p50,p85"
     inputs = read_sigmoid_inputs(tmp_path / "sigmoid_inputs.csv")
@@ -311,16 +325,16 @@ def test_parsing_turns_a_bad_value_into_one_error_naming_the_file_and_lets_a_stu
 
 
 def test_the_models_are_found_in_seed_order(tmp_path):
-    files.write_models(tmp_path / "bn", [{"w": torch.zeros(1)}] * 3, [10, 2, 1])
+    write_models(tmp_path / "bn", [{"w": torch.zeros(1)}] * 3, [10, 2, 1])
     (tmp_path / "bn" / "seed_x.pt").write_bytes(b"")  # not a seed's model
-    paths = files.model_paths(tmp_path / "bn")
+    paths = model_paths(tmp_path / "bn")
     assert list(paths) == [1, 2, 10]
     assert paths[2] == tmp_path / "bn" / "seed_2.pt"
 
 
 def test_a_directory_without_models_is_refused(tmp_path):
     with raises_study_error(r"bn: no seed_\*\.pt models \(run the train stage first\)"):
-        files.model_paths(tmp_path / "bn")
+        model_paths(tmp_path / "bn")
 
 
 @pytest.fixture
@@ -382,16 +396,16 @@ def test_a_missing_train_output_is_named(project, name):
 # --- sweep@: read back on the grid of params.yaml --------------------------------------------------------------
 
 
-def write_located_sweep(root: Path, params, variant: str = "bn") -> tuple[MemberTable, TrainResult]:
+def write_located_sweep(root: Path, params, variant: str = "bn") -> tuple[MemberTable, TrainingHistory]:
     """results/sweep/<variant>/ as sweep@ writes it for `params`, every value saying where it came from."""
     sweep = params.sweep
     members = MemberTable.grid(sweep)
     steps = eval_schedule(sweep.steps, sweep.eval_every, sweep.evals_per_decade)
     result = located_result(steps, len(members), params.train.tracked_units)
-    directory = root / files.stage_dir("sweep", variant)
-    files.write_history(directory, result, members)
-    files.write_sigmoid_inputs(directory, result, members)
-    files.write_final(directory, result.final, members)
+    directory = root / paths.stage_dir("sweep", variant)
+    write_history(directory, result, members)
+    write_sigmoid_inputs(directory, result, members)
+    write_final(directory, result.final, members)
     return members, result
 
 
@@ -505,9 +519,12 @@ def test_a_malformed_sweep_value_is_one_error_naming_the_file(in_tmp, params, na
 def test_a_sweep_over_another_grid_than_params_is_refused(in_tmp, raw_params, params, change, problem):
     # the grid comes from params.yaml, not from the files: a sweep of other settings cannot pass as this one
     other = parse_params(
-        {**raw_params, "sweep": {**raw_params["sweep"], **change}, "evaluate": {**raw_params["evaluate"],
-                                                                               "figure1_lrs": [0.1]}}
-    )  # fmt: skip
+        {
+            **raw_params,
+            "sweep": {**raw_params["sweep"], **change},
+            "evaluate": {**raw_params["evaluate"], "figure1_lrs": [0.1]},
+        }
+    )
     write_located_sweep(in_tmp, other)
     with pytest.raises(StudyError) as error:
         read_sweep("bn", params)
@@ -516,7 +533,7 @@ def test_a_sweep_over_another_grid_than_params_is_refused(in_tmp, raw_params, pa
 
 def test_read_sweep_final_is_the_sweeps_final_accuracy_and_divergence_on_the_grid(in_tmp, params):
     write_located_sweep(in_tmp, params)
-    final_accuracy, diverged = files.read_sweep_final("bn", params)
+    final_accuracy, diverged = read_sweep_final("bn", params)
     sweep = read_sweep("bn", params)
     np.testing.assert_array_equal(final_accuracy, sweep.final_accuracy)
     np.testing.assert_array_equal(diverged, sweep.diverged)
@@ -533,15 +550,15 @@ def _predictions(members: MemberTable, images: int = 50) -> np.ndarray:
 def test_predictions_read_back_as_written_for_the_members_they_were_written_for(tmp_path, params):
     members = MemberTable.grid(params.sweep)
     predicted = _predictions(members)
-    directory = tmp_path / files.stage_dir("sweep", "bn")
-    files.write_predictions(directory, predicted.astype(np.int64), members)
+    directory = tmp_path / paths.stage_dir("sweep", "bn")
+    write_predictions(directory, predicted.astype(np.int64), members)
     assert [path.name for path in directory.iterdir()] == ["predictions.npz"]  # no temporary file left behind
-    read = files.read_predictions(directory, members)
+    read = read_predictions(directory, members)
     assert read.dtype == np.uint8
     np.testing.assert_array_equal(read, predicted)
     tuned = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
-    files.write_predictions(directory, _predictions(tuned), tuned)
-    np.testing.assert_array_equal(files.read_predictions(directory, tuned), _predictions(tuned))
+    write_predictions(directory, _predictions(tuned), tuned)
+    np.testing.assert_array_equal(read_predictions(directory, tuned), _predictions(tuned))
 
 
 @pytest.mark.parametrize(
@@ -557,9 +574,9 @@ def test_predictions_read_back_as_written_for_the_members_they_were_written_for(
 def test_predictions_written_for_other_members_are_refused_in_one_line(tmp_path, other):
     directory = tmp_path / "results" / "train" / "bn"
     written = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
-    files.write_predictions(directory, _predictions(written), written)
+    write_predictions(directory, _predictions(written), written)
     with pytest.raises(StudyError) as error:
-        files.read_predictions(directory, other)
+        read_predictions(directory, other)
     assert str(error.value) == (
         f"{directory}/predictions.npz: written for other members than params.yaml's; re-run `dvc repro train@bn`"
     )
@@ -568,7 +585,7 @@ def test_predictions_written_for_other_members_are_refused_in_one_line(tmp_path,
 def test_a_missing_predictions_file_says_which_stage_writes_it(tmp_path):
     directory = tmp_path / "results" / "sweep" / "vanilla"
     with raises_study_error(rf"^{directory}/predictions\.npz: no such file \(run `dvc repro sweep@vanilla` first\)$"):
-        files.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+        read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
 
 
 @pytest.mark.parametrize("content", [b"not an archive", None], ids=["not npz", "a key missing"])
@@ -581,7 +598,7 @@ def test_a_file_that_is_not_a_predictions_archive_is_one_line(tmp_path, content)
     else:
         path.write_bytes(content)
     with raises_study_error(rf"^{path}: not a predictions file \(.*\); re-run `dvc repro train@bn`$"):
-        files.read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
+        read_predictions(directory, MemberTable.tuned(0.5, 0.1, [0]))
 
 
 # --- edge@'s final.csv: exactly the members the sweep's results call for ----------------------------------------
@@ -594,17 +611,19 @@ def _refined(params) -> MemberTable:
 
 def _write_edge(root: Path, members: MemberTable) -> Evaluation:
     final = Evaluation(
-        step=200, accuracy=[0.9 + k / 1000 for k in range(len(members))], loss=[0.3] * len(members),
+        step=200,
+        accuracy=[0.9 + k / 1000 for k in range(len(members))],
+        loss=[0.3] * len(members),
         diverged=[k % 4 == 3 for k in range(len(members))],
-    )  # fmt: skip
-    files.write_final(root / files.stage_dir("edge", "bn"), final, members)
+    )
+    write_final(root / paths.stage_dir("edge", "bn"), final, members)
     return final
 
 
 def test_edge_results_read_back_in_the_order_of_the_members_the_sweep_calls_for(in_tmp, params):
     members = _refined(params)
     final = _write_edge(in_tmp, members)
-    accuracy, diverged = files.read_edge_final("bn", members)
+    accuracy, diverged = read_edge_final("bn", members)
     assert accuracy.tolist() == final.accuracy and diverged.tolist() == final.diverged
 
 
@@ -621,7 +640,7 @@ def test_edge_results_for_other_members_are_refused_in_one_line(in_tmp, params, 
     members = _refined(params)
     _write_edge(in_tmp, spoil(members))
     with pytest.raises(StudyError) as error:
-        files.read_edge_final("bn", members)
+        read_edge_final("bn", members)
     assert str(error.value) == (
         "results/edge/bn/final.csv: not the members the sweep's results call for; re-run `dvc repro edge@bn`"
     )
@@ -629,4 +648,4 @@ def test_edge_results_for_other_members_are_refused_in_one_line(in_tmp, params, 
 
 def test_a_missing_edge_file_is_one_line(in_tmp, params):
     with raises_study_error(r"^results/edge/bn/final\.csv: no such file \(run the stage that writes it first"):
-        files.read_edge_final("bn", _refined(params))
+        read_edge_final("bn", _refined(params))

@@ -14,8 +14,8 @@ import mlflow
 import pytest
 import torch
 
+from src import paths
 from src.engine.schedule import eval_schedule
-from src.training.checkpoint import CHECKPOINT_DIR
 from tests import synthetic
 from tests.processes import run, start, write_params
 
@@ -26,13 +26,26 @@ SWEEP_STEPS, SWEEP_EVERY = 600, 100
 def _small(raw: dict) -> None:
     raw["model"].update(population_batches=5)
     raw["train"].update(
-        steps=STEPS, eval_every=EVAL_EVERY, evals_per_decade=5, checkpoint_every=CHECKPOINT_EVERY, seeds=2,
-        tracked_units=2, percentile_examples=50, device="cpu",
-    )  # fmt: skip
+        steps=STEPS,
+        eval_every=EVAL_EVERY,
+        evals_per_decade=5,
+        checkpoint_every=CHECKPOINT_EVERY,
+        seeds=2,
+        tracked_units=2,
+        percentile_examples=50,
+        device="cpu",
+    )
     raw["sweep"].update(
-        lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=SWEEP_STEPS,
-        eval_every=SWEEP_EVERY, evals_per_decade=5, checkpoint_every=SWEEP_EVERY,
-    )  # fmt: skip
+        lr_min=0.1,
+        lr_max=10.0,
+        lrs_per_decade=1,
+        init_stds=[0.1, 1.0],
+        seeds=2,
+        steps=SWEEP_STEPS,
+        eval_every=SWEEP_EVERY,
+        evals_per_decade=5,
+        checkpoint_every=SWEEP_EVERY,
+    )
     raw["evaluate"]["figure1_lrs"] = [1.0]
     raw["edge"]["init_stds"] = [0.1]
 
@@ -54,7 +67,7 @@ def _outputs(project: Path, stage: str, variant: str) -> dict[str, str]:
 
 def _kill_after_a_checkpoint(project: Path, module: str, variant: str, store: str) -> float:
     """Start the stage, SIGKILL it at a random moment after its first checkpoint; return that moment's delay."""
-    checkpoint = project / CHECKPOINT_DIR / f"{module.split('.')[-1]}-{variant}.pt"
+    checkpoint = project / paths.CHECKPOINTS / f"{module.split('.')[-1]}-{variant}.pt"
     process = start(module, "--variant", variant, cwd=project, MLFLOW_TRACKING_URI=store)
     deadline = time.monotonic() + 180
     while not checkpoint.exists():
@@ -98,7 +111,7 @@ def test_a_stage_killed_after_a_checkpoint_resumes_bit_for_bit(tmp_path, _migrat
     assert resumed.returncode == 0, resumed.stderr
     assert f"{stage}-bn: resumed from step" in resumed.stderr, f"killed {delay:.2f} s after the first checkpoint"
     assert _outputs(killed, stage, "bn") == _outputs(whole, stage, "bn"), f"killed {delay:.2f} s after a checkpoint"
-    assert not (killed / CHECKPOINT_DIR / f"{stage}-bn.pt").exists(), "the checkpoint outlived the outputs"
+    assert not (killed / paths.CHECKPOINTS / f"{stage}-bn.pt").exists(), "the checkpoint outlived the outputs"
     steps = list(
         eval_schedule(STEPS, EVAL_EVERY, 5) if stage == "train" else eval_schedule(SWEEP_STEPS, SWEEP_EVERY, 5)
     )
@@ -149,7 +162,7 @@ def test_a_checkpoint_made_under_other_params_is_refused_with_the_reason(checkpo
 
 
 def test_a_checkpoint_made_by_other_code_is_refused_with_the_reason(checkpointed):
-    path = checkpointed / CHECKPOINT_DIR / "train-bn.pt"
+    path = checkpointed / paths.CHECKPOINTS / "train-bn.pt"
     saved = torch.load(path, weights_only=True)
     saved["identity"]["code_sha256"]["src.engine"] = "0" * 64  # as if src/engine.py had changed since
     torch.save(saved, path)
@@ -170,7 +183,7 @@ def test_a_checkpoint_whose_mlflow_runs_are_gone_is_refused(checkpointed, mlflow
 
 
 def test_a_truncated_checkpoint_is_refused_without_a_traceback(checkpointed):
-    path = checkpointed / CHECKPOINT_DIR / "train-bn.pt"
+    path = checkpointed / paths.CHECKPOINTS / "train-bn.pt"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
     again = run("pipeline.train", "--variant", "bn", cwd=checkpointed)

@@ -24,8 +24,37 @@ def test_eval_steps_run_from_the_start_every_so_many_steps_to_the_end():
 def test_log_spaced_eval_steps_resolve_early_training_rounded_to_two_significant_digits():
     steps = eval_schedule(1000, 500, per_decade=10)
     # 10^(i/10) for i = 0 … 30, rounded to two significant digits, merged with 0, 500 and the end
-    assert steps == (0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 63, 79, 100, 130, 160, 200, 250, 320,
-                     400, 500, 630, 790, 1000)  # fmt: skip
+    assert steps == (
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        8,
+        10,
+        13,
+        16,
+        20,
+        25,
+        32,
+        40,
+        50,
+        63,
+        79,
+        100,
+        130,
+        160,
+        200,
+        250,
+        320,
+        400,
+        500,
+        630,
+        790,
+        1000,
+    )
     between = [step for step in eval_schedule(3000, 1000, per_decade=20) if step >= 1000]
     assert between == [1000, 1100, 1300, 1400, 1600, 1800, 2000, 2200, 2500, 2800, 3000]
     long = eval_schedule(50_000, 500, per_decade=20)

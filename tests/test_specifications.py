@@ -16,7 +16,8 @@ import pytest
 from src.analysis import stats
 from src.analysis.claims import CURVES
 from src.analysis.curves import climb_target, steps_to
-from src.analysis.specifications import ACCURACY_CHOICES, Outcomes, Specification
+from src.analysis.outcomes import Evidence
+from src.analysis.specifications import ACCURACY_CHOICES, Specification
 from src.config import with_overrides
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
@@ -27,11 +28,11 @@ NO_RATE = "no swept rate where both nets train"
 
 
 @pytest.fixture(scope="module")
-def outcomes(tree) -> Outcomes:
+def outcomes(tree) -> Evidence:
     return synthetic_results.comparison_of(tree[0]).outcomes
 
 
-def _specs(topic: str, outcomes: Outcomes) -> list[Specification]:
+def _specs(topic: str, outcomes: Evidence) -> list[Specification]:
     return CURVES[topic](outcomes)
 
 
@@ -106,10 +107,15 @@ def test_the_primary_marking_follows_params(outcomes):
         shared=refined_at_1,
         params=with_overrides(
             outcomes.params,
-            {"evaluate.convergence_climb": 0.5, "evaluate.accuracy_test": "seeds", "evaluate.drift_reference": 0.5,
-             "model.init_std": 1.0, "edge.init_stds": [1.0]},
+            {
+                "evaluate.convergence_climb": 0.5,
+                "evaluate.accuracy_test": "seeds",
+                "evaluate.drift_reference": 0.5,
+                "model.init_std": 1.0,
+                "edge.init_stds": [1.0],
+            },
         ),
-    )  # fmt: skip
+    )
     primaries = {
         topic: [(s.design, s.init_std, s.choice) for s in _specs(topic, changed) if s.primary] for topic in CURVES
     }
@@ -284,8 +290,10 @@ def test_a_member_without_a_finite_drift_leaves_its_seed_out_of_the_shared_desig
     percentiles[2, 0, 1, 0] = 0.0  # seed 2 at rate 1: a tracked input with no spread at all
     spec = _one(
         _specs("stable_sigmoid_inputs", _with_sweep(outcomes, "vanilla", percentiles=percentiles)),
-        "shared", 0.1, "from 1 % of training",
-    )  # fmt: skip
+        "shared",
+        0.1,
+        "from 1 % of training",
+    )
     assert spec.estimate.n == len(SEEDS) - 1
 
 
@@ -333,7 +341,7 @@ def test_a_specification_is_decided_on_its_own_p_value_at_the_nominal_level():
     )
 
 
-def _with_sweep(outcomes: Outcomes, variant: str, **changes) -> Outcomes:
+def _with_sweep(outcomes: Evidence, variant: str, **changes) -> Evidence:
     shared = outcomes.shared[variant]
     changed = replace(shared, sweep=replace(shared.sweep, **changes))
     return replace(outcomes, shared={**outcomes.shared, variant: changed})

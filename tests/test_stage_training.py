@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from src import paths
 from src.config import load_params, with_overrides
-from src.data.splits import PROCESSED_DIR, load_split
+from src.data.splits import load_split
 from src.engine.network import build_model
 from src.engine.schedule import schedule_for
-from src.engine.trainer import Evaluation, TrainResult
+from src.engine.trainer import Evaluation, TrainingHistory
 from src.training.members import MemberTable
 from src.training.runner import TrainedMembers, build_trainer, metric_histories
 from tests import synthetic
@@ -20,7 +21,7 @@ CPU = torch.device("cpu")
 EVAL_STEPS = (0, 10, 20)
 
 
-def _result(members: int = 2, units: int = 2, percentiles: bool = True, wall_time_s: float = 8.0) -> TrainResult:
+def _result(members: int = 2, units: int = 2, percentiles: bool = True, wall_time_s: float = 8.0) -> TrainingHistory:
     """A result at EVAL_STEPS in which no two members, evaluations, levels or units share a number."""
     evals = len(EVAL_STEPS)
     accuracy = np.array([[0.1 * e + 0.01 * m for m in range(members)] for e in range(evals)])
@@ -28,7 +29,7 @@ def _result(members: int = 2, units: int = 2, percentiles: bool = True, wall_tim
     levels = np.arange(evals * 3 * members * units, dtype=float).reshape(evals, 3, members, units)
     final = Evaluation(EVAL_STEPS[-1], accuracy[-1].tolist(), loss[-1].tolist(), [False] * members)
     diverged = np.zeros((evals, members), dtype=bool)
-    return TrainResult(EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, wall_time_s)
+    return TrainingHistory(EVAL_STEPS, accuracy, loss, diverged, levels if percentiles else None, final, wall_time_s)
 
 
 def test_each_members_history_is_its_test_accuracy_and_loss_at_every_evaluation_step():
@@ -63,9 +64,16 @@ def test_with_percentiles_each_units_sigmoid_inputs_are_a_metric_per_level():
 def _trained(resumed_from: int = 0, checkpoints: int = 3, checkpoint_s: float = 0.25, wall_time_s: float = 8.0):
     members = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
     return TrainedMembers(
-        members=members, model=None, result=_result(members=3, wall_time_s=wall_time_s), device=CPU, splits={},
-        member_runs=None, resumed_from=resumed_from, checkpoints=checkpoints, checkpoint_s=checkpoint_s,
-    )  # fmt: skip
+        members=members,
+        model=None,
+        result=_result(members=3, wall_time_s=wall_time_s),
+        device=CPU,
+        splits={},
+        member_runs=None,
+        resumed_from=resumed_from,
+        checkpoints=checkpoints,
+        checkpoint_s=checkpoint_s,
+    )
 
 
 def test_the_checkpoint_overhead_is_checkpointing_time_as_a_fraction_of_training_time():
@@ -87,7 +95,7 @@ def test_the_stage_line_says_what_was_trained_how_long_it_took_and_what_checkpoi
 def params(repo_root, tmp_path, monkeypatch):
     """The repository's params on the CPU, in a scratch working directory holding synthetic processed splits."""
     monkeypatch.chdir(tmp_path)
-    synthetic.write_processed(tmp_path / PROCESSED_DIR)
+    synthetic.write_processed(tmp_path / paths.PROCESSED_DATA)
     changes = {"train.device": "cpu", "train.percentile_examples": 50, "train.tracked_units": 2}
     return with_overrides(load_params(repo_root / "params.yaml"), changes)
 
@@ -115,7 +123,7 @@ def test_the_trainer_steps_on_train_scores_on_test_and_probes_the_first_test_ima
 
     assert set(splits) == {"train", "test"}, "training never reads the validation split"
     for name, split in splits.items():
-        stored = load_split(PROCESSED_DIR, name, CPU, params.data.binarize)
+        stored = load_split(paths.PROCESSED_DATA, name, CPU, params.data.binarize)
         assert torch.equal(split.images, stored.images) and torch.equal(split.labels, stored.labels), name
     assert trainer.data.train is splits["train"] and trainer.data.evaluation is splits["test"]
     assert torch.equal(trainer.data.probe_images, splits["test"].images[:50]) and trainer.data.tracked_units == 2

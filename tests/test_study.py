@@ -9,8 +9,9 @@ from optuna.trial import TrialState
 
 from src.config import load_params, with_overrides
 from src.errors import StudyError
-from src.results.files import TuningSummary, TuningTrial
-from src.tune.study import best_summary, default_study_name, finished_trials, open_storage, open_study, study_settings
+from src.results.tune import TuningSummary, TuningTrial
+from src.stores.optuna_storage import open_storage
+from src.tune.study import best_summary, default_study_name, finished_trials, open_study, study_settings
 from tests.tuning import SETTINGS, STEPS, tune_config
 
 
@@ -86,9 +87,18 @@ def ended(tmp_path) -> optuna.Study:
 def test_best_json_holds_the_best_trial_and_how_the_trials_that_ran_ended(ended):
     summary = best_summary(ended, "bn", "postgresql://tuner:s3cret@db-host/optuna", budget=4)
     assert summary == TuningSummary(
-        variant="bn", study_name="s", storage="postgresql://tuner:***@db-host/optuna", best_lr=2.0, best_value=0.95,
-        trials_budget=4, n_complete=2, n_pruned=1, n_failed=1, steps=STEPS, device="cpu",
-    )  # fmt: skip
+        variant="bn",
+        study_name="s",
+        storage="postgresql://tuner:***@db-host/optuna",
+        best_lr=2.0,
+        best_value=0.95,
+        trials_budget=4,
+        n_complete=2,
+        n_pruned=1,
+        n_failed=1,
+        steps=STEPS,
+        device="cpu",
+    )
 
 
 def test_trials_csv_lists_every_finished_trial_that_ran_in_order(ended):

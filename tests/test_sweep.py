@@ -24,9 +24,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from src.config import load_params
-from src.sweep.work import SweepPlan
+from src.stores.optuna_storage import open_storage
+from src.sweep.plan import SweepPlan
 from src.training.members import MemberTable
-from src.tune.study import open_storage
 from tests import synthetic
 from tests.processes import run, start, write_params
 
@@ -39,10 +39,19 @@ def _small(storage: str, steps: int = STEPS) -> Callable[[dict], None]:
         raw["model"].update(population_batches=5, hidden_units=16)
         raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
         raw["sweep"].update(
-            lr_min=0.1, lr_max=10.0, lrs_per_decade=1, init_stds=[0.1, 1.0], seeds=2, steps=steps, eval_every=100,
-            evals_per_decade=0, checkpoint_every=CHECKPOINT_EVERY, unit={"seed_and_rates": 1}, storage=storage,
+            lr_min=0.1,
+            lr_max=10.0,
+            lrs_per_decade=1,
+            init_stds=[0.1, 1.0],
+            seeds=2,
+            steps=steps,
+            eval_every=100,
+            evals_per_decade=0,
+            checkpoint_every=CHECKPOINT_EVERY,
+            unit={"seed_and_rates": 1},
+            storage=storage,
             heartbeat_s=1,
-        )  # fmt: skip
+        )
         raw["evaluate"]["figure1_lrs"] = [1.0]
         raw["edge"]["init_stds"] = [0.1]
 
@@ -207,9 +216,10 @@ def _connections(admin_url: str, database: str, allowed: bool) -> None:
     with server.connect() as connection:
         connection.execute(sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
         if not allowed:
-            connection.execute(sqlalchemy.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": database}
-            )  # fmt: skip
+            connection.execute(
+                sqlalchemy.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": database},
+            )
     server.dispose()
 
 

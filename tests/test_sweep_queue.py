@@ -13,8 +13,8 @@ import pytest
 from optuna.trial import TrialState
 
 from src.errors import StudyError
+from src.stores.optuna_storage import open_storage
 from src.sweep.queue import SweepQueue, refuse_other_live, study_name
-from src.tune.study import open_storage
 from tests.test_unit_results import trained
 
 IDENTITY = {"variant": "bn", "params": {"sweep": {"steps": 60}}}  # what a stage's identity looks like, in short

@@ -26,9 +26,16 @@ RATES, INIT_STDS, SEEDS = [0.1, 1.0, 10.0], [0.1, 1.0], [0, 1]
 def project(tmp_path, repo_root, monkeypatch, mlflow_store, one_torch_thread):
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     raw["sweep"].update(
-        lr_min=RATES[0], lr_max=RATES[-1], lrs_per_decade=1, init_stds=INIT_STDS, seeds=len(SEEDS), steps=STEPS,
-        eval_every=EVAL_EVERY, evals_per_decade=2, checkpoint_every=EVAL_EVERY,
-    )  # fmt: skip
+        lr_min=RATES[0],
+        lr_max=RATES[-1],
+        lrs_per_decade=1,
+        init_stds=INIT_STDS,
+        seeds=len(SEEDS),
+        steps=STEPS,
+        eval_every=EVAL_EVERY,
+        evals_per_decade=2,
+        checkpoint_every=EVAL_EVERY,
+    )
     raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
     raw["model"]["population_batches"] = 3
     raw["evaluate"]["figure1_lrs"] = [1.0]

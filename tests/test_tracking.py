@@ -17,14 +17,16 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from src import paths
 from src.errors import StudyError
 from src.tracking import runs as tracking
+from src.tracking.store import HTTP_BOUNDS, configure
 from tests import synthetic
 from tests.processes import free_port, stage_env, write_params
 
 
 def test_the_experiment_is_tagged_for_mlflows_model_training_view(mlflow_store):
-    experiment_id = tracking.configure("some-study")
+    experiment_id = configure("some-study")
     tags = mlflow.MlflowClient().get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -40,7 +42,7 @@ def temporary_workspace(tmp_path, monkeypatch, _migrated_mlflow_store) -> tuple[
     .dvc/tmp/exps/, with DVC's variables set and no MLFLOW_TRACKING_URI; (project root, copy)."""
     root, copy = tmp_path / "project", tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpk2x9"
     copy.mkdir(parents=True)
-    shutil.copyfile(_migrated_mlflow_store, root / tracking.DEFAULT_STORE)
+    shutil.copyfile(_migrated_mlflow_store, root / paths.MLFLOW_STORE)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for name, value in {"DVC_ROOT": str(root), "DVC_EXP_NAME": "quick-fox", "DVC_EXP_BASELINE_REV": BASELINE}.items():
         monkeypatch.setenv(name, value)
@@ -50,13 +52,13 @@ def temporary_workspace(tmp_path, monkeypatch, _migrated_mlflow_store) -> tuple[
 
 def test_a_stage_in_a_temporary_experiment_workspace_logs_into_the_projects_store(temporary_workspace):
     root, copy = temporary_workspace
-    experiment_id = tracking.configure("bn-mnist")
+    experiment_id = configure("bn-mnist")
     (copy / "model.pt").write_text("weights")
     with tracking.parent_run("train-bn", tags={"stage": "train"}, params={"train": {"steps": 5}}):
         children = tracking.MemberRuns([tracking.Member("train-bn-seed0", {"seed": "0"}, {"seed": 0})])
         tracking.log_artifact(children.run_ids[0], copy / "model.pt")
 
-    store = mlflow.MlflowClient(f"sqlite:///{root / tracking.DEFAULT_STORE}")
+    store = mlflow.MlflowClient(f"sqlite:///{root / paths.MLFLOW_STORE}")
     runs = store.search_runs([experiment_id])
     assert sorted(run.info.run_name for run in runs) == ["train-bn", "train-bn-seed0"]
     for run in runs:
@@ -73,17 +75,17 @@ def test_outside_an_experiment_the_runs_say_workspace_and_the_store_is_the_worki
 ):
     for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         monkeypatch.delenv(name, raising=False)
-    shutil.copyfile(_migrated_mlflow_store, tmp_path / tracking.DEFAULT_STORE)
+    shutil.copyfile(_migrated_mlflow_store, tmp_path / paths.MLFLOW_STORE)
     monkeypatch.chdir(tmp_path)
-    tracking.configure("bn-mnist")
-    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / tracking.DEFAULT_STORE}"
+    configure("bn-mnist")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / paths.MLFLOW_STORE}"
     assert tracking.experiment_tags() == {tracking.EXPERIMENT_NAME_TAG: "workspace"}
 
 
 def test_mlflow_tracking_uri_still_chooses_the_store(temporary_workspace, tmp_path, monkeypatch, mlflow_store):
     root, _ = temporary_workspace
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
-    tracking.configure("bn-mnist")
+    configure("bn-mnist")
     assert mlflow.get_tracking_uri() == mlflow_store
     assert not (root / "mlruns").exists()
 
@@ -99,8 +101,12 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds_with_its_pass
     started = time.monotonic()
     completed = subprocess.run(
         [sys.executable, "-m", "src.tune", "--variant", "bn", "--trials", "2", "--steps", "50"],
-        cwd=tmp_path, env=stage_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=stage_env(MLFLOW_TRACKING_URI=uri),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     seconds = time.monotonic() - started
 
     assert completed.returncode == 2, completed.stderr[-2000:]
@@ -129,12 +135,12 @@ def test_a_web_server_that_is_not_mlflow_is_refused_in_one_line_and_mlflows_retr
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     try:
         with pytest.raises(StudyError) as refused:
-            tracking.configure("bn-mnist")
+            configure("bn-mnist")
     finally:
         server.shutdown()
         server.server_close()
     assert str(refused.value) == f"tracking server {uri}: not an MLflow server (GET /mlflow/health: HTTP 404)"
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == tracking.HTTP_BOUNDS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == HTTP_BOUNDS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
@@ -185,13 +191,13 @@ from src.tracking import runs as tracking
 pathlib.Path(sys.argv[1] + ".ready").touch()
 while not pathlib.Path(sys.argv[2]).exists():
     time.sleep(0.001)
-print(tracking.configure("race"))
+print(configure("race"))
 """
 STARTERS = 3
 
 
 def start_together(tracking_uri: str, directory: Path) -> list[subprocess.CompletedProcess]:
-    """STARTERS processes calling `tracking.configure` at the same moment on `tracking_uri`; their results."""
+    """STARTERS processes calling `configure` at the same moment on `tracking_uri`; their results."""
     go = directory / "go"
     starters = [
         subprocess.Popen(

@@ -19,7 +19,7 @@ from src.config import load_params
 from src.data.splits import load_split
 from src.engine.network import load_member, score_members
 from src.errors import StudyError
-from src.tracking import runs as tracking
+from src.tracking.store import check_server
 from tests import synthetic
 from tests.processes import free_port
 
@@ -31,9 +31,14 @@ def project(tmp_path, repo_root, monkeypatch, mlflow_store):
     """A tiny project in tmp_path: the repository's params with a short schedule, synthetic processed data."""
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     raw["train"].update(
-        steps=STEPS, eval_every=EVAL_EVERY, evals_per_decade=0, seeds=SEEDS, tracked_units=UNITS,
-        percentile_examples=50, device="cpu",
-    )  # fmt: skip
+        steps=STEPS,
+        eval_every=EVAL_EVERY,
+        evals_per_decade=0,
+        seeds=SEEDS,
+        tracked_units=UNITS,
+        percentile_examples=50,
+        device="cpu",
+    )
     raw["model"]["population_batches"] = 5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     synthetic.write_processed(tmp_path / "data" / "processed")
@@ -116,10 +121,23 @@ def test_mlflow_server_shows_the_runs_through_its_rest_api(project, mlflow_store
     train_stage.main(["--variant", "vanilla"])
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", mlflow_store,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            mlflow_store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
         deadline = time.monotonic() + 90
@@ -132,7 +150,7 @@ def test_mlflow_server_shows_the_runs_through_its_rest_api(project, mlflow_store
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail("mlflow server did not answer within 90 s")
                 time.sleep(0.5)
-        tracking.check_server(f"http://127.0.0.1:{port}")  # the probe `configure` makes of a tracking server passes
+        check_server(f"http://127.0.0.1:{port}")  # the probe `configure` makes of a tracking server passes
         request = urllib.request.Request(
             f"{base}/runs/search",
             data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),

@@ -14,8 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from src.engine.trainer import Evaluation, TrainResult
-from src.tune.study import open_storage, open_study
+from src.engine.trainer import Evaluation, TrainingHistory
+from src.stores.optuna_storage import open_storage
+from src.tune.study import open_study
 from src.tune.trials import DIVERGED_VALUE, TrialWorker, sampler_for_batch
 from tests.tuning import EVAL_EVERY, FINISHED, SETTINGS, STEPS, edit_tune, finish, tune_config, tuner
 
@@ -42,7 +43,7 @@ def trial_states(database: Path) -> dict[str, int]:
 def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
     """A fake engine: 'good' learning rates climb to 1.0, 'poor' ones stay at 0.1, 'diverges' blows up at 100."""
 
-    def train_batch(learning_rates, on_eval) -> TrainResult:
+    def train_batch(learning_rates, on_eval) -> TrainingHistory:
         members = len(learning_rates)
         steps = tuple(range(0, STEPS + 1, EVAL_EVERY))
         accuracy, diverged = np.full((len(steps), members), 0.1), np.zeros((len(steps), members), dtype=bool)
@@ -59,7 +60,7 @@ def _stand_in(outcomes: dict[float, str], stops: list[list[bool]]):
                 stops.append(list(stop))
                 stopped = [was or now for was, now in zip(stopped, stop, strict=True)]
         final = Evaluation(STEPS, accuracy[-1].tolist(), [1.0] * members, diverged[-1].tolist())
-        return TrainResult(steps, accuracy, np.ones_like(accuracy), diverged, None, final, wall_time_s=0.0)
+        return TrainingHistory(steps, accuracy, np.ones_like(accuracy), diverged, None, final, wall_time_s=0.0)
 
     return train_batch
 

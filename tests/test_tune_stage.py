@@ -42,9 +42,18 @@ def test_outputs_follow_the_contract(tune_project):
 
     best, rows, columns = _outputs(tune_project)
     assert list(best) == [
-        "variant", "study_name", "storage", "best_lr", "best_value",
-        "trials_budget", "n_complete", "n_pruned", "n_failed", "steps", "device",
-    ]  # fmt: skip
+        "variant",
+        "study_name",
+        "storage",
+        "best_lr",
+        "best_value",
+        "trials_budget",
+        "n_complete",
+        "n_pruned",
+        "n_failed",
+        "steps",
+        "device",
+    ]
     assert best["variant"] == "bn" and best["storage"] == "sqlite:///optuna.db" and best["device"] == "cpu"
     assert best["trials_budget"] == 4 and best["n_complete"] + best["n_pruned"] == 4 and best["steps"] == STEPS
     assert columns == ["number", "lr", "value", "state", "diverged"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from src.engine.trainer import Evaluation, TrainResult
+from src.engine.trainer import Evaluation, TrainingHistory
 from src.errors import StudyError
 from src.sweep.unit_result import UnitResult, agreed, gather
 
@@ -20,7 +20,7 @@ def trained(members: tuple[int, ...], seed: int = 0) -> UnitResult:
     count, evals = len(members), len(STEPS)
     accuracy = rng.random((evals, count), dtype=np.float32)
     accuracy[1, 0] = np.nan  # a diverged member's NaN crosses too
-    result = TrainResult(
+    result = TrainingHistory(
         eval_steps=STEPS,
         accuracy=accuracy,
         loss=rng.random((evals, count), dtype=np.float32),

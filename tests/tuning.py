@@ -54,8 +54,17 @@ def edit_tune(directory: Path, **values) -> None:
 
 def tune_config(**changes) -> TuneConfig:
     """The repository's tune section with a small budget, two trials a batch and a range holding every outcome."""
-    values = dict(trials=4, trials_per_batch=2, lr_min=1e-5, lr_max=100.0, steps=STEPS, seed=0, timeout_s=None,
-                  eval_every=EVAL_EVERY, pruning_warmup_evals=1)  # fmt: skip
+    values = dict(
+        trials=4,
+        trials_per_batch=2,
+        lr_min=1e-5,
+        lr_max=100.0,
+        steps=STEPS,
+        seed=0,
+        timeout_s=None,
+        eval_every=EVAL_EVERY,
+        pruning_warmup_evals=1,
+    )
     overrides = {f"tune.{key}": value for key, value in {**values, **changes}.items()}
     return with_overrides(load_params(REPO_ROOT / "params.yaml"), overrides).tune
 

@@ -21,7 +21,8 @@ from typing import Literal
 import numpy as np
 
 from src.analysis import specifications, stats
-from src.analysis.specifications import Design, Outcomes, Specification
+from src.analysis.outcomes import Evidence
+from src.analysis.specifications import Design, Specification
 
 SECTIONS = {
     "4.1": "the paper's Section 4.1 (MNIST)",
@@ -47,35 +48,59 @@ class Topic:
 
 TOPICS = {
     "faster_convergence": Topic(
-        "faster_convergence", "BN converges faster", "4.1",
-        "steps to a target test accuracy, BN / vanilla (geometric mean over seeds)", "ratio", "lower",
+        "faster_convergence",
+        "BN converges faster",
+        "4.1",
+        "steps to a target test accuracy, BN / vanilla (geometric mean over seeds)",
+        "ratio",
+        "lower",
     ),
     "higher_accuracy": Topic(
-        "higher_accuracy", "BN reaches a higher accuracy", "4.1", "final test accuracy, BN − vanilla", "accuracy",
+        "higher_accuracy",
+        "BN reaches a higher accuracy",
+        "4.1",
+        "final test accuracy, BN − vanilla",
+        "accuracy",
         "higher",
     ),
     "stable_sigmoid_inputs": Topic(
-        "stable_sigmoid_inputs", "BN keeps the sigmoid-input distribution stable", "4.1",
+        "stable_sigmoid_inputs",
+        "BN keeps the sigmoid-input distribution stable",
+        "4.1",
         "drift of the last hidden layer's sigmoid inputs to the end of training (mean absolute shift of the "
-        "15/50/85th percentiles over the reference 15–85 spread), BN − vanilla", "plain", "lower",
+        "15/50/85th percentiles over the reference 15–85 spread), BN − vanilla",
+        "plain",
+        "lower",
     ),
     "higher_usable_lr": Topic(
-        "higher_usable_lr", "BN allows a higher learning rate", "3.3",
+        "higher_usable_lr",
+        "BN allows a higher learning rate",
+        "3.3",
         "largest learning rate that trains (no divergence, final test accuracy at least the usable cut), "
-        "BN / vanilla (geometric mean over seeds)", "ratio", "higher",
+        "BN / vanilla (geometric mean over seeds)",
+        "ratio",
+        "higher",
     ),
     "robust_to_init": Topic(
-        "robust_to_init", "BN makes training robust to the initialisation", "3.3",
-        "final test accuracy under a bad init std, BN − vanilla, averaged over swept rates", "accuracy", "higher",
+        "robust_to_init",
+        "BN makes training robust to the initialisation",
+        "3.3",
+        "final test accuracy under a bad init std, BN − vanilla, averaged over swept rates",
+        "accuracy",
+        "higher",
     ),
-}  # fmt: skip
+}
 # The primary claims, in the order the report reads them: one family of tests.
 PRIMARY: tuple[tuple[str, Design], ...] = (
-    ("faster_convergence", "shared"), ("faster_convergence", "tuned"),
-    ("higher_accuracy", "shared"), ("higher_accuracy", "tuned"),
-    ("stable_sigmoid_inputs", "shared"), ("stable_sigmoid_inputs", "tuned"),
-    ("higher_usable_lr", "shared"), ("robust_to_init", "shared"),
-)  # fmt: skip
+    ("faster_convergence", "shared"),
+    ("faster_convergence", "tuned"),
+    ("higher_accuracy", "shared"),
+    ("higher_accuracy", "tuned"),
+    ("stable_sigmoid_inputs", "shared"),
+    ("stable_sigmoid_inputs", "tuned"),
+    ("higher_usable_lr", "shared"),
+    ("robust_to_init", "shared"),
+)
 CURVES = {
     "faster_convergence": specifications.convergence,
     "higher_accuracy": specifications.accuracy,
@@ -132,10 +157,10 @@ class Claim:
         return self.spec_verdicts().count(self.verdict)
 
 
-def decide_claims(outcomes: Outcomes) -> list[Claim]:
+def decide_claims(evidence: Evidence) -> list[Claim]:
     """The primary claims in PRIMARY's order, their p-values corrected as one family (params' `correction`)."""
-    settings = outcomes.settings
-    curves = {topic: CURVES[topic](outcomes) for topic in TOPICS}
+    settings = evidence.settings
+    curves = {topic: CURVES[topic](evidence) for topic in TOPICS}
     primaries = [_primary(curves[topic], design) for topic, design in PRIMARY]
     correct = stats.holm if settings.correction == "holm" else stats.benjamini_hochberg
     adjusted = correct([spec.estimate.p_value for spec in primaries])
@@ -178,17 +203,18 @@ class MapCell:
         return {"holds": "above", "contradicted": "below"}.get(decision)
 
 
-def robustness_map(outcomes: Outcomes) -> list[MapCell]:
+def robustness_map(evidence: Evidence) -> list[MapCell]:
     """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla, tested
     over seeds and corrected across the cells as one family (params' `map_correction`)."""
-    settings = outcomes.settings
-    vanilla, bn = outcomes.shared["vanilla"].sweep, outcomes.shared["bn"].sweep
+    settings = evidence.settings
+    vanilla, bn = evidence.shared["vanilla"].sweep, evidence.shared["bn"].sweep
     cells = [(i, j) for i in range(len(vanilla.init_stds)) for j in range(len(vanilla.learning_rates))]
     estimates = [
-        stats.paired_difference_test(bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j],
-                                     outcomes.inference, bounds=(-1.0, 1.0))
+        stats.paired_difference_test(
+            bn.final_accuracy[:, i, j], vanilla.final_accuracy[:, i, j], evidence.inference, bounds=(-1.0, 1.0)
+        )
         for i, j in cells
-    ]  # fmt: skip
+    ]
     correct = stats.holm if settings.map_correction == "holm" else stats.benjamini_hochberg
     adjusted = correct([estimate.p_value for estimate in estimates])
     return [
@@ -201,7 +227,7 @@ def robustness_map(outcomes: Outcomes) -> list[MapCell]:
             adjusted_p=p,
             did_not_train={
                 variant: float((shared.sweep.final_accuracy[:, i, j] < settings.did_not_train_below).mean())
-                for variant, shared in outcomes.shared.items()
+                for variant, shared in evidence.shared.items()
             },
             alpha=settings.alpha,
         )
@@ -226,17 +252,17 @@ class HorizonCheck:
         return stats.decide(self.shortfall, self.shortfall.p_value, self.alpha, 0.0, "higher") != "holds"
 
 
-def horizon_check(outcomes: Outcomes, variant: str) -> HorizonCheck:
+def horizon_check(evidence: Evidence, variant: str) -> HorizonCheck:
     """The variant's tuned rate against the sweep's best at the paper's init std."""
-    sweep = outcomes.shared[variant].sweep
-    row = sweep.final_accuracy[:, outcomes.params.sweep.init_stds.index(outcomes.params.model.init_std)]  # (S, L)
-    tuned_lr = outcomes.tuned[variant].training.lr
+    sweep = evidence.shared[variant].sweep
+    row = sweep.final_accuracy[:, evidence.grid.init_stds.index(evidence.paper_init_std)]  # (S, L)
+    tuned_lr = evidence.tuned[variant].training.lr
     nearest = int(np.argmin(np.abs(np.log(sweep.learning_rates) - math.log(tuned_lr))))
     best = int(np.argmax(row.mean(axis=0)))
     return HorizonCheck(
         tuned_lr=tuned_lr,
         nearest_swept_lr=float(sweep.learning_rates[nearest]),
         best_swept_lr=float(sweep.learning_rates[best]),
-        shortfall=stats.paired_difference_test(row[:, best], row[:, nearest], outcomes.inference, bounds=(-1.0, 1.0)),
-        alpha=outcomes.settings.alpha,
+        shortfall=stats.paired_difference_test(row[:, best], row[:, nearest], evidence.inference, bounds=(-1.0, 1.0)),
+        alpha=evidence.settings.alpha,
     )

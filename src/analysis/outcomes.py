@@ -8,18 +8,21 @@ variants, so that the claims (src/claims.py) can pair them seed by seed.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from src.analysis import stats
 from src.analysis.curves import PercentileDrift, StepsToTarget, percentile_drift
 from src.analysis.curves import steps_to_target as curve_steps_to_target
-from src.config import Params, Variant
+from src.config import EdgeConfig, EvaluateConfig, ModelConfig, SweepConfig, Variant
 from src.data.splits import Split
 from src.engine.network import load_member, score_members
 from src.errors import StudyError
-from src.results.files import Curves, Percentiles, SweepResults, TrainedRun, TrainSummary, TuningSummary, TuningTrial
+from src.results.sweep import SweepResults
+from src.results.train import Percentiles, TestCurves, TrainOutputs, TrainSummary
+from src.results.tune import TuningSummary, TuningTrial
 from src.training.members import MemberTable
 
 
@@ -39,7 +42,7 @@ class TunedOutcome:
     tuning: TuningSummary
     trials: list[TuningTrial]
     training: TrainSummary
-    curves: Curves  # the seeds in order
+    curves: TestCurves  # the seeds in order
     sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
     predicted: np.ndarray  # (S, test images): each saved model's predicted class
     labels: np.ndarray  # (test images,)
@@ -126,19 +129,32 @@ class Edges:
     coarse: np.ndarray  # (S, I): on the sweep's grid alone, every swept init std
 
 
-def tuned_outcome(run: TrainedRun, tuning: TuningSummary, trials: list[TuningTrial], predicted: np.ndarray,
-                  params: Params, splits: Mapping[str, Split]) -> TunedOutcome:  # fmt: skip
-    """`run` (train@) with its saved models scored on splits["test"] and splits["train"] (BN under Algorithm 2) and
-    its per-image test predictions (`predicted`, from train@)."""
+def tuned_outcome(
+    run: TrainOutputs,
+    tuning: TuningSummary,
+    trials: list[TuningTrial],
+    predicted: np.ndarray,
+    model: ModelConfig,
+    splits: Mapping[str, Split],
+) -> TunedOutcome:
+    """`run` (train@) with its saved models (of shape `model`) scored on splits["test"] and splits["train"] (BN under
+    Algorithm 2) and its per-image test predictions (`predicted`, from train@)."""
     test, train = {}, {}
     for seed, path in run.models.items():
-        model = load_member(path, params.model, run.summary.variant, splits["test"].images.device)
-        test[seed], train[seed] = _scores(model, splits["test"]), _scores(model, splits["train"])
+        network = load_member(path, model, run.summary.variant, splits["test"].images.device)
+        test[seed], train[seed] = _scores(network, splits["test"]), _scores(network, splits["train"])
     return TunedOutcome(
-        variant=run.summary.variant, tuning=tuning, trials=trials, training=run.summary, curves=run.curves,
-        sigmoid_inputs=run.sigmoid_inputs, predicted=predicted, labels=splits["test"].labels.cpu().numpy(),
-        test=test, train=train,
-    )  # fmt: skip
+        variant=run.summary.variant,
+        tuning=tuning,
+        trials=trials,
+        training=run.summary,
+        curves=run.curves,
+        sigmoid_inputs=run.sigmoid_inputs,
+        predicted=predicted,
+        labels=splits["test"].labels.cpu().numpy(),
+        test=test,
+        train=train,
+    )
 
 
 def _scores(model, split: Split) -> Scores:
@@ -152,19 +168,18 @@ def usable(final_accuracy: np.ndarray, diverged: np.ndarray, usable_accuracy: fl
 
 
 def edge_brackets(
-    final_accuracy: np.ndarray, diverged: np.ndarray, params: Params
+    final_accuracy: np.ndarray, diverged: np.ndarray, sweep: SweepConfig, edge: EdgeConfig, usable_accuracy: float
 ) -> list[tuple[int, float, float, float]]:
-    """(seed, init std, low, high) for each seed and each of params.edge.init_stds: low is the seed's largest usable
-    swept rate, high the next grid rate up, between which edge@ refines. A seed usable at no swept rate gets the
-    step below the grid, one usable at the top the step above it, so every seed's edge is bracketed.
+    """(seed, init std, low, high) for each seed and each of edge.init_stds: low is the seed's largest usable swept
+    rate, high the next grid rate up, between which edge@ refines. A seed usable at no swept rate gets the step below
+    the grid, one usable at the top the step above it, so every seed's edge is bracketed.
 
-    `final_accuracy` and `diverged` are sweep@'s, (S, I, L) on params.sweep's grid."""
-    sweep = params.sweep
+    `final_accuracy` and `diverged` are sweep@'s, (S, I, L) on `sweep`'s grid."""
     step = 10 ** (1 / sweep.lrs_per_decade)
-    trained = usable(final_accuracy, diverged, params.evaluate.usable_accuracy)
+    trained = usable(final_accuracy, diverged, usable_accuracy)
     brackets = []
     for seed_index, seed in enumerate(sweep.seed_list):
-        for init_std in params.edge.init_stds:
+        for init_std in edge.init_stds:
             usable_rates = np.flatnonzero(trained[seed_index, sweep.init_stds.index(init_std)])
             low = sweep.learning_rates[usable_rates[-1]] if usable_rates.size else sweep.learning_rates[0] / step
             brackets.append((seed, init_std, low, low * step))
@@ -172,24 +187,28 @@ def edge_brackets(
 
 
 def edges(
-    sweep: SweepResults, refined: MemberTable, refined_final: tuple[np.ndarray, np.ndarray], params: Params
+    sweep: SweepResults,
+    refined: MemberTable,
+    refined_final: tuple[np.ndarray, np.ndarray],
+    lrs_per_decade: int,
+    refined_inits: Sequence[float],
+    usable_accuracy: float,
 ) -> Edges:
-    """Each seed's largest usable rate per init std of params.edge, from the sweep's grid and edge@'s refined rates,
-    and per swept init std from the grid alone."""
-    threshold = params.evaluate.usable_accuracy
-    trained_refined = usable(*refined_final, threshold)
-    trained_swept = usable(sweep.final_accuracy, sweep.diverged, threshold)  # (S, I, L)
-    lowest = sweep.learning_rates[0] / 10 ** (1 / params.sweep.lrs_per_decade)
-    shape = (len(sweep.seeds), len(params.edge.init_stds))
+    """Each seed's largest usable rate per init std of `refined_inits` (edge.init_stds), from the sweep's grid (of
+    `lrs_per_decade`) and edge@'s refined rates, and per swept init std from the grid alone."""
+    trained_refined = usable(*refined_final, usable_accuracy)
+    trained_swept = usable(sweep.final_accuracy, sweep.diverged, usable_accuracy)  # (S, I, L)
+    lowest = sweep.learning_rates[0] / 10 ** (1 / lrs_per_decade)
+    shape = (len(sweep.seeds), len(refined_inits))
     rates, resolution = np.empty(shape), np.empty(shape)
     for (s, i), _ in np.ndenumerate(rates):
-        init_std, seed = params.edge.init_stds[i], sweep.seeds[s]
+        init_std, seed = refined_inits[i], sweep.seeds[s]
         mine = [k for k in range(len(refined)) if refined.seed[k] == seed and refined.init_std[k] == init_std]
         tried = np.concatenate([sweep.learning_rates, np.array(refined.lr)[mine]])
-        swept = trained_swept[s, params.sweep.init_stds.index(init_std)]
+        swept = trained_swept[s, list(sweep.init_stds).index(init_std)]
         rates[s, i], resolution[s, i] = _edge(tried, np.concatenate([swept, trained_refined[mine]]), lowest)
     coarse = np.array([[_edge(sweep.learning_rates, row, lowest)[0] for row in per_seed] for per_seed in trained_swept])
-    return Edges(list(params.edge.init_stds), rates, resolution, coarse)
+    return Edges(list(refined_inits), rates, resolution, coarse)
 
 
 def _edge(tried: np.ndarray, trained: np.ndarray, lowest: float) -> tuple[float, float]:
@@ -211,7 +230,7 @@ def check_same_seeds(tuned: Mapping[str, TunedOutcome]) -> list[int]:
     return seeds["bn"]
 
 
-def median_steps_to(curves: Curves, target: float) -> StepsToTarget:
+def median_steps_to(curves: TestCurves, target: float) -> StepsToTarget:
     """The median over seeds of the first evaluation reaching `target` (the report's table; not interpolated)."""
     return curve_steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
 
@@ -252,3 +271,32 @@ def example_unit(tuned: Mapping[str, TunedOutcome], reference_fraction: float) -
         start[variant] = float(curve.p50[np.flatnonzero(curve.steps == drift[variant].reference_step)[0]])
         end[variant] = float(curve.p50[-1])
     return ExampleUnit(seed=seed, unit=unit, drift=drift, start=start, end=end)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the claims are decided on: per variant, train@ at its tuned rate and the sweep with its refined edges."""
+
+    tuned: Mapping[str, TunedOutcome]
+    shared: Mapping[str, SharedOutcome]
+    settings: EvaluateConfig  # the analysis plan
+    grid: SweepConfig  # the sweep's grid of rates, inits and seeds
+    paper_init_std: float  # the init the shared design compares at (model.init_std)
+
+    @property
+    def inference(self) -> stats.PairedInference:
+        settings = self.settings
+        return stats.PairedInference(
+            settings.confidence, settings.seed_test, settings.resamples, settings.bootstrap_seed
+        )
+
+    def both_train(self, init_index: int) -> np.ndarray:
+        """(L,) the swept rates where both nets train at the init std of `init_index`: at least `both_train_share` of
+        the seeds of each variant."""
+        shares = [
+            usable(shared.sweep.final_accuracy, shared.sweep.diverged, self.settings.usable_accuracy)[
+                :, init_index
+            ].mean(0)
+            for shared in self.shared.values()
+        ]
+        return np.all([share >= self.settings.both_train_share for share in shares], axis=0)

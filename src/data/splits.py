@@ -7,21 +7,18 @@ tuning never sees the test set. Arrays stay uint8 on disk; scaling or binarising
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from src.atomic import atomic_directory
 from src.data.idx import IdxError, read_idx
 from src.errors import StudyError
 
 SPLITS = ("train", "val", "test")
-RAW_DIR = Path("data/raw")
-PROCESSED_DIR = Path("data/processed")
 IMAGE_SHAPE = (28, 28)
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 CLASSES = 10
@@ -124,53 +121,3 @@ def load_split(processed_dir: Path, name: str, device: torch.device, binarize: b
     pixels = torch.from_numpy(images).to(device)
     scaled = (pixels >= 128).float() if binarize else pixels.float() / 255
     return Split(images=scaled, labels=torch.from_numpy(labels).to(device).long())
-
-
-class BatchOrder:
-    """Mini-batch indices (G, batch), one epoch at a time: one seeded shuffle per data seed."""
-
-    def __init__(self, examples: int, batch_size: int, data_seeds: Sequence[int], device: torch.device):
-        if examples < batch_size:
-            raise ValueError(f"the training split has {examples} examples, fewer than one batch of {batch_size}")
-        self._generators = [torch.Generator().manual_seed(seed) for seed in data_seeds]
-        self._examples, self._batch_size, self._device = examples, batch_size, device
-        self._batches_per_epoch = examples // batch_size  # the remainder of an epoch is dropped
-        self._epoch: Tensor | None = None  # (batches, G, batch)
-        self._position = 0
-
-    def next(self) -> Tensor:
-        if self._epoch is None or self._position == len(self._epoch):
-            self._epoch, self._position = self._shuffle(), 0
-        self._position += 1
-        return self._epoch[self._position - 1]
-
-    def _shuffle(self) -> Tensor:
-        usable = self._batches_per_epoch * self._batch_size
-        orders = torch.stack([torch.randperm(self._examples, generator=g)[:usable] for g in self._generators])
-        # (G, batches, batch) -> (batches, G, batch): one slice per step
-        orders = orders.view(len(self._generators), self._batches_per_epoch, self._batch_size).transpose(0, 1)
-        return orders.contiguous().to(self._device)
-
-    def state_dict(self) -> dict:
-        return {
-            "generators": [generator.get_state() for generator in self._generators],
-            "epoch": None if self._epoch is None else self._epoch.cpu(),
-            "position": self._position,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["generators"]) != len(self._generators):
-            raise ValueError(
-                f"a batch order of {len(state['generators'])} data seeds, expected {len(self._generators)}"
-            )
-        for generator, generator_state in zip(self._generators, state["generators"], strict=True):
-            generator.set_state(generator_state)
-        self._epoch = None if state["epoch"] is None else state["epoch"].to(self._device)
-        self._position = state["position"]
-
-
-def gather(split: Split, indices: Tensor) -> tuple[Tensor, Tensor]:
-    """The mini-batch at `indices` (G, batch); index_select is ~3× faster than x[indices]."""
-    flat = indices.reshape(-1)
-    images = split.images.index_select(0, flat).view(*indices.shape, split.images.shape[-1])
-    return images, split.labels.index_select(0, flat).view(indices.shape)

@@ -1,6 +1,6 @@
-"""A training run's schedule: how many steps of which batch size, when to evaluate, which data order, from params.
+"""A training run's schedule: how many steps of which batch size, when to evaluate, which data order.
 
-One builder, `schedule_for`, turns a stage's section of params.yaml into a Schedule, so tune@, train@ and sweep@ read
+One builder, `schedule_for`, turns a stage's TrainingRun into a Schedule, so tune@, train@, sweep@ and edge@ read
 their steps and evaluations the same way, and share the batch size and momentum of params.train.
 """
 
@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from src.config import Params
+from src.config import TrainingRun
 
 
 def eval_schedule(steps: int, every: int, per_decade: int = 0) -> tuple[int, ...]:
@@ -38,18 +37,15 @@ class Schedule:
     population_batches: int = 500  # Algorithm 2: the training mini-batches BN's inference statistics average over
 
 
-def schedule_for(
-    params: Params, stage: Literal["train", "sweep", "tune"], learning_rates: Sequence[float], data_seeds: Sequence[int]
-) -> Schedule:
-    """The schedule of a stage's training run: its section's steps and evaluations, the batch size and momentum
-    every stage shares (params.train), BN's population pass (params.model)."""
-    section = getattr(params, stage)
+def schedule_for(run: TrainingRun, learning_rates: Sequence[float], data_seeds: Sequence[int]) -> Schedule:
+    """The schedule of one of `run`'s trainings: its horizon, batch size and momentum, BN's population pass."""
+    horizon = run.horizon
     return Schedule(
-        steps=section.steps,
-        batch_size=params.train.batch_size,
-        eval_steps=eval_schedule(section.steps, section.eval_every, section.evals_per_decade),
-        momentum=params.train.momentum,
+        steps=horizon.steps,
+        batch_size=run.batch_size,
+        eval_steps=eval_schedule(horizon.steps, horizon.eval_every, horizon.evals_per_decade),
+        momentum=run.momentum,
         learning_rates=tuple(learning_rates),
         data_seeds=tuple(data_seeds),
-        population_batches=params.model.population_batches,
+        population_batches=run.model.population_batches,
     )

@@ -20,13 +20,15 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from src.data.splits import BatchOrder, Split, gather
+from src.data.splits import Split
+from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
 from src.engine.network import MLP, member_losses, score_members, sigmoid_input_percentiles
 from src.engine.schedule import Schedule
 from src.engine.sgd import MemberSGD
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
+LEVELS = tuple(f"p{round(q * 100)}" for q in PERCENTILES)  # their names in files and metrics: p15, p50, p85
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainingHistory:
     """Every evaluation of every member. The curves use BN's moving averages at every point (the statistics a
     network has while it trains); `final` scores the trained network under Algorithm 2's population statistics."""
 
@@ -108,7 +110,7 @@ class Trainer:
         on_checkpoint: Callable[[Trainer], None] | None = None,
         checkpoint_every: int | None = None,
         progress: bool | None = None,
-    ) -> TrainResult:
+    ) -> TrainingHistory:
         """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps."""
         started = time.perf_counter()
         show = sys.stderr.isatty() if progress is None else progress
@@ -195,13 +197,13 @@ class Trainer:
     def _device(self) -> torch.device:
         return self.data.train.images.device
 
-    def recorded(self) -> TrainResult:
+    def recorded(self) -> TrainingHistory:
         """The evaluations recorded so far (no final one yet): what a checkpoint hands to the tracker."""
         return self._result(final=None)
 
-    def _result(self, final: Evaluation | None) -> TrainResult:
+    def _result(self, final: Evaluation | None) -> TrainingHistory:
         done = self._evaluations
-        return TrainResult(
+        return TrainingHistory(
             eval_steps=self.schedule.eval_steps[:done],
             accuracy=self._accuracy[:done].cpu().numpy(),
             loss=self._loss[:done].cpu().numpy(),

@@ -1,9 +1,9 @@
-"""The report's figures and the one drawing kit they share.
+"""The report's figures, drawn with the kit of drawing.py.
 
 train@: the paper's Figure 1 (a, b, c), the learning-rate search and the confusion matrices; sweep@: the robustness
-map (accuracy per learning rate × init std, and BN − vanilla) and Figure 1 at shared learning rates. Each figure
-function takes plain values and returns a matplotlib Figure drawn by the Agg canvas (no display needed, no pyplot
-state); `report_figures` hands them the comparison's numbers, and `save` writes one to a PNG atomically.
+map (accuracy per learning rate × init std, and BN − vanilla) and Figure 1 at shared learning rates; the claims'
+specification curves. Each figure function takes plain values and returns a matplotlib Figure; `report_figures`
+hands them the comparison's numbers.
 """
 
 from __future__ import annotations
@@ -11,31 +11,37 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap, LogNorm, Normalize, to_rgba
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from src.analysis.claims import Claim
 from src.analysis.comparison import Comparison
-from src.atomic import atomic_path
 from src.metrics import number_format
-from src.results.files import SweepResults, TuningTrial
+from src.report.drawing import (
+    COLORS,
+    LABELS,
+    NEUTRAL,
+    band_handle,
+    cell_text,
+    compact,
+    draw_accuracy,
+    draw_percentiles,
+    heatmap,
+    legend_below,
+    new_figure,
+    percentile_handles,
+)
+from src.results.sweep import SweepResults
+from src.results.tune import TuningTrial
 
-LABELS = {"vanilla": "without BN", "bn": "with BN"}
-COLORS = {"vanilla": "tab:blue", "bn": "tab:red"}
-DPI = 150
-# Figure 1(a) in the paper starts its y axis at 0.7 so the end of training is readable; lower only if needed.
-ACCURACY_AXIS_FLOOR = 0.7
 # The learning-rate search's zoom shows the trials this close to the best value: where the choice is made.
 ZOOM_WIDTH = 0.02
-PERCENTILE_STYLES = {"15th": ":", "50th": "-", "85th": "--"}  # the rows of a (3, evals) percentile array, in order
 TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
     "complete": ("complete", {"marker": "o"}),
     "pruned": ("pruned (value when pruned)", {"marker": "o", "markerfacecolor": "none"}),
@@ -125,71 +131,6 @@ def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
     return figure
 
 
-def save(figure: Figure, path: str | Path) -> None:
-    """Write `figure` to `path` as a PNG, whole or not at all."""
-    with atomic_path(path) as temporary:
-        # the temporary name ends in .tmp: the format is given, not guessed from it
-        figure.savefig(temporary, format="png", dpi=DPI)
-
-
-def new_figure(size: tuple[float, float]) -> Figure:
-    # a Figure of its own canvas, outside pyplot: nothing global to close, and canvas.draw() works for tests
-    figure = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def legend_below(figure: Figure, handles: Sequence, columns: int) -> None:
-    # below the axes, never over the data
-    figure.legend(handles=handles, loc="outside lower center", ncols=columns, frameon=False, fontsize="small")
-
-
-def _positive(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # a log axis cannot show step 0
-    steps = np.asarray(steps)
-    keep = steps > 0
-    return steps[keep], np.asarray(values, dtype=float)[..., keep]
-
-
-def draw_accuracy(axes: Axes, steps: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray]) -> None:
-    lowest = ACCURACY_AXIS_FLOOR
-    for variant, values in accuracy.items():
-        drawn, values = _positive(steps[variant], values)
-        # a seed not evaluated at a step (NaN) is left out of that step; a step no seed reached is left out
-        evaluated = np.isfinite(values).any(axis=0)
-        drawn, values = drawn[evaluated], values[:, evaluated]
-        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-        color = COLORS[variant]
-        axes.fill_between(drawn, low, high, color=color, alpha=0.2, linewidth=0)
-        axes.plot(drawn, np.nanmean(values, axis=0), color=color, label=f"{LABELS[variant]}: mean over seeds")
-        after_start = drawn >= 0.1 * np.max(steps[variant], initial=0)
-        lowest = min(lowest, float(np.min(low[after_start], initial=lowest)))
-    axes.set_xscale("log")
-    axes.set_ylim(max(0.0, lowest - 0.02), 1.005)  # a curve at 100 % stays visible below the frame
-    axes.grid(alpha=0.3, which="both")
-
-
-def draw_percentiles(axes: Axes, steps: np.ndarray, percentiles: np.ndarray, color: str) -> None:
-    steps, percentiles = _positive(steps, percentiles)
-    axes.fill_between(steps, percentiles[0], percentiles[2], color=color, alpha=0.15, linewidth=0)
-    for values, (name, style) in zip(percentiles, PERCENTILE_STYLES.items(), strict=True):
-        axes.plot(steps, values, color=color, linestyle=style, label=f"{name} percentile")
-    axes.set_xscale("log")
-    axes.grid(alpha=0.3, which="both")
-
-
-def band_handle() -> Patch:
-    return Patch(color="0.5", alpha=0.3, linewidth=0, label="min–max over seeds")
-
-
-def percentile_handles() -> list:
-    lines = [
-        Line2D([], [], color="0.3", linestyle=style, label=f"{name} percentile")
-        for name, style in PERCENTILE_STYLES.items()
-    ]
-    return [*lines, Patch(color="0.5", alpha=0.25, linewidth=0, label="15–85th range")]
-
-
 def _kind(trial: TuningTrial) -> str:
     # a diverged trial is drawn as such whatever value it was given; a failed trial's value means nothing
     if trial.diverged:
@@ -251,16 +192,7 @@ def _zoom_limits(
     return (low / pad, high * pad), (min(*values, best - ZOOM_WIDTH) - margin, min(max(values) + margin, 1.0))
 
 
-def cell_text(axes: Axes, x: int, y: int, text: str, background, **style) -> None:
-    # dark text on a light cell, light text on a dark one
-    red, green, blue, _ = to_rgba(background)
-    color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
-    axes.text(x, y, text, ha="center", va="center", color=color, **style)
-
-
 # --- sweep@: the robustness map and Figure 1 at shared rates --------------------------------------------------
-
-NEUTRAL = "0.8"  # the colour of a cell with no value
 
 
 @dataclass(frozen=True)
@@ -311,7 +243,7 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
             ]
             for row, shares in zip(percent, failed, strict=True)
         ]
-        image = _heatmap(axes, percent, texts, viridis, accuracy_norm)
+        image = heatmap(axes, percent, texts, viridis, accuracy_norm)
         axes.set_title(f"{LABELS[variant]}: test accuracy (%); ✗: share of seeds left at chance")
     figure.colorbar(image, ax=panels[:2], location="bottom", shrink=0.6, aspect=40, label="test accuracy (%)")
 
@@ -323,14 +255,14 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
         for row, marks in zip(difference, grid.significant, strict=True)
     ]
     diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
-    image = _heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
+    image = heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
     panels[2].set_title(f"BN − vanilla (pp); bold *: significant after {grid.correction}")
     figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
 
     for axes in panels:
-        axes.set_xticks(range(columns), [_compact(lr) for lr in grid.learning_rates])
+        axes.set_xticks(range(columns), [compact(lr) for lr in grid.learning_rates])
         axes.set_xlabel("learning rate")
-    panels[0].set_yticks(range(rows), [_compact(std) for std in grid.init_stds])
+    panels[0].set_yticks(range(rows), [compact(std) for std in grid.init_stds])
     panels[0].set_ylabel("init std σ")
     figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
     return figure
@@ -342,7 +274,7 @@ def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Fi
     grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
     for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
         draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
-        accuracy_axes.set_ylabel(f"lr = {_compact(panel.lr)}\ntest accuracy")
+        accuracy_axes.set_ylabel(f"lr = {compact(panel.lr)}\ntest accuracy")
         # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
         percentile_axes[1].sharey(percentile_axes[0])
         for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
@@ -353,26 +285,12 @@ def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Fi
         axes.set_title(title)
     for axes in grid[-1]:
         axes.set_xlabel("training step (log scale)")
-    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {_compact(init_std)}")
+    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {compact(init_std)}")
     accuracy_handles = [
         Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
     ]
     legend_below(figure, [*accuracy_handles, band_handle(), *percentile_handles()], columns=7)
     return figure
-
-
-def _heatmap(axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], cmap: Colormap, norm: Normalize):
-    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
-    for (row, column), value in np.ndenumerate(values):
-        text, background = ("n/a", NEUTRAL) if np.isnan(value) else (texts[row][column], cmap(norm(value)))
-        weight = "bold" if text.endswith("*") else "normal"
-        cell_text(axes, column, row, text, background, fontsize=7, fontweight=weight)
-    return image
-
-
-def _compact(number: float) -> str:
-    """Two significant digits without trailing zeros: 0.0316 -> "0.032", 100.0 -> "100"."""
-    return f"{float(f'{number:.2g}'):g}"
 
 
 # --- the specification curves ------------------------------------------------------------------------------------
@@ -427,8 +345,14 @@ def _draw_curve(axes: Axes, claim: Claim) -> None:
 # --- the report's figures, from the comparison -------------------------------------------------------------------
 
 FIGURE_NAMES = (
-    "specifications", "test_accuracy", "sigmoid_inputs", "robustness_map", "shared_rates", "lr_search", "confusion",
-)  # fmt: skip
+    "specifications",
+    "test_accuracy",
+    "sigmoid_inputs",
+    "robustness_map",
+    "shared_rates",
+    "lr_search",
+    "confusion",
+)
 
 
 def report_figures(comparison: Comparison) -> dict[str, Figure]:

@@ -15,15 +15,15 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from src import paths
 from src.analysis.claims import SECTIONS, TOPICS, Claim, MapCell
 from src.analysis.comparison import Comparison
 from src.analysis.outcomes import TunedOutcome
 from src.config import DISPLAY_NAMES, Params
 from src.metrics import number_format
-from src.metrics.schema import MapMetrics, Metrics, design_text
+from src.metrics.build import design_text
+from src.metrics.schema import MapMetrics, Metrics
 
-REPORT = Path("reports/report.md")
-FIGURES = Path("reports/figures")
 PACKAGES = ("torch", "numpy", "scipy", "matplotlib", "mlflow", "optuna", "dvc")
 TEMPLATES = Path(__file__).parent / "templates"
 READING = "### The reading"  # the report's section the README quotes word for word
@@ -71,7 +71,7 @@ def context(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str
         "map": metrics.robustness_map,
         "horizon": comparison.horizons,
         "example": comparison.example,
-        "figures": {name: f"{FIGURES.relative_to(REPORT.parent)}/{name}.png" for name in figure_names},
+        "figures": {name: f"{paths.FIGURES.relative_to(paths.REPORT.parent)}/{name}.png" for name in figure_names},
         "config": _config_lines(params),
         "per_digit": {variant: per_digit_accuracy(outcome.confusion()) for variant, outcome in tuned.items()},
     }
@@ -106,11 +106,16 @@ def _failed_both(grid: MapMetrics) -> str:
 def _claim_sentence(claim: Claim) -> str:
     estimate, scale = claim.estimate, claim.topic.scale
     # with no pairs there is no effect to give: the verdict's reason says why
-    found = "" if estimate.n == 0 else f"{number_format.effect(estimate.effect, scale)} {number_format.interval(estimate, scale)}, "
+    found = (
+        ""
+        if estimate.n == 0
+        else f"{number_format.effect(estimate.effect, scale)} {number_format.interval(estimate, scale)}, "
+    )
+    p = number_format.p_value(claim.adjusted_p)
     verdict = {
-        "holds": f"**holds** (p {number_format.p_value(claim.adjusted_p)} after the family's correction)",
-        "contradicted": f"**contradicted**: BN is on the other side (p {number_format.p_value(claim.adjusted_p)} corrected)",
-        "not shown": f"**not shown** (p {number_format.p_value(claim.adjusted_p)} after the family's correction)",
+        "holds": f"**holds** (p {p} after the family's correction)",
+        "contradicted": f"**contradicted**: BN is on the other side (p {p} corrected)",
+        "not shown": f"**not shown** (p {p} after the family's correction)",
         "not estimable": "**not estimable**: "
         # no pairs at all: the specification says why (no rate where both nets train); else the pairs all agree
         + (claim.primary.note if claim.estimate.n == 0 else "its paired values do not vary across seeds"),

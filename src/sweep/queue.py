@@ -34,11 +34,11 @@ from optuna.trial import FrozenTrial, TrialState
 from src.errors import StudyError
 from src.stores import databases
 from src.stores.databases import reason, redact
+from src.stores.optuna_storage import GRACE_HEARTBEATS, quiet_heartbeat_warnings
+from src.stores.workers import HOST, process_alive
 from src.sweep.heartbeat import STORAGE_ERRORS, Heartbeat
 from src.sweep.unit_result import UnitResult, agreed
-from src.tracking.runs import HOST, process_alive
 from src.training import provenance
-from src.tune.study import GRACE_HEARTBEATS, quiet_heartbeat_warnings
 
 NAME_PREFIX = "bn-mnist-sweep"
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
@@ -117,8 +117,10 @@ class SweepQueue:
 
     def enqueue_missing(self) -> int:
         """Queue every unit with no trial waiting, running or done (call it under `locked`); how many were queued."""
-        held = {trial.user_attrs.get("unit") for trial in self.study.get_trials(deepcopy=False, states=(*LIVE,
-                TrialState.COMPLETE))}  # fmt: skip
+        held = {
+            trial.user_attrs.get("unit")
+            for trial in self.study.get_trials(deepcopy=False, states=(*LIVE, TrialState.COMPLETE))
+        }
         missing = [unit for unit in range(self.units) if unit not in held]
         for unit in missing:
             self.study.enqueue_trial({}, user_attrs={"unit": unit})
@@ -139,8 +141,13 @@ class SweepQueue:
             worker = {"host": HOST, "pid": os.getpid(), "trial": trial.number}
             self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
             attrs = trial.system_attrs
-            return Taken(trial._trial_id, trial.number, trial.user_attrs["unit"], attrs.get("result"),
-                         retried="failed_trial" in attrs)  # fmt: skip
+            return Taken(
+                trial._trial_id,
+                trial.number,
+                trial.user_attrs["unit"],
+                attrs.get("result"),
+                retried="failed_trial" in attrs,
+            )
         return None
 
     def beating(self, taken: Taken) -> Heartbeat:
@@ -162,8 +169,11 @@ class SweepQueue:
             self.storage.set_trial_state_values(taken.trial_id, TrialState.COMPLETE, values=[value])
         except UpdateFinishedTrialError:
             attrs = {"unit": taken.unit, **details, "presumed_dead": taken.number}
-            self.study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=value, user_attrs=attrs,
-                                                           system_attrs={"result": encoded}))  # fmt: skip
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.COMPLETE, value=value, user_attrs=attrs, system_attrs={"result": encoded}
+                )
+            )
 
     def release(self, taken: Taken, error: BaseException | None = None) -> None:
         """End this attempt: FAILED with the first line of `error` (the unit's fault, which a retry would repeat), or

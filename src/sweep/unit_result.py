@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from src.engine.trainer import Evaluation, TrainResult
+from src.engine.trainer import Evaluation, TrainingHistory
 from src.errors import StudyError
 
 
@@ -41,7 +41,7 @@ class UnitResult:
     predictions: np.ndarray  # (K, test images) uint8
 
     @classmethod
-    def of(cls, members: Sequence[int], result: TrainResult, predictions: np.ndarray) -> UnitResult:
+    def of(cls, members: Sequence[int], result: TrainingHistory, predictions: np.ndarray) -> UnitResult:
         """A finished `result` (with its final evaluation) of the grid's `members`, and their test predictions."""
         evals, count = result.accuracy.shape
         percentiles = result.percentiles if result.percentiles is not None else np.zeros((evals, 0, count, 0))
@@ -95,7 +95,7 @@ def _identical(a: object, b: object) -> bool:
 class Gathered:
     """Every member of the grid trained, in its canonical order: what the stage writes its outputs from."""
 
-    result: TrainResult
+    result: TrainingHistory
     predictions: np.ndarray  # (K, test images) uint8
 
 
@@ -134,7 +134,7 @@ def gather(members: int, units: Sequence[UnitResult]) -> Gathered:
         diverged=joined("final_diverged", 0).tolist(),
     )
     percentiles = joined("percentiles", 2)
-    result = TrainResult(
+    result = TrainingHistory(
         eval_steps=tuple(int(step) for step in steps),
         accuracy=joined("accuracy", 1),
         loss=joined("loss", 1),

@@ -1,19 +1,16 @@
-"""MLflow, in one place: the store, parent runs per stage invocation, batched child runs per member.
+"""MLflow runs: a parent run per stage invocation and one child run per member (seed, sweep cell or tuning trial),
+created up front so that a resumed stage continues them, and their metrics logged in batches.
 
-The engine and the tuner know nothing of MLflow; they hand finished histories to this module.
-Swapping the tracker means rewriting this file only.
+The engine and the tuner know nothing of MLflow; they hand finished histories to this package. Swapping the tracker
+means rewriting this package only.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,80 +22,14 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from src.errors import StudyError
-from src.stores import databases
+from src.stores.workers import HOST
 
-# MLflow's own default layout, at the project's root: `mlflow ui` run there with no arguments shows every run.
-DEFAULT_STORE, DEFAULT_ARTIFACTS = "mlflow.db", "mlruns"
 # The DVC experiment a run belongs to, as `dvc exp show` names it: its name ("workspace" outside one) and baseline.
 EXPERIMENT_NAME_TAG, EXPERIMENT_BASELINE_TAG = "dvc_exp_name", "dvc_exp_baseline"
-# MLflow's defaults retry an unreachable server for about 4 minutes (7 retries), each request waiting up to 120 s.
-HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 
-# Logged on every run so that a later invocation can tell a crashed run from a live one.
-HOST = socket.gethostname()
-# MLflow 3's experiment tag for its UI: runs, metrics and models ("Model training"), not GenAI's traces
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # What decides a run's numbers; dvc.lock, results/ and reports/ are outputs DVC rewrites while the stages run
 CODE_AND_PARAMS = ("src", "pipeline", "params.yaml", "dvc.yaml", "pyproject.toml")
-
-
-def configure(experiment: str) -> str:
-    """Point MLflow at $MLFLOW_TRACKING_URI (default: the project's mlflow.db) and the named experiment; its id.
-    A tracking server that does not answer is a StudyError within seconds."""
-    # MLflow checks this before each usage event: the study runs where there is no internet to send it to
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and urllib.parse.urlsplit(uri).scheme in ("http", "https"):
-        for name, value in HTTP_BOUNDS.items():
-            os.environ.setdefault(name, value)
-        check_server(uri)
-    mlflow.set_tracking_uri(uri or f"sqlite:///{databases.project_root() / DEFAULT_STORE}")
-    # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
-    with databases.first_use(mlflow.get_tracking_uri()):
-        if not uri:
-            _create_at_root(experiment)
-        experiment = mlflow.set_experiment(experiment)
-        client = MlflowClient()
-        for key, value in EXPERIMENT_KIND.items():
-            if experiment.tags.get(key) != value:
-                client.set_experiment_tag(experiment.experiment_id, key, value)
-    close_abandoned_runs(experiment.experiment_id)
-    return experiment.experiment_id
-
-
-def _create_at_root(experiment: str) -> None:
-    """Create `experiment` in the default store with its artifacts under the project's mlruns/<experiment id>/.
-
-    MLflow resolves its default artifact root, ./mlruns, against the working directory: an experiment created from a
-    temporary experiment workspace would keep every later run's artifacts where DVC deletes them.
-    """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # half a second to import, for this alone
-
-    store = SqlAlchemyStore(mlflow.get_tracking_uri(), str(databases.project_root() / DEFAULT_ARTIFACTS))
-    if store.get_experiment_by_name(experiment) is None:
-        store.create_experiment(experiment)
-
-
-def check_server(uri: str) -> None:
-    """A StudyError unless an MLflow tracking server answers at `uri` within databases.CONNECT_TIMEOUT_S."""
-    parts = urllib.parse.urlsplit(uri)
-    host = parts.netloc.rpartition("@")[2]  # credentials stay out of the probe: MLflow sends its own
-    path = parts.path.rstrip("/") + "/health"
-    health = urllib.parse.urlunsplit((parts.scheme, host, path, "", ""))
-    try:
-        urllib.request.urlopen(health, timeout=databases.CONNECT_TIMEOUT_S).close()
-    except urllib.error.HTTPError as error:  # `mlflow server` answers /health with 200, or 401/403 behind a login
-        if error.code in (502, 503, 504):  # a proxy that cannot reach it
-            raise StudyError(f"tracking server {databases.redact(uri)}: cannot connect (HTTP {error.code})") from None
-        if error.code not in (401, 403):
-            raise StudyError(
-                f"tracking server {databases.redact(uri)}: not an MLflow server (GET {path}: HTTP {error.code})"
-            ) from None
-    except (urllib.error.URLError, OSError) as error:
-        why = getattr(error, "reason", None) or error
-        raise StudyError(f"tracking server {databases.redact(uri)}: cannot connect ({why})") from None
 
 
 def git_commit() -> str:
@@ -236,17 +167,6 @@ class MemberRuns:
             self._client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
 
 
-def runs_exist(run_ids: Sequence[str]) -> bool:
-    """Whether every run of `run_ids` is in the current store (a checkpoint may outlive the store it logged to)."""
-    client = MlflowClient()
-    try:
-        for run_id in run_ids:
-            client.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        return False
-    return True
-
-
 def log_artifact(run_id: str, path: Path) -> None:
     """Attach the file `path` to the run `run_id` (active or not)."""
     MlflowClient().log_artifact(run_id, str(path))
@@ -299,35 +219,6 @@ def _log_metric_history(run_id: str, metrics: Mapping[str, Sequence[tuple[int, f
 def numpy_dataset(images: np.ndarray, labels: np.ndarray, *, name: str, source: Path) -> mlflow.data.dataset.Dataset:
     """An MLflow dataset record (name, digest, schema) for a processed split."""
     return mlflow.data.from_numpy(images, targets=labels, name=name, source=str(source))
-
-
-def close_abandoned_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the RUNNING runs that a process on this host left behind when it died (kill -9, power loss).
-
-    A run whose process is alive is left alone, so concurrent workers are never disturbed.
-    """
-    client = MlflowClient()
-    abandoned = [
-        run.info.run_id
-        for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
-        if run.data.tags.get("host") == HOST and not process_alive(int(run.data.tags.get("pid", "0")))
-    ]
-    for run_id in abandoned:
-        client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
-    return abandoned
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this host still runs (one of another user's counts as running)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ContinuedMemberRuns(MemberRuns):

@@ -15,8 +15,6 @@ import torch
 from src.atomic import atomic_path
 from src.training.provenance import differences
 
-CHECKPOINT_DIR = Path(".checkpoints")
-
 
 class Checkpoint:
     """One stage's checkpoint file, valid only under `identity` (src/provenance.stage_identity)."""

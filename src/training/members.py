@@ -64,8 +64,9 @@ class MemberTable:
 
     def subset(self, indices: Sequence[int]) -> MemberTable:
         """The members at `indices`, in that order, labelled as in this table."""
-        return MemberTable(*(tuple(getattr(self, column)[k] for k in indices) for column in COLUMNS),
-                           labels=self.labels)  # fmt: skip
+        return MemberTable(
+            *(tuple(getattr(self, column)[k] for k in indices) for column in COLUMNS), labels=self.labels
+        )
 
     def units(self, cut: str | Mapping[str, int]) -> list[tuple[int, ...]]:
         """The members of each unit of work under `cut` (params.sweep.unit), as indices in this table's order: the
@@ -97,8 +98,11 @@ class MemberTable:
 
     def name(self, member: int) -> str:
         """A short name for member `member`: 'seed2' or 'lr0.316-init0.1-seed2'."""
-        parts = {"lr": f"lr{self.lr[member]:.3g}", "init_std": f"init{self.init_std[member]:g}",
-                 "seed": f"seed{self.seed[member]}"}  # fmt: skip
+        parts = {
+            "lr": f"lr{self.lr[member]:.3g}",
+            "init_std": f"init{self.init_std[member]:g}",
+            "seed": f"seed{self.seed[member]}",
+        }
         return "-".join(parts[column] for column in self.labels)
 
     @classmethod

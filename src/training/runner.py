@@ -1,12 +1,12 @@
-"""The one training path of train@ and sweep@: a member table trained to the end, checkpointed, resumed bit for bit
-after a kill, and tracked in MLflow without gaps.
+"""The one training path of train@, sweep@ and edge@: a member table trained to the end, checkpointed, resumed bit for
+bit after a kill, and tracked in MLflow without gaps.
 
 The stage's parent run and one child run per member are created when training starts and their ids go into every
 checkpoint, so a resumed invocation continues the same runs. At each checkpoint the members' histories so far are
 logged; a resumed invocation first logs whatever the killed one saved but did not get into MLflow.
 
 A `Unit` is a block of a stage's members trained as one model by whichever process takes it (the sweep's units of
-work, src/sweep.py): the same path, with its own checkpoint, continuing the member runs its stage made for it, under
+work, src/sweep/): the same path, with its own checkpoint, continuing the member runs its stage made for it, under
 the parent run the stage holds.
 """
 
@@ -17,27 +17,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
-from src.config import Params
-from src.data.splits import PROCESSED_DIR, Split, load_split
+from src import paths
+from src.config import TrainingRun
+from src.data.splits import Split, load_split
 from src.engine.device import resolve_device
 from src.engine.network import MLP, build_model, predict_members
 from src.engine.schedule import schedule_for
-from src.engine.trainer import Trainer, TrainingData, TrainResult
-from src.results.files import LEVELS
+from src.engine.trainer import LEVELS, Trainer, TrainingData, TrainingHistory
 from src.stores.databases import redact
-from src.tracking import runs as tracking
+from src.tracking import runs, store
 from src.training import provenance
-from src.training.checkpoint import CHECKPOINT_DIR, Checkpoint
+from src.training.checkpoint import Checkpoint
 from src.training.members import MemberTable
 
-Stage = Literal["train", "sweep", "edge"]
-SCHEDULE_OF: dict[str, Literal["train", "sweep"]] = {"train": "train", "sweep": "sweep", "edge": "sweep"}  # edge@'s
-# members train as the sweep's do: their edge is read against the sweep's grid
 TRAINING_SPLITS = ("train", "test")  # what training reads: it steps on train and is scored on test as it goes
 
 
@@ -59,10 +55,10 @@ class TrainedMembers:
 
     members: MemberTable
     model: MLP  # after the last step: BN under Algorithm 2's statistics, in eval mode
-    result: TrainResult
+    result: TrainingHistory
     device: torch.device
     splits: Mapping[str, Split]
-    member_runs: tracking.MemberRuns
+    member_runs: runs.MemberRuns
     resumed_from: int  # the step training resumed from; 0 for a fresh start
     checkpoints: int = 0
     checkpoint_s: float = 0.0  # spent writing checkpoints and logging at them
@@ -101,36 +97,37 @@ class TrainedMembers:
             ],
         )
         if self.unit is None:
-            tracking.log_results(timing, artifacts=[])
+            runs.log_results(timing, artifacts=[])
 
 
 @contextmanager
 def train_members(
-    params: Params, stage: Stage, variant: str, members: MemberTable, log_percentiles: bool, unit: Unit | None = None
+    run: TrainingRun, variant: str, members: MemberTable, log_percentiles: bool, unit: Unit | None = None
 ) -> Iterator[TrainedMembers]:
-    """Train `members` of `variant` with the schedule of params.<stage> to the end, from the stage's checkpoint when
-    it has a usable one, inside the stage's MLflow run; `log_percentiles`: also log each member's sigmoid inputs.
-    With `unit`, the members are that unit of the stage (tracking configured by the caller).
+    """Train `members` of `variant` as `run` says to the end, from the stage's checkpoint when it has a usable one,
+    inside the stage's MLflow run; `log_percentiles`: also log each member's sigmoid inputs. With `unit`, the members
+    are that unit of the stage (tracking configured by the caller).
 
     The caller writes its outputs inside the block; the checkpoint is removed once they have landed.
     """
-    trainer, splits = build_trainer(params, stage, variant, members)
+    trainer, splits = build_trainer(run, variant, members)
     device = splits["train"].images.device
-    name = f"{stage}-{variant}" if unit is None else unit.name
-    identity = provenance.stage_identity(params, stage, variant, device, TRAINING_SPLITS)
+    name = f"{run.stage}-{variant}" if unit is None else unit.name
+    identity = provenance.stage_identity(run, variant, device, TRAINING_SPLITS)
     own_runs = {} if unit is None else {"member_runs": list(unit.member_runs)}  # a unit resumes into its runs only
-    checkpoint = Checkpoint(CHECKPOINT_DIR / f"{name}.pt", {**identity, "members": _columns(members), **own_runs})
+    checkpoint = Checkpoint(paths.checkpoint(name), {**identity, "members": _columns(members), **own_runs})
     if unit is None:
-        tracking.configure(params.tracking.experiment)
+        store.configure(run.experiment)
     saved = _resume(checkpoint, trainer, name)
     if unit is None:
         resumed = None if saved is None else (saved["parent_run"], saved["member_runs"])
-        runs = stage_runs(params, stage, variant, members, device, resumed)
+        tracked = stage_runs(run, variant, members, device, resumed)
     else:  # the stage holds the parent run; this process continues the unit's member runs under it
-        runs = nullcontext((unit.parent_run, tracking.ContinuedMemberRuns(unit.member_runs, unit.runs_untouched)))
-    with runs as (run_id, member_runs):
-        trained = TrainedMembers(members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step,
-                                 unit=unit)  # fmt: skip
+        tracked = nullcontext((unit.parent_run, runs.ContinuedMemberRuns(unit.member_runs, unit.runs_untouched)))
+    with tracked as (run_id, member_runs):
+        trained = TrainedMembers(
+            members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step, unit=unit
+        )
 
         def on_checkpoint(at: Trainer) -> None:
             started = time.perf_counter()
@@ -141,8 +138,7 @@ def train_members(
             if unit is not None:
                 unit.after_checkpoint(f"step {at.step:,}, checkpointed in {checkpoint.path}")
 
-        checkpoint_every = getattr(params, stage).checkpoint_every
-        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=checkpoint_every)
+        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=run.checkpoint_every)
         member_runs.log_history(metric_histories(trained.result, log_percentiles))
         if unit is None:  # the stage records its data once, on its own run
             log_training_data(splits["train"])
@@ -152,24 +148,26 @@ def train_members(
 
 @contextmanager
 def stage_runs(
-    params: Params, stage: Stage, variant: str, members: MemberTable, device: torch.device, resumed: tuple | None
-) -> Iterator[tuple[str, tracking.MemberRuns | None]]:
+    run: TrainingRun, variant: str, members: MemberTable, device: torch.device, resumed: tuple | None
+) -> Iterator[tuple[str, runs.MemberRuns | None]]:
     """The stage's parent run and one child run per member, made now (`resumed` None) or continued from
     resumed = (parent run, member runs); resumed = (parent run, None) continues the parent run alone and leaves its
     member runs to the processes that train them (the sweep's units)."""
-    name, tags = f"{stage}-{variant}", {"stage": stage, "variant": variant, "device": str(device)}
+    name, tags = f"{run.stage}-{variant}", {"stage": run.stage, "variant": variant, "device": str(device)}
     parent, member_ids = resumed or (None, None)
-    logged = _without_passwords(provenance.stage_params(params, stage))
-    with tracking.parent_run(name, tags, logged, run_id=parent) as run_id:
+    with runs.parent_run(name, tags, _without_passwords(run.read), run_id=parent) as run_id:
         if parent is not None and member_ids is None:
             yield run_id, None
             return
         children = [
-            tracking.Member(name=f"{name}-{members.name(k)}", tags={**tags, **_member_tags(members, k)},
-                            params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")})
+            runs.Member(
+                name=f"{name}-{members.name(k)}",
+                tags={**tags, **_member_tags(members, k)},
+                params={column: getattr(members, column)[k] for column in ("lr", "init_std", "seed")},
+            )
             for k in range(len(members))
-        ]  # fmt: skip
-        yield run_id, tracking.MemberRuns(children, run_ids=member_ids)
+        ]
+        yield run_id, runs.MemberRuns(children, run_ids=member_ids)
 
 
 def _without_passwords(tree: dict) -> dict:
@@ -182,27 +180,26 @@ def _without_passwords(tree: dict) -> dict:
 
 def log_training_data(train: Split) -> None:
     """The training split as an MLflow dataset input of the active (stage) run."""
-    dataset = tracking.numpy_dataset(train.images.cpu().numpy(), train.labels.cpu().numpy(), name="mnist-train",
-                                     source=PROCESSED_DIR / "train.npz")  # fmt: skip
-    tracking.log_dataset(dataset, context="training")
+    images, labels = train.images.cpu().numpy(), train.labels.cpu().numpy()
+    dataset = runs.numpy_dataset(images, labels, name="mnist-train", source=paths.PROCESSED_DATA / "train.npz")
+    runs.log_dataset(dataset, context="training")
 
 
-def build_trainer(params: Params, stage: Stage, variant: str, members: MemberTable) -> tuple[Trainer, dict[str, Split]]:
-    """A trainer of `members` on the device of params.train, at the step 0 of params.<stage>'s schedule; the splits
-    it trains on and scores."""
-    device = resolve_device(params.train.device)
-    splits = {name: load_split(PROCESSED_DIR, name, device, params.data.binarize) for name in TRAINING_SPLITS}
-    model = build_model(params.model, variant, list(members.seed), device, init_stds=list(members.init_std))
-    schedule = schedule_for(params, SCHEDULE_OF[stage], members.lr, data_seeds=members.data_seeds)
-    probe = splits["test"].images[: params.train.percentile_examples]
-    training_data = TrainingData(splits["train"], splits["test"], probe, params.train.tracked_units)
+def build_trainer(run: TrainingRun, variant: str, members: MemberTable) -> tuple[Trainer, dict[str, Split]]:
+    """A trainer of `members` on `run`'s device at step 0 of its schedule; the splits it trains on and scores."""
+    device = resolve_device(run.device)
+    splits = {name: load_split(paths.PROCESSED_DATA, name, device, run.binarize) for name in TRAINING_SPLITS}
+    model = build_model(run.model, variant, list(members.seed), device, init_stds=list(members.init_std))
+    schedule = schedule_for(run, members.lr, data_seeds=members.data_seeds)
+    probe = splits["test"].images[: run.percentile_examples]
+    training_data = TrainingData(splits["train"], splits["test"], probe, run.tracked_units)
     return Trainer(model, training_data, schedule), splits
 
 
 def _resume(checkpoint: Checkpoint, trainer: Trainer, name: str) -> dict | None:
     """The checkpoint's payload, its trainer state restored, when it is usable; else None (and why, on stderr)."""
     saved = checkpoint.load()
-    if saved is not None and not tracking.runs_exist([saved["parent_run"], *saved["member_runs"]]):
+    if saved is not None and not store.runs_exist([saved["parent_run"], *saved["member_runs"]]):
         saved = checkpoint.refuse("its MLflow runs are not in this tracking store")
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])
@@ -210,7 +207,7 @@ def _resume(checkpoint: Checkpoint, trainer: Trainer, name: str) -> dict | None:
     return saved
 
 
-def metric_histories(result: TrainResult, with_percentiles: bool) -> list[dict[str, list[tuple[int, float]]]]:
+def metric_histories(result: TrainingHistory, with_percentiles: bool) -> list[dict[str, list[tuple[int, float]]]]:
     """Per member, MLflow metric name -> (step, value): test accuracy and loss, and optionally the sigmoid inputs."""
     steps = result.eval_steps
     histories = []

@@ -4,80 +4,33 @@ A study lives in persistent storage (an SQLite file by default; any SQLAlchemy U
 several machines) and only ever holds trials run under the same settings (`study_settings`: params, data and
 training code). The default study name carries their digest, so changing any of them starts a new study, while
 changing only the budget (`dvc exp run -S tune.trials=48`) extends the existing one. The worker loop that fills the
-study is src/trials.py.
+study is trials.py; the storage, shared with the sweep's queue, is src/stores/optuna_storage.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import optuna
-import sqlalchemy
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from src.config import Params, TuneConfig
+from src.config import TrainingRun, TuneConfig
 from src.errors import StudyError
-from src.results.files import TuningSummary, TuningTrial
-from src.stores import databases
-from src.stores.databases import reason, redact
+from src.results.tune import TuningSummary, TuningTrial
+from src.stores.databases import redact
 from src.training import provenance
 
-SUPPORTED_DATABASES = ("sqlite", "postgresql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-HEARTBEAT_S = 10
-GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves room for a busy database
-MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
 
 
-def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
-    """An Optuna RDB storage with heartbeats; a bad, unsupported or unreachable URL is one StudyError line."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
-        raise StudyError(
-            f"storage {redact(url)!r} is not a database URL (e.g. sqlite:///optuna.db or postgresql://user@host/db)"
-        ) from None
-    shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
-        raise StudyError(f"storage {shown}: unsupported database '{parsed.drivername}' (use sqlite or postgresql)")
-    url = databases.at_project_root(url)  # a stage of a temporary DVC experiment shares the project's studies
-    probe = None
-    try:
-        probe = sqlalchemy.create_engine(url, connect_args=databases.connect_args(parsed))
-        probe.connect().close()
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
-        raise StudyError(f"storage {shown}: cannot connect ({reason(error)})") from None
-    finally:
-        if probe is not None:
-            probe.dispose()
-    try:
-        # workers that start together on an empty database would each create Optuna's tables: one at a time
-        with databases.first_use(url), quiet_heartbeat_warnings():
-            return RDBStorage(
-                url,
-                engine_kwargs={"connect_args": databases.connect_args(parsed)},
-                heartbeat_interval=heartbeat_s,
-                grace_period=GRACE_HEARTBEATS * heartbeat_s,
-                # a dead worker's trial is re-queued at its learning rate, at most MAX_RETRIES times
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
-            )
-    except sqlalchemy.exc.SQLAlchemyError as error:
-        raise StudyError(f"storage {shown}: cannot create Optuna's tables ({reason(error)})") from None
-    except RuntimeError as error:  # Optuna's schema check: the storage was made by another Optuna version
-        raise StudyError(f"storage {shown}: {reason(error)}") from None
-
-
-def study_settings(params: Params, variant: str, device: str) -> dict:
+def study_settings(run: TrainingRun, variant: str, device: str) -> dict:
     """Everything that makes two trials comparable: the tune stage's deciding params, the resolved device (the same
     seeds give other numbers on another device type), the train and val data, the training code (a fixed bug must
     not be resumed into a study of the buggy code's trials). A study only holds trials run under the same settings."""
-    return provenance.stage_identity(params, "tune", variant, device, ("train", "val"))
+    return provenance.stage_identity(run, variant, device, ("train", "val"))
 
 
 def default_study_name(settings: dict) -> str:
@@ -154,13 +107,3 @@ def finished_trials(study: optuna.Study) -> list[TuningTrial]:
 def count(trials: Sequence[FrozenTrial], states: Sequence[TrialState]) -> int:
     """How many of `trials` are in one of `states`."""
     return sum(trial.state in states for trial in trials)
-
-
-@contextmanager
-def quiet_heartbeat_warnings() -> Iterator[None]:
-    """Silence Optuna's notes on heartbeats: this project drives them itself (Study.optimize would, but ask/tell is
-    what lets trials train together), and the heartbeat API is marked experimental."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        warnings.filterwarnings("ignore", category=ExperimentalWarning)
-        yield

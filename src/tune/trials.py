@@ -34,13 +34,14 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm import tqdm
 
 from src.config import TuneConfig
-from src.engine.trainer import Evaluation, OnEval, TrainResult
-from src.tune.study import FINISHED, GRACE_HEARTBEATS, HEARTBEAT_S, count, quiet_heartbeat_warnings
+from src.engine.trainer import Evaluation, OnEval, TrainingHistory
+from src.stores.optuna_storage import GRACE_HEARTBEATS, HEARTBEAT_S, quiet_heartbeat_warnings
+from src.tune.study import FINISHED, count
 
 DIVERGED_VALUE = 0.0
 POLL_S = 1  # how often a waiting worker looks whether the trials it waits for have ended
 
-TrainBatch = Callable[[Sequence[float], OnEval], TrainResult]
+TrainBatch = Callable[[Sequence[float], OnEval], TrainingHistory]
 Told = list[tuple[FrozenTrial, list[dict]]]  # each told trial with its evaluation history
 
 
@@ -88,8 +89,11 @@ class TrialWorker:
         """Every free slot is held by a running trial: wait for them, since a dead worker's are picked up here."""
         if announce:
             retried = GRACE_HEARTBEATS * self.heartbeat_s
-            print(f"{self.study.study_name}: waiting for {running} trial(s) running elsewhere "
-                  f"(a dead worker's are retried after {retried} s)", file=sys.stderr)  # fmt: skip
+            print(
+                f"{self.study.study_name}: waiting for {running} trial(s) running elsewhere "
+                f"(a dead worker's are retried after {retried} s)",
+                file=sys.stderr,
+            )
         time.sleep(min(self.heartbeat_s, POLL_S))
 
     def ask_within_budget(self, wanted: int) -> list[Trial]:
@@ -207,7 +211,7 @@ class PruningMonitor:
         return [pruned or lost for pruned, lost in zip(self.pruned, self.lost, strict=True)]
 
 
-def member_history(result: TrainResult, member: int, until: int) -> list[dict]:
+def member_history(result: TrainingHistory, member: int, until: int) -> list[dict]:
     """One trial's evaluations up to step `until`: {step, accuracy, loss, diverged}."""
     return [
         {
