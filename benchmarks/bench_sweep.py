@@ -72,7 +72,7 @@ def single_model_sweep(variant: str) -> None:
     """Today's sweep@variant, as pipeline/sweep.py ran it before the queue: one model, written from its block."""
     params = load_params()
     members = MemberTable.grid(params.sweep)
-    with train_members(params, "sweep", variant, members, log_percentiles=False) as trained:
+    with train_members(params.sweep_run, variant, members, log_percentiles=False) as trained:
         directory = paths.stage_dir("sweep", variant)
         write_history(directory, trained.result, members)
         write_sigmoid_inputs(directory, trained.result, members)

@@ -8,13 +8,12 @@ data orders and initial draws), so the edge is known to a factor finer than the 
 from __future__ import annotations
 
 from src import paths
-from src.analysis.outcomes import edge_brackets
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, load_params
 from src.results.edge import EdgeSummary
 from src.results.members import write_final
 from src.results.sweep import read_sweep_final
-from src.training.members import MemberTable
+from src.training.members import MemberTable, edge_brackets
 from src.training.runner import train_members
 
 

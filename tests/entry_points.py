@@ -14,21 +14,21 @@ from pipeline import preprocess as preprocess_stage
 from pipeline import sweep as sweep_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
-from src.metrics import schema
-from src.sweep import work
-from src.tune import tuner
+from src.metrics import __main__ as metrics_cli
+from src.sweep import __main__ as sweep_cli
+from src.tune import __main__ as tune_cli
 
 ENTRY_POINTS = {
     "pipeline.download": (download_stage.main, []),
     "pipeline.preprocess": (preprocess_stage.main, []),
     "pipeline.tune": (tune_stage.main, ["--variant", "bn"]),
-    "src.tune": (tuner.main, ["--variant", "bn"]),
+    "src.tune": (tune_cli.main, ["--variant", "bn"]),
     "pipeline.train": (train_stage.main, ["--variant", "vanilla"]),
     "pipeline.sweep": (sweep_stage.main, ["--variant", "bn"]),
-    "src.sweep": (work.main, ["--worker", "--variant", "bn"]),
+    "src.sweep": (sweep_cli.main, ["--worker", "--variant", "bn"]),
     "pipeline.edge": (edge_stage.main, ["--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
-    "src.metrics": (schema.main, []),
+    "src.metrics": (metrics_cli.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
     "benchmarks.bench_sweep": (bench_sweep.main, []),

@@ -47,7 +47,7 @@ import yaml
 
 from src import paths
 from src.analysis.comparison import Comparison, compare
-from src.analysis.outcomes import Edges, SharedOutcome, TunedOutcome, edge_brackets
+from src.analysis.outcomes import Edges, SharedOutcome, TunedOutcome
 from src.config import Params, load_params, parse_params
 from src.data.splits import load_split
 from src.engine.network import build_model, predict_members
@@ -57,7 +57,7 @@ from src.results.members import write_final, write_history, write_predictions, w
 from src.results.sweep import SweepResults, SweepSummary
 from src.results.train import Percentiles, TestCurves, TrainSummary, write_models
 from src.results.tune import TuningSummary, TuningTrial, write_trials
-from src.training.members import MemberTable
+from src.training.members import MemberTable, edge_brackets
 from tests import synthetic
 
 SEEDS = list(range(10))  # as many as the study's: an exact sign-flip test over fewer cannot pass a family's correction
@@ -273,7 +273,9 @@ def _write_edge(directory: Path, params: Params, variant: str) -> None:
     at chance."""
     shape = (len(SEEDS), len(SWEEP_INIT_STDS), len(SWEEP_RATES))
     diverged = np.broadcast_to(sweep_diverged(variant), shape)
-    brackets = edge_brackets(sweep_final_accuracy(variant), diverged, params)
+    brackets = edge_brackets(
+        sweep_final_accuracy(variant), diverged, params.sweep, params.edge, params.evaluate.usable_accuracy
+    )
     members = MemberTable.refining(brackets, params.edge.rates_between)
     trains = [k % params.edge.rates_between < EDGE_TRAINS[variant][seed] for k, seed in enumerate(members.seed)]
     evaluation = Evaluation(

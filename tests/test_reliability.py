@@ -516,7 +516,7 @@ def _small_study(raw: dict) -> None:
 def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train_project):
     write_params(train_project, _small_study)
     params = load_params()
-    settings = study.study_settings(params, "bn", "cpu")
+    settings = study.study_settings(params.tune_run, "bn", "cpu")
     storage = open_storage(params.tune.storage)
     tuning = study.open_study(storage, study.default_study_name(settings), settings, params.tune)
     tuning.enqueue_trial({"lr": 1.0e38})  # one batch, trained as one model: a rate near float32's limit ...
@@ -529,7 +529,9 @@ def test_a_diverging_trial_scores_zero_and_leaves_its_batch_mates_unharmed(train
     diverged, healthy = rows[1.0e38], rows[1.0]
     assert (diverged["state"], diverged["diverged"], float(diverged["value"])) == ("COMPLETE", "True", 0.0)
     assert (healthy["state"], healthy["diverged"]) == ("COMPLETE", "False") and float(healthy["value"]) > 0.9
-    alone = tuner.engine_objective(params, "bn", torch.device("cpu"))([1.0], lambda evaluation: None)
+    alone = tuner.engine_objective(params.tune_run, params.tune.seed, "bn", torch.device("cpu"))(
+        [1.0], lambda evaluation: None
+    )
     assert float(healthy["value"]) == pytest.approx(alone.final.accuracy[0], abs=0.01)  # 2 of 200 examples
     best = json.loads((train_project / "results" / "tune" / "bn" / "best.json").read_text())
     assert best["best_lr"] == 1.0 and best["n_complete"] == 2 and best["n_failed"] == 0

@@ -22,7 +22,7 @@ from src.results.members import read_predictions
 from src.results.sweep import read_sweep
 from src.results.train import read_trained
 from src.results.tune import TuningSummary, read_trials
-from src.training.members import MemberTable
+from src.training.members import MemberTable, edge_brackets
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _shared(variant: str, params: Params, test: Split) -> SharedOutcome:
     shape = (len(sweep.seeds), len(sweep.init_stds), len(sweep.learning_rates), -1)
     predicted = read_predictions(paths.stage_dir("sweep", variant), grid).reshape(shape)
     usable_accuracy = params.evaluate.usable_accuracy
-    brackets = derive.edge_brackets(sweep.final_accuracy, sweep.diverged, params.sweep, params.edge, usable_accuracy)
+    brackets = edge_brackets(sweep.final_accuracy, sweep.diverged, params.sweep, params.edge, usable_accuracy)
     refined = MemberTable.refining(brackets, params.edge.rates_between)
     refined_final = read_edge_final(variant, refined)
     edges = derive.edges(

@@ -8,7 +8,6 @@ hands them the comparison's numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,91 +22,10 @@ from matplotlib.patches import Patch
 from src.analysis.claims import Claim
 from src.analysis.comparison import Comparison
 from src.metrics import number_format
-from src.report.drawing import (
-    COLORS,
-    LABELS,
-    NEUTRAL,
-    band_handle,
-    cell_text,
-    compact,
-    draw_accuracy,
-    draw_percentiles,
-    heatmap,
-    legend_below,
-    new_figure,
-    percentile_handles,
-)
+from src.report.drawing import LABELS, NEUTRAL, cell_text, compact, heatmap, legend_below, new_figure
+from src.report.figure1 import SharedRatePanel, accuracy_figure, shared_rate_figure, sigmoid_inputs_figure
+from src.report.tuning_figure import lr_search_figure
 from src.results.sweep import SweepResults
-from src.results.tune import TuningTrial
-
-# The learning-rate search's zoom shows the trials this close to the best value: where the choice is made.
-ZOOM_WIDTH = 0.02
-TRIAL_MARKERS = {  # a trial's kind: its legend text and marker
-    "complete": ("complete", {"marker": "o"}),
-    "pruned": ("pruned (value when pruned)", {"marker": "o", "markerfacecolor": "none"}),
-    "diverged": ("diverged (drawn at 0)", {"marker": "x"}),
-    "no value": ("no value: failed, or pruned before reporting (drawn at 0)", {"marker": "v"}),
-}
-
-
-def accuracy_figure(
-    steps: Mapping[str, np.ndarray],
-    accuracy: Mapping[str, np.ndarray],
-    title: str = "(a) Test accuracy; line: mean over seeds, band: min–max over seeds",
-) -> Figure:
-    """Figure 1(a): test accuracy (seeds, evals) against steps > 0 on a log axis, mean line and min–max band."""
-    figure = new_figure((6.4, 4.6))
-    axes = figure.subplots()
-    draw_accuracy(axes, steps, accuracy)
-    axes.set_xlabel("training step (log scale; step 0 not shown)")
-    axes.set_ylabel("test accuracy")
-    axes.set_title(title)
-    legend_below(figure, [*axes.get_lines(), band_handle()], columns=3)
-    return figure
-
-
-def sigmoid_inputs_figure(
-    steps: Mapping[str, np.ndarray], percentiles: Mapping[str, np.ndarray], subtitle: str
-) -> Figure:
-    """Figure 1(b, c): the 15/50/85th percentiles (3, evals) of one sigmoid's input, one panel per variant."""
-    figure = new_figure((10, 4.4))
-    # one y scale for both panels: a drift in one and its absence in the other are read on the same scale
-    panels = figure.subplots(1, len(percentiles), sharey=True, squeeze=False)[0]
-    for axes, letter, variant in zip(panels, "bcdefg", percentiles, strict=False):
-        draw_percentiles(axes, steps[variant], percentiles[variant], COLORS[variant])
-        axes.set_title(f"({letter}) {LABELS[variant]}")
-        axes.set_xlabel("training step (log scale)")
-    panels[0].set_ylabel("input to the sigmoid")
-    figure.suptitle(f"A last-hidden-layer sigmoid's input over training\n{subtitle}")
-    legend_below(figure, percentile_handles(), columns=4)
-    return figure
-
-
-def lr_search_figure(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> Figure:
-    """Validation accuracy against learning rate for every trial: the whole search, and a zoom on where it is decided.
-
-    Complete trials are filled, pruned ones hollow; diverged (×) and value-less (▼) trials sit at 0.
-    """
-    figure = new_figure((12, 5.2))
-    whole, zoom = figure.subplots(1, 2)
-    for axes in (whole, zoom):
-        _draw_trials(axes, trials, best_lr)
-        axes.set_xscale("log")
-        axes.set_xlabel("learning rate (log scale; dashed: the tuned one)")
-        axes.grid(alpha=0.3, which="both")
-    whole.set_ylim(-0.03, 1.03)
-    whole.set_ylabel("validation accuracy")
-    whole.set_title("(a) Every trial of both studies")
-    limits = _zoom_limits(trials, best_lr)
-    if limits is None:
-        zoom.set_title("(b) Zoom: no trial has a value")
-    else:
-        zoom.set_xlim(limits[0])
-        zoom.set_ylim(limits[1])
-        zoom.set_title(f"(b) Zoom: trials within {ZOOM_WIDTH * 100:g} pp of the best value")
-    handles = _trial_legend_handles(trials, best_lr)
-    legend_below(figure, handles, columns=math.ceil(len(handles) / 2))
-    return figure
 
 
 def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
@@ -129,67 +47,6 @@ def confusion_figure(confusions: Mapping[str, np.ndarray]) -> Figure:
         axes.set_title(f"{LABELS[variant]}: accuracy {np.trace(confusion) / confusion.sum():.2%}")
         figure.colorbar(image, ax=axes, shrink=0.8, label="test images, summed over seeds")
     return figure
-
-
-def _kind(trial: TuningTrial) -> str:
-    # a diverged trial is drawn as such whatever value it was given; a failed trial's value means nothing
-    if trial.diverged:
-        return "diverged"
-    if trial.value is None or not math.isfinite(trial.value) or trial.state == "FAIL":
-        return "no value"
-    return "complete" if trial.state == "COMPLETE" else "pruned"
-
-
-def _draw_trials(axes: Axes, trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> None:
-    for variant, study in trials.items():
-        color = COLORS[variant]
-        for kind, (text, style) in TRIAL_MARKERS.items():
-            chosen = [t for t in study if _kind(t) == kind]
-            if chosen:
-                values = [t.value if kind in ("complete", "pruned") else 0.0 for t in chosen]
-                label = f"{LABELS[variant]}: {text}"
-                axes.plot(
-                    [t.lr for t in chosen], values, linestyle="none", color=color, alpha=0.8, label=label, **style
-                )
-        if best_lr.get(variant) is not None:
-            axes.axvline(best_lr[variant], color=color, linestyle="--", alpha=0.6, label=f"{LABELS[variant]}: tuned lr")
-
-
-def _trial_legend_handles(trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]) -> list:
-    # colour says the variant, the marker says the kind: one entry each rather than one per pair
-    variants = [
-        Line2D([], [], color=COLORS[v], linestyle="--", label=f"{LABELS[v]}, tuned lr {best_lr[v]:.3g}")
-        if best_lr.get(v) is not None
-        else Patch(color=COLORS[v], label=f"{LABELS[v]}, no tuned lr")
-        for v in trials
-    ]
-    present = {_kind(t) for study in trials.values() for t in study}
-    kinds = [
-        Line2D([], [], linestyle="none", color="0.35", label=text, **style)
-        for kind, (text, style) in TRIAL_MARKERS.items()
-        if kind in present
-    ]
-    return variants + kinds
-
-
-def _zoom_limits(
-    trials: Mapping[str, Sequence[TuningTrial]], best_lr: Mapping[str, float | None]
-) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """(x, y) limits around the trials within ZOOM_WIDTH of the best value, the tuned lrs and each study's best."""
-    valued = {v: [t for t in study if _kind(t) in ("complete", "pruned")] for v, study in trials.items()}
-    everything = [t for study in valued.values() for t in study]
-    if not everything:
-        return None
-    complete = [t for t in everything if t.state == "COMPLETE"]
-    best = max(t.value for t in complete or everything)
-    study_bests = [max(study, key=lambda t: (t.state == "COMPLETE", t.value)) for study in valued.values() if study]
-    shown = [t for t in everything if t.value >= best - ZOOM_WIDTH] + study_bests
-    lrs = [t.lr for t in shown] + [lr for lr in best_lr.values() if lr is not None]
-    low, high = min(lrs), max(lrs)
-    pad = 10 ** max(0.1 * math.log10(high / low), 0.1)  # decades of room, so edge markers are whole
-    values = [t.value for t in shown]
-    margin = 0.1 * ZOOM_WIDTH
-    return (low / pad, high * pad), (min(*values, best - ZOOM_WIDTH) - margin, min(max(values) + margin, 1.0))
 
 
 # --- sweep@: the robustness map and Figure 1 at shared rates --------------------------------------------------
@@ -214,17 +71,6 @@ class RobustnessGrid:
             shape = np.shape(getattr(self, name))
             if shape != expected:
                 raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
-
-
-@dataclass(frozen=True)
-class SharedRatePanel:
-    """One row of the shared-rate figure: both variants trained at `lr`; arrays keyed by variant."""
-
-    lr: float
-    steps: Mapping[str, np.ndarray]  # (evals,)
-    accuracy: Mapping[str, np.ndarray]  # (seeds, evals)
-    percentiles: Mapping[str, np.ndarray]  # (3, percentile evals): 15/50/85th of one example unit's input
-    percentile_steps: Mapping[str, np.ndarray]
 
 
 def robustness_map_figure(grid: RobustnessGrid) -> Figure:
@@ -265,31 +111,6 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
     panels[0].set_yticks(range(rows), [compact(std) for std in grid.init_stds])
     panels[0].set_ylabel("init std σ")
     figure.suptitle("Final test accuracy, mean over seeds, across learning rate and weight-init std")
-    return figure
-
-
-def shared_rate_figure(panels: Sequence[SharedRatePanel], init_std: float) -> Figure:
-    """Figure 1 at shared learning rates: one row per panel, columns (a) accuracy, (b) vanilla's and (c) BN's inputs."""
-    figure = new_figure((13, 1.2 + 2.9 * len(panels)))
-    grid = figure.subplots(len(panels), 3, sharex=True, squeeze=False)
-    for (accuracy_axes, *percentile_axes), panel in zip(grid, panels, strict=True):
-        draw_accuracy(accuracy_axes, panel.steps, panel.accuracy)
-        accuracy_axes.set_ylabel(f"lr = {compact(panel.lr)}\ntest accuracy")
-        # (b) and (c) share y within the row so the drift of one is read against the stillness of the other
-        percentile_axes[1].sharey(percentile_axes[0])
-        for axes, variant in zip(percentile_axes, ("vanilla", "bn"), strict=True):
-            draw_percentiles(axes, panel.percentile_steps[variant], panel.percentiles[variant], COLORS[variant])
-        percentile_axes[0].set_ylabel("sigmoid input")
-    titles = ("(a) test accuracy", f"(b) {LABELS['vanilla']}: sigmoid input", f"(c) {LABELS['bn']}: sigmoid input")
-    for axes, title in zip(grid[0], titles, strict=True):
-        axes.set_title(title)
-    for axes in grid[-1]:
-        axes.set_xlabel("training step (log scale)")
-    figure.suptitle(f"Both nets train at the same learning rate (one per row), init std σ = {compact(init_std)}")
-    accuracy_handles = [
-        Line2D([], [], color=COLORS[v], label=f"{LABELS[v]}: mean over seeds") for v in ("vanilla", "bn")
-    ]
-    legend_below(figure, [*accuracy_handles, band_handle(), *percentile_handles()], columns=7)
     return figure
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from src.config import SweepConfig
+import numpy as np
+
+from src.config import EdgeConfig, SweepConfig
 
 COLUMNS = ("lr", "init_std", "seed")
 
@@ -116,3 +118,27 @@ class MemberTable:
         ]
         lr, init_std, seed = zip(*members, strict=True)
         return cls(lr, init_std, seed)
+
+
+def usable(final_accuracy: np.ndarray, diverged: np.ndarray, usable_accuracy: float) -> np.ndarray:
+    """Which runs trained: no divergence, and a final test accuracy of at least `usable_accuracy`."""
+    return (final_accuracy >= usable_accuracy) & ~diverged
+
+
+def edge_brackets(
+    final_accuracy: np.ndarray, diverged: np.ndarray, sweep: SweepConfig, edge: EdgeConfig, usable_accuracy: float
+) -> list[tuple[int, float, float, float]]:
+    """(seed, init std, low, high) for each seed and each of edge.init_stds: low is the seed's largest usable swept
+    rate, high the next grid rate up, between which edge@ refines. A seed usable at no swept rate gets the step below
+    the grid, one usable at the top the step above it, so every seed's edge is bracketed.
+
+    `final_accuracy` and `diverged` are sweep@'s, (S, I, L) on `sweep`'s grid."""
+    step = 10 ** (1 / sweep.lrs_per_decade)
+    trained = usable(final_accuracy, diverged, usable_accuracy)
+    brackets = []
+    for seed_index, seed in enumerate(sweep.seed_list):
+        for init_std in edge.init_stds:
+            usable_rates = np.flatnonzero(trained[seed_index, sweep.init_stds.index(init_std)])
+            low = sweep.learning_rates[usable_rates[-1]] if usable_rates.size else sweep.learning_rates[0] / step
+            brackets.append((seed, init_std, low, low * step))
+    return brackets

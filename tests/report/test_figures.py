@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from src.report import figures
 from src.report.drawing import COLORS, LABELS, save
-from src.report.figures import RobustnessGrid, SharedRatePanel
+from src.report.figure1 import SharedRatePanel
+from src.report.figures import RobustnessGrid
 from src.results.tune import TuningTrial
 from tests import synthetic_results
 

@@ -106,10 +106,10 @@ TABLE = MemberTable(lr=(0.1, 1.0, 0.3, 3.0), init_std=(0.1, 1.0, 0.01, 0.1), see
 
 @pytest.mark.parametrize("variant", ["vanilla", "bn"])
 def test_the_trainer_has_one_member_per_row_at_the_tables_rate_init_and_data_order(params, variant):
-    trainer, _ = build_trainer(params, "sweep", variant, TABLE)
+    trainer, _ = build_trainer(params.sweep_run, variant, TABLE)
 
     assert trainer.model.members == len(TABLE) and trainer.model.batch_norm == (variant == "bn")
-    assert trainer.schedule == schedule_for(params, "sweep", TABLE.lr, data_seeds=(3, 5))
+    assert trainer.schedule == schedule_for(params.sweep_run, TABLE.lr, data_seeds=(3, 5))
     for member, (seed, init_std) in enumerate(zip(TABLE.seed, TABLE.init_std, strict=True)):
         alone = build_model(params.model, variant, [seed], CPU, init_stds=[init_std])
         for name, value in alone.state_dict().items():
@@ -119,7 +119,7 @@ def test_the_trainer_has_one_member_per_row_at_the_tables_rate_init_and_data_ord
 
 
 def test_the_trainer_steps_on_train_scores_on_test_and_probes_the_first_test_images(params):
-    trainer, splits = build_trainer(params, "train", "bn", MemberTable.tuned(0.5, 0.1, [0, 1]))
+    trainer, splits = build_trainer(params.train_run, "bn", MemberTable.tuned(0.5, 0.1, [0, 1]))
 
     assert set(splits) == {"train", "test"}, "training never reads the validation split"
     for name, split in splits.items():
@@ -127,4 +127,4 @@ def test_the_trainer_steps_on_train_scores_on_test_and_probes_the_first_test_ima
         assert torch.equal(split.images, stored.images) and torch.equal(split.labels, stored.labels), name
     assert trainer.data.train is splits["train"] and trainer.data.evaluation is splits["test"]
     assert torch.equal(trainer.data.probe_images, splits["test"].images[:50]) and trainer.data.tracked_units == 2
-    assert trainer.schedule == schedule_for(params, "train", (0.5, 0.5), data_seeds=(0, 1))
+    assert trainer.schedule == schedule_for(params.train_run, (0.5, 0.5), data_seeds=(0, 1))

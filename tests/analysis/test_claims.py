@@ -62,7 +62,7 @@ def _curves_with(monkeypatch, primary_p: list[float | None], others: dict[str, l
 
 
 def _outcomes(params) -> Evidence:
-    return Evidence(tuned={}, shared={}, params=params)
+    return Evidence({}, {}, params.evaluate, params.sweep, params.model.init_std)
 
 
 # --- the family of primary claims ---------------------------------------------------------------------------------
@@ -291,7 +291,13 @@ def _horizon_outcomes(params, tuned_lr: float, at_paper_init: list[list[float]])
     tuned = synthetic_results.outcome(
         steps, np.zeros((len(at_init), 2)), [0.9] * len(at_init), [0.0] * len(at_init), lr=tuned_lr
     )
-    return Evidence(tuned={"bn": tuned}, shared={"bn": synthetic_results.shared("bn", sweep)}, params=params)
+    return Evidence(
+        {"bn": tuned},
+        {"bn": synthetic_results.shared("bn", sweep)},
+        params.evaluate,
+        params.sweep,
+        params.model.init_std,
+    )
 
 
 @pytest.mark.parametrize(

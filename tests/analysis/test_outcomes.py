@@ -15,23 +15,14 @@ import torch
 
 from src import paths
 from src.analysis.curves import StepsToTarget, percentile_drift
-from src.analysis.outcomes import (
-    check_same_seeds,
-    edge_brackets,
-    edges,
-    example_unit,
-    mean_curves,
-    median_steps_to,
-    tuned_outcome,
-    usable,
-)
+from src.analysis.outcomes import check_same_seeds, edges, example_unit, mean_curves, median_steps_to, tuned_outcome
 from src.config import VARIANTS, parse_params
 from src.data.splits import load_split
 from src.errors import StudyError
 from src.results.members import read_predictions
 from src.results.train import Percentiles, TestCurves, read_trained
 from src.results.tune import TuningSummary, read_trials
-from src.training.members import MemberTable
+from src.training.members import MemberTable, edge_brackets, usable
 from tests import synthetic_results
 from tests.synthetic_results import TEST_IMAGES, TEST_LABELS, drifting, outcome, swept
 
@@ -112,7 +103,7 @@ def tuned(tree) -> dict:
                 TuningSummary.read(paths.stage_dir("tune", variant)),
                 read_trials(paths.stage_dir("tune", variant)),
             )
-            outcomes[variant] = tuned_outcome(read_trained(variant), tuning, trials, predicted, params, splits)
+            outcomes[variant] = tuned_outcome(read_trained(variant), tuning, trials, predicted, params.model, splits)
     return outcomes
 
 
@@ -193,7 +184,9 @@ def _at_init_0_1(per_seed: list[list[float]]) -> np.ndarray:
 
 def test_a_seeds_bracket_runs_from_its_largest_usable_swept_rate_to_the_next_grid_rate(params):
     final = _at_init_0_1([[0.97, 0.95, 0.10], [0.97, 0.10, 0.10], [0.97, 0.50, 0.95], [0.10, 0.10, 0.10], [0.97] * 3])
-    brackets = edge_brackets(final, np.zeros(final.shape, dtype=bool), params)
+    brackets = edge_brackets(
+        final, np.zeros(final.shape, dtype=bool), params.sweep, params.edge, params.evaluate.usable_accuracy
+    )
     assert [seed for seed, *_ in brackets] == list(range(10)) and {std for _, std, *_ in brackets} == {0.1}
     lows_and_highs = [(low, high) for *_, low, high in brackets]
     assert lows_and_highs[:5] == [
@@ -209,20 +202,28 @@ def test_a_diverged_run_does_not_train_whatever_its_accuracy(params):
     final = _at_init_0_1([[0.97, 0.97, 0.97]])
     diverged = np.zeros(final.shape, dtype=bool)
     diverged[:, 0, 2] = True
-    assert [(low, high) for *_, low, high in edge_brackets(final, diverged, params)] == [
-        (1.0, pytest.approx(10.0))
-    ] * 10
+    assert [
+        (low, high)
+        for *_, low, high in edge_brackets(final, diverged, params.sweep, params.edge, params.evaluate.usable_accuracy)
+    ] == [(1.0, pytest.approx(10.0))] * 10
 
 
 def _edges_of(params, final: np.ndarray, trains_refined: dict[int, int]):
     """edges() for the sweep `final` (no divergence), where the lowest trains_refined[seed] refined rates train."""
     sweep = swept(final)
-    brackets = edge_brackets(final, sweep.diverged, params)
+    brackets = edge_brackets(final, sweep.diverged, params.sweep, params.edge, params.evaluate.usable_accuracy)
     refined = MemberTable.refining(brackets, params.edge.rates_between)
     per_bracket = params.edge.rates_between
     trained = np.array([k % per_bracket < trains_refined.get(seed, 0) for k, seed in enumerate(refined.seed)])
     refined_final = (np.where(trained, 0.95, 0.1), np.zeros(len(refined), dtype=bool))
-    return edges(sweep, refined, refined_final, params), brackets
+    return edges(
+        sweep,
+        refined,
+        refined_final,
+        params.sweep.lrs_per_decade,
+        params.edge.init_stds,
+        params.evaluate.usable_accuracy,
+    ), brackets
 
 
 def test_the_edge_is_the_largest_rate_that_trained_swept_or_refined_with_the_factor_to_the_next_rate_tried(params):

@@ -139,11 +139,11 @@ def test_the_refined_members_train_as_the_sweeps_do(project, monkeypatch):
     edge_stage.main(["--variant", "bn"])
 
     params, members = load_params(), _refined()
-    assert seen["schedule"] == schedule_for(params, "sweep", members.lr, data_seeds=members.data_seeds)
+    assert seen["schedule"] == schedule_for(params.sweep_run, members.lr, data_seeds=members.data_seeds)
     assert seen["schedule"].learning_rates == pytest.approx([lr for lr, _ in EXPECTED])
     # the sweep's member of the same seed and init std starts from the same draws and sees the same batches
     monkeypatch.setattr(runner, "Trainer", real_trainer)
-    sweep, _ = runner.build_trainer(params, "sweep", "bn", MemberTable.grid(params.sweep))
+    sweep, _ = runner.build_trainer(params.sweep_run, "bn", MemberTable.grid(params.sweep))
     first_of_seed = {0: 0, 1: len(RATES) * len(INIT_STDS)}  # the sweep's first member of each seed, at init std 0.1
     for k, (_, seed) in enumerate(EXPECTED):
         assert torch.equal(seen["weights"][k], sweep.model.hidden[0].weight[first_of_seed[seed]])

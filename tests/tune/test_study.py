@@ -44,13 +44,13 @@ def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
 
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(tune_project):
     params = load_params()
-    name = default_study_name(study_settings(params, "bn", "cpu"))
+    name = default_study_name(study_settings(params.tune_run, "bn", "cpu"))
     more_trials = with_overrides(params, {"tune.trials": 99})
     longer = with_overrides(params, {"tune.steps": 999})
     assert name.startswith("bn-mnist-bn-")
-    assert default_study_name(study_settings(more_trials, "bn", "cpu")) == name
-    assert default_study_name(study_settings(longer, "bn", "cpu")) != name
-    assert default_study_name(study_settings(params, "bn", "cuda")) != name, "a study is per device type"
+    assert default_study_name(study_settings(more_trials.tune_run, "bn", "cpu")) == name
+    assert default_study_name(study_settings(longer.tune_run, "bn", "cpu")) != name
+    assert default_study_name(study_settings(params.tune_run, "bn", "cuda")) != name, "a study is per device type"
 
 
 def _tell(study: optuna.Study, lr: float | None, state: TrialState, value: float | None = None, **attrs) -> None:

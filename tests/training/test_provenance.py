@@ -119,7 +119,7 @@ def _sha256(path: Path) -> str:
 def test_a_stage_identity_is_its_deciding_params_the_device_and_digests_of_its_splits_and_the_training_code(
     params, processed
 ):
-    assert stage_identity(params, "train", "bn", CPU, ("train", "test")) == {
+    assert stage_identity(params.train_run, "bn", CPU, ("train", "test")) == {
         "stage": "train",
         "variant": "bn",
         "device": "cpu",
@@ -135,7 +135,7 @@ def test_a_stage_identity_changes_with_the_data_the_code_and_the_device(params, 
     monkeypatch.setattr(provenance, "TRAINING_CODE", (SimpleNamespace(__name__="src.engine", __file__=str(source)),))
 
     def identity(device: torch.device = CPU) -> dict:
-        return stage_identity(params, "tune", "bn", device, ("train", "val"))
+        return stage_identity(params.tune_run, "bn", device, ("train", "val"))
 
     before = identity()
     assert identity() == before
@@ -151,7 +151,7 @@ def test_a_stage_identity_changes_with_the_data_the_code_and_the_device(params, 
 def test_a_split_the_identity_needs_but_that_is_missing_says_which_stage_makes_it(params, processed):
     (processed / "val.npz").unlink()
     with pytest.raises(StudyError, match=r"data/processed/val\.npz: no such file \(run `dvc repro preprocess` first\)"):
-        stage_identity(params, "tune", "bn", CPU, ("train", "val"))
+        stage_identity(params.tune_run, "bn", CPU, ("train", "val"))
 
 
 def test_differences_name_each_changed_leaf_by_its_path_in_sorted_order():

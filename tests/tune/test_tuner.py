@@ -11,6 +11,7 @@ import pytest
 
 from src.cli import report_user_errors
 from src.config import load_params
+from src.tune import __main__ as tune_cli
 from src.tune import tuner
 from tests.processes import stage_env
 from tests.tuning import EVAL_EVERY, edit_tune
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def user_error(argv: list[str], capsys) -> str:
     """What the command line prints for a user mistake; it must exit with status 2 and one line."""
     with pytest.raises(SystemExit) as exit_info:
-        report_user_errors(lambda: tuner.main(argv))
+        report_user_errors(lambda: tune_cli.main(argv))
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -29,7 +30,7 @@ def user_error(argv: list[str], capsys) -> str:
 
 
 def test_every_trial_is_a_nested_mlflow_run_and_the_best_is_tagged(tune_project):
-    study = tuner.tune_variant(load_params(), "bn")
+    study = tuner.tune_variant(load_params().tune_run, load_params().tune, "bn")
 
     runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
     (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]

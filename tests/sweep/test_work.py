@@ -190,7 +190,9 @@ def test_a_worker_killed_mid_unit_has_its_unit_finished_by_another_from_its_chec
 def test_a_worker_of_another_checkout_is_refused_in_one_line(shared, monkeypatch):
     project, storage, store = shared
     monkeypatch.chdir(project)
-    plan = SweepPlan.of(load_params(), "bn")  # the stage's study, its units queued and waiting
+    plan = SweepPlan.of(
+        load_params().sweep_run, load_params().sweep, "bn"
+    )  # the stage's study, its units queued and waiting
     queue = plan.queue(open_storage(storage, heartbeat_s=1), create=True)
     queue.enqueue_missing()
     queue.record_runs("parent-run", ["member-run"] * MEMBERS)

@@ -65,7 +65,7 @@ def test_log_spaced_eval_steps_resolve_early_training_rounded_to_two_significant
 def test_schedule_for_reads_the_stages_section_and_the_shared_training_settings(params):
     for stage in ("train", "sweep", "tune"):
         section = getattr(params, stage)
-        schedule = schedule_for(params, stage, [0.5, 2.0], [3])
+        schedule = schedule_for(getattr(params, f"{stage}_run"), [0.5, 2.0], [3])
         assert schedule == Schedule(
             steps=section.steps,
             batch_size=params.train.batch_size,
