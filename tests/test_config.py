@@ -8,7 +8,23 @@ import re
 import pytest
 import yaml
 
-from src.config import VARIANTS, ConfigError, PositiveInt, load_params, parse_params, validate_option, with_overrides
+from src.config import (
+    NOT_DECIDING,
+    STAGE_PARAMS,
+    VARIANTS,
+    ConfigError,
+    Horizon,
+    PositiveInt,
+    load_params,
+    parse_params,
+    validate_option,
+    with_overrides,
+)
+
+
+@pytest.fixture(scope="module")
+def params(repo_root):
+    return load_params(repo_root / "params.yaml")
 
 
 @pytest.fixture
@@ -171,3 +187,119 @@ def test_the_edge_sections_inits_and_the_papers_init_must_be_swept(raw, changes,
     with pytest.raises(ConfigError) as caught:
         parse_params(raw)
     assert str(caught.value).startswith(f"params.yaml: {expected}"), str(caught.value)
+
+
+# --- what each stage reads, and of that what decides its numbers -------------------------------------------------
+
+RUNS = {
+    "tune": lambda params: params.tune_run,
+    "train": lambda params: params.train_run,
+    "sweep": lambda params: params.sweep_run,
+    "edge": lambda params: params.edge_run,
+}
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted path -> value of every leaf of a nested dict (a list is a leaf)."""
+    leaves = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def _under(path: str, paths: tuple[str, ...]) -> bool:
+    """Whether `path` is one of `paths` or inside one of them ("train.steps" is inside "train")."""
+    return any(path == top or path.startswith(f"{top}.") for top in paths)
+
+
+def test_stage_params_keep_the_listed_sections_whole_and_the_listed_keys_alone(params):
+    everything = params.model_dump()
+    assert params.listed(STAGE_PARAMS["tune"]) == {
+        "data": {"binarize": everything["data"]["binarize"]},
+        "model": everything["model"],
+        "tune": everything["tune"],
+        "train": {key: everything["train"][key] for key in ("batch_size", "momentum", "device")},
+        "tracking": everything["tracking"],
+    }
+
+
+@pytest.mark.parametrize("stage", STAGE_PARAMS)
+def test_stage_params_are_every_param_the_stage_lists_and_no_other(params, stage):
+    everything = _leaves(params.model_dump())
+    listed = {path: value for path, value in everything.items() if _under(path, STAGE_PARAMS[stage])}
+    assert _leaves(params.listed(STAGE_PARAMS[stage])) == listed
+
+
+@pytest.mark.parametrize("stage", RUNS)
+def test_the_deciding_params_are_the_stages_params_less_those_that_do_not_change_its_numbers(params, stage):
+    read = _leaves(params.listed(STAGE_PARAMS[stage]))
+    deciding = RUNS[stage](params).deciding
+    expected = {path: value for path, value in read.items() if not _under(path, NOT_DECIDING.get(stage, ()))}
+    assert _leaves(deciding) == expected
+    assert all(section != {} for section in deciding.values()), "a section emptied by the dropping is dropped too"
+
+
+def test_only_what_a_stage_reads_can_be_declared_not_deciding():
+    assert set(NOT_DECIDING) <= set(STAGE_PARAMS)
+    for stage, paths in NOT_DECIDING.items():
+        assert all(_under(path, STAGE_PARAMS[stage]) for path in paths), stage
+
+
+def test_a_studys_budget_storage_and_device_setting_do_not_decide_its_numbers_and_its_steps_do(params):
+    deciding = params.tune_run.deciding
+    assert "tracking" not in deciding and "device" not in deciding["train"]
+    ends_otherwise = {"tune.trials": 99, "tune.storage": "postgresql://db-host/optuna", "train.device": "cpu"}
+    assert with_overrides(params, ends_otherwise).tune_run.deciding == deciding
+    assert with_overrides(params, {"tune.steps": 999}).tune_run.deciding != deciding
+
+
+def test_edges_numbers_are_decided_by_the_sweeps_schedule_its_own_rates_and_the_usable_cut_not_its_checkpoints(params):
+    deciding = params.edge_run.deciding
+    assert list(deciding) == ["data", "model", "sweep", "edge", "evaluate", "train", "tracking"]
+    assert deciding["evaluate"] == {"usable_accuracy": params.evaluate.usable_accuracy}  # which swept rates trained
+    assert "checkpoint_every" not in deciding["sweep"] and "checkpoint_every" not in deciding["edge"]
+    assert "device" not in deciding["train"]
+    ends_otherwise = {
+        "edge.checkpoint_every": 7,
+        "sweep.checkpoint_every": 7,
+        "train.device": "cpu",
+        "evaluate.confidence": 0.99,
+        "evaluate.correction": "bh",
+    }
+    assert with_overrides(params, ends_otherwise).edge_run.deciding == deciding
+    for decides in ({"edge.rates_between": 9}, {"evaluate.usable_accuracy": 0.8}, {"sweep.steps": 999}):
+        assert with_overrides(params, decides).edge_run.deciding != deciding, decides
+    # the sweep's own numbers do not depend on the usable cut or on edge@'s settings
+    assert (
+        with_overrides(params, {"evaluate.usable_accuracy": 0.8, "edge.rates_between": 9}).sweep_run.deciding
+        == params.sweep_run.deciding
+    )
+
+
+def test_a_training_run_composes_its_stages_horizon_with_the_sections_every_stage_shares(params):
+    train, sweep, edge, tune = params.train_run, params.sweep_run, params.edge_run, params.tune_run
+    assert train.horizon == Horizon(params.train.steps, params.train.eval_every, params.train.evals_per_decade)
+    assert (
+        sweep.horizon
+        == edge.horizon
+        == Horizon(params.sweep.steps, params.sweep.eval_every, params.sweep.evals_per_decade)
+    )
+    assert tune.horizon == Horizon(params.tune.steps, params.tune.eval_every, params.tune.evals_per_decade)
+    for run in (train, sweep, edge, tune):
+        assert (run.model, run.batch_size, run.momentum, run.device) == (
+            params.model,
+            params.train.batch_size,
+            params.train.momentum,
+            params.train.device,
+        )
+        assert run.read == params.listed(STAGE_PARAMS[run.stage])
+    assert (train.checkpoint_every, sweep.checkpoint_every, edge.checkpoint_every, tune.checkpoint_every) == (
+        params.train.checkpoint_every,
+        params.sweep.checkpoint_every,
+        params.edge.checkpoint_every,
+        None,
+    )
+    assert tune.tracked_units == 0 and train.tracked_units == sweep.tracked_units == params.train.tracked_units

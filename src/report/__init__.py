@@ -1,1 +1,4 @@
-"""TODO report"""
+"""reports/: the Markdown report and every figure, from the comparison and the metrics.
+
+It may import: analysis, data, engine, metrics, results, stores, sweep, tracking, training, tune.
+"""

@@ -4,7 +4,6 @@ the report's figures are drawn from the comparison."""
 from __future__ import annotations
 
 import dataclasses
-import struct
 
 import numpy as np
 import pytest
@@ -14,44 +13,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from src.report import figures
-from src.report.drawing import COLORS, LABELS, save
-from src.report.figure1 import SharedRatePanel
+from src.report.drawing import LABELS
 from src.report.figures import RobustnessGrid
-from src.results.tune import TuningTrial
 from tests import synthetic_results
-
-STEPS = np.arange(0, 5001, 500)
-BOTH = ("vanilla", "bn")
-NAN = float("nan")
-
-
-def _accuracy(seeds: int, time_constant: float) -> np.ndarray:
-    return np.array([1 - 0.9 * np.exp(-STEPS / (time_constant * (1 + 0.1 * s))) for s in range(seeds)])
-
-
-ACCURACY = {"vanilla": _accuracy(3, 1500), "bn": _accuracy(2, 300)}
-PERCENTILES = {
-    "vanilla": np.array([-1 - STEPS / 2000, -STEPS / 3000, 1 + STEPS / 5000]),
-    "bn": np.array([np.full(STEPS.shape, -1.0), np.zeros(STEPS.shape), np.ones(STEPS.shape)]),
-}
-# best value 0.98 (bn, lr 2); within 2 pp of it: lr 0.05 … 5. Far off: lr 0.001 (0.90), 0.3 (0.95) and the zeros.
-TRIALS = {
-    "vanilla": [
-        TuningTrial(0, 0.001, 0.90, "COMPLETE", False),
-        TuningTrial(1, 0.05, 0.965, "COMPLETE", False),
-        TuningTrial(2, 0.1, 0.97, "COMPLETE", False),
-        TuningTrial(3, 0.3, 0.95, "PRUNED", False),
-        TuningTrial(4, 30.0, NAN, "PRUNED", True),
-        TuningTrial(5, 3.0, None, "FAIL", False),
-    ],
-    "bn": [
-        TuningTrial(0, 0.5, 0.975, "COMPLETE", False),
-        TuningTrial(1, 2.0, 0.98, "COMPLETE", False),
-        TuningTrial(2, 5.0, 0.962, "PRUNED", False),
-        TuningTrial(3, 100.0, 0.0, "COMPLETE", True),
-    ],
-}
-BEST_LR = {"vanilla": 0.1, "bn": 2.0}
+from tests.report.drawn import ACCURACY, BEST_LR, BOTH, NAN, PERCENTILES, STEPS, TRIALS, _mean_line, _panels, _xy
 
 
 def _grid() -> RobustnessGrid:
@@ -71,34 +36,6 @@ def _grid() -> RobustnessGrid:
         did_not_train,
         "Benjamini–Hochberg",
     )
-
-
-def _panels() -> list[SharedRatePanel]:
-    steps = dict.fromkeys(BOTH, STEPS)
-    return [SharedRatePanel(lr, steps, ACCURACY, PERCENTILES, steps) for lr in (0.1, 1.0)]
-
-
-def _mean_line(axes: Axes, variant: str):
-    (line,) = [line for line in axes.get_lines() if line.get_label().startswith(f"{LABELS[variant]}: mean")]
-    return line
-
-
-def _xy(artist) -> np.ndarray:
-    """The data points of a line, or the vertices of a filled band."""
-    if hasattr(artist, "get_xydata"):
-        return artist.get_xydata()
-    return np.concatenate([path.vertices for path in artist.get_paths()])
-
-
-def _band(axes: Axes, variant: str) -> np.ndarray:
-    rgb = to_rgba(COLORS[variant])[:3]
-    (band,) = [fill for fill in axes.collections if np.allclose(fill.get_facecolor()[0][:3], rgb)]
-    return _xy(band)
-
-
-def _trial_line(axes: Axes, variant: str, kind: str):
-    (line,) = [line for line in axes.get_lines() if line.get_label().startswith(f"{LABELS[variant]}: {kind}")]
-    return line
 
 
 def _cell(text) -> tuple[int, int]:
@@ -155,98 +92,6 @@ def test_the_legend_check_catches_a_legend_over_the_data():
         _assert_legends_cover_no_data(figure)
 
 
-def test_accuracy_is_drawn_on_a_log_axis_as_the_mean_and_range_over_seeds_after_step_0():
-    axes = figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY).axes[0]
-    assert axes.get_xscale() == "log"
-    assert "log" in axes.get_xlabel()
-    for variant in BOTH:
-        line, drawn = _mean_line(axes, variant), ACCURACY[variant][:, 1:]
-        np.testing.assert_array_equal(line.get_xdata(), STEPS[1:])
-        np.testing.assert_allclose(line.get_ydata(), drawn.mean(axis=0))
-        band = _band(axes, variant)
-        assert band[:, 1].min() == pytest.approx(drawn.min()) and band[:, 1].max() == pytest.approx(drawn.max())
-    for artist in [*axes.get_lines(), *axes.collections]:
-        assert np.all(_xy(artist)[:, 0] > 0), "step 0 cannot be drawn on a log axis"
-
-
-def test_a_seed_not_evaluated_at_a_step_is_left_out_of_that_step():
-    steps = np.array([0, 10, 20, 30, 40])
-    accuracy = np.array([[0.5, 0.8, 0.9, 0.95, NAN], [0.5, 0.6, NAN, NAN, NAN]])
-    axes = figures.accuracy_figure({"vanilla": steps}, {"vanilla": accuracy}).axes[0]
-    line = _mean_line(axes, "vanilla")
-    np.testing.assert_array_equal(line.get_xdata(), [10, 20, 30])  # step 40, where no seed was evaluated, is not drawn
-    np.testing.assert_allclose(line.get_ydata(), [0.7, 0.9, 0.95])
-
-
-def test_the_accuracy_axis_starts_near_70_percent_unless_later_training_goes_lower():
-    steps = np.arange(0, 1001, 10)
-    early_dip = np.full((1, steps.size), 0.95)
-    early_dip[0, 5] = 0.2  # within the first tenth of training: not worth squashing the rest
-    late_dip = early_dip.copy()
-    late_dip[0, 50] = 0.4
-    assert figures.accuracy_figure({"bn": steps}, {"bn": early_dip}).axes[0].get_ylim()[0] == pytest.approx(0.68)
-    assert figures.accuracy_figure({"bn": steps}, {"bn": late_dip}).axes[0].get_ylim()[0] < 0.4
-
-
-def test_sigmoid_inputs_get_one_log_panel_per_variant_on_one_y_scale():
-    figure = figures.sigmoid_inputs_figure(dict.fromkeys(BOTH, STEPS), PERCENTILES, "seed 0, unit 3")
-    panels = figure.axes
-    assert len(panels) == 2 and panels[0].get_shared_y_axes().joined(*panels)
-    assert "seed 0, unit 3" in figure.get_suptitle()
-    for axes, variant in zip(panels, BOTH, strict=True):
-        assert axes.get_xscale() == "log" and LABELS[variant] in axes.get_title()
-        lines = {line.get_linestyle(): line for line in axes.get_lines()}
-        for row, style in enumerate((":", "-", "--")):  # 15th, 50th, 85th
-            np.testing.assert_array_equal(lines[style].get_xdata(), STEPS[1:])
-            np.testing.assert_allclose(lines[style].get_ydata(), PERCENTILES[variant][row, 1:])
-        band = _band(axes, variant)
-        assert band[:, 1].min() == pytest.approx(PERCENTILES[variant][0, 1:].min())
-        assert band[:, 1].max() == pytest.approx(PERCENTILES[variant][2, 1:].max())
-
-
-def test_pruned_trials_are_hollow_and_labelled_as_value_when_pruned():
-    figure = figures.lr_search_figure(TRIALS, BEST_LR)
-    whole = figure.axes[0]
-    pruned, complete = _trial_line(whole, "bn", "pruned"), _trial_line(whole, "bn", "complete")
-    assert pruned.get_markerfacecolor() == "none" and complete.get_markerfacecolor() != "none"
-    np.testing.assert_array_equal(pruned.get_xydata(), [[5.0, 0.962]])
-    (legend,) = figure.legends
-    (entry,) = [h for h in legend.legend_handles if "value when pruned" in h.get_label()]
-    assert entry.get_markerfacecolor() == "none"
-
-
-def test_diverged_and_valueless_trials_sit_at_zero_as_crosses_and_triangles():
-    whole = figures.lr_search_figure(TRIALS, BEST_LR).axes[0]
-    for variant, lr in (("vanilla", 30.0), ("bn", 100.0)):  # bn's was COMPLETE with a value: diverged wins
-        diverged = _trial_line(whole, variant, "diverged")
-        assert diverged.get_marker() == "x"
-        np.testing.assert_array_equal(diverged.get_xydata(), [[lr, 0.0]])
-    failed = _trial_line(whole, "vanilla", "no value")
-    assert failed.get_marker() == "v"
-    np.testing.assert_array_equal(failed.get_xydata(), [[3.0, 0.0]])
-
-
-def test_the_lr_search_shows_the_whole_search_and_a_zoom_on_where_the_choice_is_made():
-    whole, zoom = figures.lr_search_figure(TRIALS, BEST_LR).axes
-    assert whole.get_xscale() == zoom.get_xscale() == "log"
-    assert whole.get_ylim()[0] < 0 and whole.get_ylim()[1] > 1
-    (low_x, high_x), (low_y, high_y) = zoom.get_xlim(), zoom.get_ylim()
-    for lr in [*BEST_LR.values(), 0.05, 5.0]:  # the tuned rates and the ends of the 2-pp window
-        assert low_x < lr < high_x
-    assert low_x > 0.001 and high_x < 30.0  # the far-off trials are out of the zoom
-    assert 0.98 - 0.03 <= low_y < 0.97 and 0.98 < high_y <= 1.0  # holds each study's best trial, 0.97 and 0.98
-
-
-def test_the_zoom_holds_a_tuned_rate_even_away_from_the_best_trials():
-    zoom = figures.lr_search_figure(TRIALS, {"vanilla": 0.01, "bn": 2.0}).axes[1]
-    assert zoom.get_xlim()[0] < 0.01
-
-
-def test_a_search_where_no_trial_has_a_value_still_draws():
-    failed = {"vanilla": [TuningTrial(0, 1.0, None, "FAIL", False)]}
-    assert "no trial has a value" in figures.lr_search_figure(failed, {"vanilla": None}).axes[1].get_title()
-
-
 def test_confusion_cells_show_their_counts_and_zeros_stay_blank():
     confusion = np.array([[50, 0, 2], [1, 40, 0], [0, 3, 45]])
     (axes, _colorbar, *_) = figures.confusion_figure({"bn": confusion}).axes
@@ -291,38 +136,6 @@ def test_a_robustness_grid_of_the_wrong_shape_is_refused():
     grid = _grid()
     with pytest.raises(ValueError, match=r"RobustnessGrid.bn must be .* = \(2, 3\), got \(3, 2\)"):
         dataclasses.replace(grid, bn=grid.bn.T)
-
-
-def test_the_shared_rate_figure_has_a_row_per_learning_rate_with_accuracy_and_both_variants_inputs():
-    figure = figures.shared_rate_figure(_panels(), init_std=0.5)
-    grid = {(a.get_subplotspec().rowspan.start, a.get_subplotspec().colspan.start): a for a in figure.axes}
-    assert sorted(grid) == [(row, column) for row in range(2) for column in range(3)]
-    assert "same learning rate" in figure.get_suptitle() and "0.5" in figure.get_suptitle()
-    for row, lr in enumerate(("0.1", "1")):
-        assert f"lr = {lr}" in grid[row, 0].get_ylabel()
-        for variant in BOTH:
-            np.testing.assert_allclose(
-                _mean_line(grid[row, 0], variant).get_ydata(), ACCURACY[variant][:, 1:].mean(axis=0)
-            )
-        vanilla, bn = grid[row, 1], grid[row, 2]
-        assert vanilla.get_shared_y_axes().joined(vanilla, bn)
-        for axes, variant in ((vanilla, "vanilla"), (bn, "bn")):
-            median = next(line for line in axes.get_lines() if line.get_linestyle() == "-")
-            np.testing.assert_allclose(median.get_ydata(), PERCENTILES[variant][1, 1:])
-            assert axes.get_xscale() == "log"
-
-
-def test_save_writes_a_whole_png_of_a_readable_size_and_no_temporary_file(tmp_path):
-    path = tmp_path / "figures" / "test_accuracy.png"
-    save(figures.accuracy_figure(dict.fromkeys(BOTH, STEPS), ACCURACY), path)
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", header[16:24])
-    assert 600 <= width <= 4000 and 400 <= height <= 3000, f"{width}×{height}"
-    assert [p.name for p in path.parent.iterdir()] == ["test_accuracy.png"], "a temporary file was left behind"
-
-
-# --- the specification curves ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -372,9 +185,6 @@ def test_a_specification_is_coloured_by_its_own_verdict_filled_when_shared_and_h
 
 def test_no_legend_covers_a_specification(comparison):
     _assert_legends_cover_no_data(figures.specification_figure(comparison.claims))
-
-
-# --- the report's figures, from the comparison ---------------------------------------------------------------
 
 
 def test_the_report_gets_every_figure_in_order(comparison):

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from src.config import load_params
 from src.stores.optuna_storage import open_storage
 from src.sweep.plan import SweepPlan
+from src.sweep.work import status
 from src.training.members import MemberTable
 from tests import synthetic
 from tests.processes import run, start, write_params
@@ -195,6 +196,7 @@ def test_a_worker_of_another_checkout_is_refused_in_one_line(shared, monkeypatch
     )  # the stage's study, its units queued and waiting
     queue = plan.queue(open_storage(storage, heartbeat_s=1), create=True)
     queue.enqueue_missing()
+    queue.record_runs("parent-run", [f"member-run-{k}" for k in range(MEMBERS)])  # what makes it a worker's to join
     queue.record_runs("parent-run", ["member-run"] * MEMBERS)
     write_params(project, _small(storage, steps=STEPS // 2))
 
@@ -247,3 +249,19 @@ def test_a_storage_that_goes_away_mid_unit_stops_the_stage_at_a_checkpoint_and_a
     assert f"{unit_name}: resumed from step" in rerun.stderr
     assert _outputs(project) == one_process
     _assert_each_member_run_made_once_and_finished(store)
+
+
+def test_status_says_per_variant_how_far_its_sweep_is(tmp_path, monkeypatch, repo_root):
+    monkeypatch.chdir(tmp_path)
+    synthetic.write_processed(tmp_path / "data" / "processed")
+    write_params(tmp_path, _small(f"sqlite:///{tmp_path / 'optuna.db'}"))
+    params = load_params()
+    storage = open_storage(params.sweep.storage, params.sweep.heartbeat_s)
+    plans = [SweepPlan.of(params.sweep_run, params.sweep, variant) for variant in ("vanilla", "bn")]
+    assert status(plans, storage) == [f"sweep@{v}: not started in {params.sweep.storage}" for v in ("vanilla", "bn")]
+    queue = plans[1].queue(storage, create=True)
+    queue.enqueue_missing()
+    queue.record_runs("parent-run", [f"member-run-{k}" for k in range(MEMBERS)])  # what makes it a worker's to join
+    assert status(plans, storage)[1] == (
+        f"sweep@bn: study {queue.study.study_name}: 0 of {UNITS} units done, 0 running, {UNITS} waiting"
+    )

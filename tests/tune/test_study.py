@@ -15,25 +15,6 @@ from src.tune.study import best_summary, default_study_name, finished_trials, op
 from tests.tuning import SETTINGS, STEPS, tune_config
 
 
-@pytest.mark.parametrize(
-    ("storage", "message"),
-    [
-        ("not a url", "storage 'not a url' is not a database URL"),
-        ("mongodb://h/db", "storage mongodb://h/db: unsupported database 'mongodb' (use sqlite or postgresql)"),
-        ("postgresql://tuner:s3cret@127.0.0.1:1/db", "storage postgresql://tuner:***@127.0.0.1:1/db: cannot connect"),
-        ("sqlite:////no/such/dir/optuna.db", "storage sqlite:////no/such/dir/optuna.db: cannot connect"),
-        # SQLAlchemy reads ":word@db-host" as a port and raises ValueError, not ArgumentError
-        ("postgresql://tuner:s3cret@ss:word@h/db", "storage 'postgresql://tuner:***@h/db' is not a database URL"),
-    ],
-)
-def test_a_bad_storage_url_is_one_error_line_naming_it_without_its_password(storage, message):
-    with pytest.raises(StudyError) as error:
-        open_storage(storage)
-    (line,) = str(error.value).splitlines()
-    assert line.startswith(message)
-    assert "s3cret" not in line
-
-
 def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     open_study(storage, "s", SETTINGS, tune_config())
