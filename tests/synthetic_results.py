@@ -55,7 +55,7 @@ from src.engine.schedule import Schedule, eval_schedule
 from src.engine.trainer import Evaluation, Trainer, TrainingData, TrainingHistory
 from src.results.members import write_final, write_history, write_predictions, write_sigmoid_inputs
 from src.results.sweep import SweepResults, SweepSummary
-from src.results.train import Percentiles, TestCurves, TrainSummary, write_models
+from src.results.train import Percentiles, SeedCurves, TrainSummary, write_models
 from src.results.tune import TuningSummary, TuningTrial, write_trials
 from src.training.members import MemberTable, edge_brackets
 from tests import synthetic
@@ -364,7 +364,7 @@ def outcome(
     models, the losses) is left out."""
     accuracy = np.asarray(accuracy, dtype=float)
     seeds = list(range(len(accuracy))) if seeds is None else list(seeds)
-    curves = TestCurves(
+    curves = SeedCurves(
         steps=np.asarray(steps),
         seeds=seeds,
         accuracy=accuracy,

@@ -21,7 +21,7 @@ from src.data.splits import Split
 from src.engine.network import load_member, score_members
 from src.errors import StudyError
 from src.results.sweep import SweepResults
-from src.results.train import Percentiles, TestCurves, TrainOutputs, TrainSummary
+from src.results.train import Percentiles, SeedCurves, TrainOutputs, TrainSummary
 from src.results.tune import TuningSummary, TuningTrial
 from src.training.members import MemberTable, usable
 
@@ -42,7 +42,7 @@ class TunedOutcome:
     tuning: TuningSummary
     trials: list[TuningTrial]
     training: TrainSummary
-    curves: TestCurves  # the seeds in order
+    curves: SeedCurves  # the seeds in order
     sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
     predicted: np.ndarray  # (S, test images): each saved model's predicted class
     labels: np.ndarray  # (test images,)
@@ -206,7 +206,7 @@ def check_same_seeds(tuned: Mapping[str, TunedOutcome]) -> list[int]:
     return seeds["bn"]
 
 
-def median_steps_to(curves: TestCurves, target: float) -> StepsToTarget:
+def median_steps_to(curves: SeedCurves, target: float) -> StepsToTarget:
     """The median over seeds of the first evaluation reaching `target` (the report's table; not interpolated)."""
     return curve_steps_to_target(curves.steps, np.nan_to_num(curves.accuracy, nan=-1.0), target)
 

@@ -62,7 +62,7 @@ def model_paths(directory: Path) -> dict[int, Path]:
 
 
 @dataclass(frozen=True)
-class TestCurves:
+class SeedCurves:
     """Per-seed test curves on one step grid: accuracy[i, j] is seed seeds[i] at steps[j] (NaN if not evaluated)."""
 
     steps: np.ndarray
@@ -91,7 +91,7 @@ class TrainOutputs:
     """What train@ wrote for one variant, read back."""
 
     summary: TrainSummary
-    curves: TestCurves
+    curves: SeedCurves
     sigmoid_inputs: dict[tuple[int, int], Percentiles]  # (seed, unit) -> percentiles
     models: dict[int, Path]  # seed -> its saved network
 
@@ -113,12 +113,12 @@ def read_trained(variant: str) -> TrainOutputs:
     return run
 
 
-def read_history(path: Path) -> TestCurves:
+def read_history(path: Path) -> SeedCurves:
     """train@'s history.csv (step,seed,test_accuracy,test_loss,diverged) as per-seed curves."""
     table = read_table(path, ["step", "seed", *HISTORY])
     with parsing(path):
         accuracy, loss = (table.pivot(index="seed", columns="step", values=name) for name in HISTORY[:2])
-        return TestCurves(
+        return SeedCurves(
             steps=accuracy.columns.to_numpy(),
             seeds=accuracy.index.tolist(),
             accuracy=accuracy.to_numpy(dtype=float),

@@ -20,7 +20,7 @@ from src.config import VARIANTS, parse_params
 from src.data.splits import load_split
 from src.errors import StudyError
 from src.results.members import read_predictions
-from src.results.train import Percentiles, TestCurves, read_trained
+from src.results.train import Percentiles, SeedCurves, read_trained
 from src.results.tune import TuningSummary, read_trials
 from src.training.members import MemberTable, edge_brackets, usable
 from tests import synthetic_results
@@ -272,7 +272,7 @@ def test_variants_trained_on_other_seeds_are_refused(vanilla_seeds):
 def test_the_median_steps_to_a_target_never_counts_an_evaluation_a_seed_lacks():
     steps = np.array([0, 100, 200, 300])
     accuracy = np.array([[0.1, np.nan, 0.96, 0.97], [0.1, 0.5, 0.6, 0.96]])
-    curves = TestCurves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
+    curves = SeedCurves(steps, [0, 1], accuracy, accuracy, np.zeros(2, dtype=bool))
     assert median_steps_to(curves, 0.95) == StepsToTarget(median=250.0, n_reached=2)  # at evaluations: 200 and 300
     assert median_steps_to(curves, 0.99).n_reached == 0
 

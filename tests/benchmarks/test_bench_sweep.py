@@ -13,7 +13,7 @@ from pipeline import sweep as sweep_stage
 from src.cli import report_user_errors
 from src.training.members import MemberTable
 from tests import synthetic
-from tests.test_members import SWEEP
+from tests.training.test_members import SWEEP
 
 
 def _project(root, repo_root):

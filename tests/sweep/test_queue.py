@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from src.errors import StudyError
 from src.stores.optuna_storage import open_storage
 from src.sweep.queue import SweepQueue, refuse_other_live, study_name
-from tests.test_unit_results import trained
+from tests.sweep.test_unit_result import trained
 
 IDENTITY = {"variant": "bn", "params": {"sweep": {"steps": 60}}}  # what a stage's identity looks like, in short
 UNITS = 3
