@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_batchnorm [--rounds 9] [--seconds 0.3] [--threads N]
 
-(a) `src.batchnorm.BatchNorm` in train mode: the custom autograd.Function (paper's backward) + moving averages.
+(a) `src.engine.batchnorm.BatchNorm` in train mode: the custom autograd.Function (paper's backward) + moving averages.
 (b) the same forward math and moving averages written as plain tensor ops, differentiated by autograd.
 (c) torch.nn.BatchNorm1d in train mode (PyTorch's fused native kernel). With K members the input is normalised
     over the batch per (member, feature), which is exactly one nn.BatchNorm1d over K·F features of a (B, K·F) input:

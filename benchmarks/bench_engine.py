@@ -110,7 +110,7 @@ class Configuration:
     variant: str
     members: int
     orders: int | None = None  # data orders, each shared by members/orders members; None: one per member (seeds)
-    fused: bool = True  # the affine weights stepped inside the backward (src/sgd.py), else autograd's ∂ℓ/∂W
+    fused: bool = True  # the affine weights stepped inside the backward (src/engine/sgd.py), else autograd's ∂ℓ/∂W
 
     @property
     def loop(self) -> str:

@@ -173,7 +173,7 @@ def _children_cpu_s() -> float:
 
 def gemm_floor_s(members: int, orders: int, repeats: int = 50) -> float:
     """Seconds of one step's GEMMs alone at K `members` in `orders` groups: forward, ∂ℓ/∂u of every layer but the
-    first, and the fused weight steps (as src/affine.py and src/sgd.py compute them); the best of `repeats`."""
+    first, and the fused weight steps (as src/engine/affine.py and sgd.py compute them); the best of `repeats`."""
     per_group, hidden, classes = members // orders, WIDTHS[1], WIDTHS[-1]
     x, h = torch.rand(orders, BATCH, WIDTHS[0]), torch.rand(members, BATCH, hidden)
     first = torch.rand(orders, per_group * hidden, WIDTHS[0])

@@ -27,7 +27,7 @@ specification that can be estimated agrees with it (tests/test_comparison.py che
   - the horizon check: vanilla's tuned rate (0.2) is nearest its best swept rate (0.1); BN's (5, nearest 10) is not,
     its best swept rate being 1, better in every seed.
 
-The writers of src/results.py write every file, so the files have the layout the readers expect.
+The writers of src/results/ write every file, so the files have the layout the readers expect.
 
 `outcome`, `swept` and `shared` build one variant's train@ outcome, sweep and shared outcome in memory, for the unit
 tests of the per-seed numbers, the specifications and the claims.

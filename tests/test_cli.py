@@ -31,7 +31,7 @@ def _runs_as_a_program(path: Path) -> bool:
 
 def test_every_module_that_runs_as_a_program_is_an_entry_point(repo_root):
     programs = {
-        ".".join(path.relative_to(repo_root).with_suffix("").parts)
+        ".".join(path.relative_to(repo_root).with_suffix("").parts).removesuffix(".__main__")  # python -m src.tune
         for top in ("src", "pipeline", "benchmarks")
         for path in (repo_root / top).rglob("*.py")
         if _runs_as_a_program(path)

@@ -106,6 +106,8 @@ def test_a_local_version_passes_only_where_the_lock_names_its_index():
 
 def test_ci_runs_the_readmes_test_command(repo_root):
     readme, ci = (repo_root / "README.md").read_text(), (repo_root / ".ci" / "run").read_text()
+    readme = re.sub(r" \\\n\s*", " ", readme)  # a command continued over lines is one command
     install_and_test = r"^python3 -m venv \.venv && \. \.venv/bin/activate && (pip install -r requirements-dev\.txt.*)$"
     (command,) = re.findall(install_and_test, readme, flags=re.MULTILINE)
+    assert "ruff format --check ." in command
     assert command.replace("pip install -r", "pip install -q -r") in ci

@@ -17,9 +17,9 @@ def _run(probe: str, repo_root) -> str:
 
 def test_configuring_tracking_disables_mlflow_telemetry(repo_root, tmp_path):
     probe = (
-        "import os; from src.tracking import runs as tracking; "
+        "import os; from src.tracking.store import configure; "
         f"os.environ['MLFLOW_TRACKING_URI'] = 'sqlite:///{tmp_path}/mlflow.db'; "
-        "tracking.configure('probe'); print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+        "configure('probe'); print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
     )
     assert _run(probe, repo_root) == "true"
 

@@ -1,42 +1,38 @@
-"""The README's results are the committed report's, not numbers typed by hand."""
+"""The README is the front door: short, narrow, its results table the one the metrics print and the report holds,
+and every link in it leads somewhere."""
 
 from __future__ import annotations
 
 import re
 
-import pytest
+from src.metrics.schema import Metrics
+from src.metrics.table import glance_table
+
+MAX_LINES, MAX_WIDTH = 250, 120
 
 
 def _table_rows(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith("|")]
 
 
-@pytest.mark.parametrize(
-    "section", ["### What holds", "### At each variant's tuned learning rate", "**Horizon check.**"]
-)
-def test_every_results_table_row_of_the_readme_is_a_row_of_the_report(repo_root, section):
-    readme = (repo_root / "README.md").read_text()
-    report = (repo_root / "reports" / "report.md").read_text()
-    after = readme.split(section, 1)[1]
-    rows = _table_rows(re.split(r"\n(?:#{2,3} |!\[)", after, maxsplit=1)[0])
-    assert rows, f"no table under {section!r} in README.md"
-    missing = [row for row in rows if row not in report.splitlines()]
-    assert not missing, f"README.md rows not in reports/report.md (copy them from the report): {missing}"
+def test_the_readme_is_read_in_five_minutes(repo_root):
+    lines = (repo_root / "README.md").read_text().splitlines()
+    assert len(lines) <= MAX_LINES, f"README.md has {len(lines)} lines; move details to docs/"
+    wide = [number for number, line in enumerate(lines, 1) if len(line) > MAX_WIDTH]
+    assert not wide, f"README.md lines {wide} are over {MAX_WIDTH} characters"
 
 
-def _section(markdown: str, heading: str) -> str:
-    """The text under `heading` up to the next heading of any level."""
-    after = markdown.split(heading + "\n", 1)[1]
-    return re.split(r"\n#{2,4} ", "\n" + after, maxsplit=1)[0].strip()
+def test_the_readmes_results_table_is_the_one_the_committed_metrics_print(repo_root):
+    # `python -m src.metrics --markdown` prints it; the evaluate stage writes the same rows into the report
+    printed = glance_table(Metrics.read(repo_root / "results" / "metrics.json").claims)
+    assert _table_rows((repo_root / "README.md").read_text()) == printed
 
 
-def test_the_readmes_reading_is_the_reports_word_for_word(repo_root):
-    # every sentence of the reading is generated from the metrics by the evaluate stage (src/report.py: reading)
-    readme = (repo_root / "README.md").read_text()
-    report = (repo_root / "reports" / "report.md").read_text()
-    assert _section(readme, "### The reading") == _section(report, "### The reading")
-
-
-def test_the_section_helper_stops_at_the_next_heading():
-    text = "## A\none\n### The reading\n- two\n- three\n\n### Next\nfour\n"
-    assert _section(text, "### The reading") == "- two\n- three"
+def test_every_relative_link_of_the_readme_and_docs_leads_to_a_file(repo_root):
+    pages = [repo_root / "README.md", *sorted((repo_root / "docs").glob("*.md")), repo_root / "benchmarks/README.md"]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(repo_root)} -> {target}")
+    assert not broken, broken

@@ -164,13 +164,14 @@ def test_a_checkpoint_made_under_other_params_is_refused_with_the_reason(checkpo
 def test_a_checkpoint_made_by_other_code_is_refused_with_the_reason(checkpointed):
     path = checkpointed / paths.CHECKPOINTS / "train-bn.pt"
     saved = torch.load(path, weights_only=True)
-    saved["identity"]["code_sha256"]["src.engine"] = "0" * 64  # as if src/engine.py had changed since
+    saved["identity"]["code_sha256"]["src/engine/trainer.py"] = "0" * 64  # as if it had changed since
     torch.save(saved, path)
 
     again = run("pipeline.train", "--variant", "bn", cwd=checkpointed)
 
     assert again.returncode == 0, again.stderr
-    assert "ignored: it was made under other settings (code_sha256.src.engine: 000000000000… ->" in again.stderr
+    changed = "code_sha256.src/engine/trainer.py: 000000000000… ->"
+    assert f"ignored: it was made under other settings ({changed}" in again.stderr
     assert "resumed" not in again.stderr
 
 

@@ -1,4 +1,4 @@
-"""A small tuning project for the tests of src/study.py, src/trials.py, src/tune.py and the tune stage.
+"""A small tuning project for the tests of src/tune/study.py, src/tune/trials.py, src/tune/ and the tune stage.
 
 `write_tune_project` makes a scratch repository root holding a small params.yaml and synthetic processed data
 without a test split (tuning must never read it), so the default storage sqlite:///optuna.db lands there too;

@@ -8,7 +8,7 @@ initialisation; the paper shows that on ImageNet, so here those two are extensio
 
 Each primary claim is one specification fixed in params.yaml before the outcome was seen; the primary claims are
 one family of tests, corrected together (Holm by default), and each also reports how every other reasonable
-specification of it decides (src/specifications.py).
+specification of it decides (src/analysis/specifications.py).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Topic:
     statistic: str
     scale: Literal["ratio", "accuracy", "plain"]  # ratio: BN / vanilla (no effect 1); else BN − vanilla (no effect 0)
     bn_favoured: Literal["higher", "lower"]
+    short: str  # the claim in a few words, for narrow tables
 
     @property
     def no_effect(self) -> float:
@@ -54,6 +55,7 @@ TOPICS = {
         "steps to a target test accuracy, BN / vanilla (geometric mean over seeds)",
         "ratio",
         "lower",
+        "converges faster",
     ),
     "higher_accuracy": Topic(
         "higher_accuracy",
@@ -62,6 +64,7 @@ TOPICS = {
         "final test accuracy, BN − vanilla",
         "accuracy",
         "higher",
+        "higher accuracy",
     ),
     "stable_sigmoid_inputs": Topic(
         "stable_sigmoid_inputs",
@@ -71,6 +74,7 @@ TOPICS = {
         "15/50/85th percentiles over the reference 15–85 spread), BN − vanilla",
         "plain",
         "lower",
+        "stable sigmoid inputs",
     ),
     "higher_usable_lr": Topic(
         "higher_usable_lr",
@@ -80,6 +84,7 @@ TOPICS = {
         "BN / vanilla (geometric mean over seeds)",
         "ratio",
         "higher",
+        "higher usable rate",
     ),
     "robust_to_init": Topic(
         "robust_to_init",
@@ -88,6 +93,7 @@ TOPICS = {
         "final test accuracy under a bad init std, BN − vanilla, averaged over swept rates",
         "accuracy",
         "higher",
+        "robust to the init",
     ),
 }
 # The primary claims, in the order the report reads them: one family of tests.

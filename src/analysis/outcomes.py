@@ -1,8 +1,8 @@
-"""The per-seed numbers of both designs, derived once from what the stages wrote (src/results.py).
+"""The per-seed numbers of both designs, derived once from what the stages wrote (src/results/).
 
 tuned (train@): each variant at its own tuned rate. shared (sweep@ and edge@): both variants at the same learning
 rates and inits. Every number here is per seed, and for the sweep per seed and cell, on the same seeds for both
-variants, so that the claims (src/claims.py) can pair them seed by seed.
+variants, so that the claims (src/analysis/claims.py) can pair them seed by seed.
 """
 
 from __future__ import annotations

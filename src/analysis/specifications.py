@@ -3,7 +3,7 @@
 A specification is one way to decide a claim: a design (tuned: each variant at its own tuned rate; shared: both at
 the same rates, on the sweep's cells where both nets train, at one init std) and the choices the claim leaves open
 (a convergence target, a drift reference point, which BN inference rule, which test, which rates). Each is paired
-seed by seed and tested on its own (uncorrected); src/claims.py marks the primary one of each claim, fixed in
+seed by seed and tested on its own (uncorrected); src/analysis/claims.py marks the primary one of each claim, fixed in
 params.yaml before the outcome was seen, and corrects those across the family.
 """
 

@@ -8,7 +8,7 @@ G = K when each has its own (seeds), anything between for a grid of settings per
 Why the fused update: the first layer's weight gradient (K × 100 × 784 floats, 2.5 MB at K = 8) is the largest
 tensor of a training step. Inside a step, autograd's GEMM writing it ran at about half the speed of the same GEMM on
 its own (torch.profiler; the cause was not pinned down), and the optimizer then read it back twice (NaN scrub, step).
-A layer given a `Descent` (the optimizer, `src.sgd.MemberSGD`) instead hands it ∂ℓ/∂z and its input u from the
+A layer given a `Descent` (the optimizer, `src.engine.sgd.MemberSGD`) instead hands it ∂ℓ/∂z and its input u from the
 backward pass, and the optimizer applies W ← W − η ∂ℓ/∂W as the very GEMM that would compute ∂ℓ/∂W = gᵀu,
 accumulating into W in place (beta = 1), so the gradient never exists. Biases and BN's γ, β are small and keep the
 ordinary path.
@@ -39,7 +39,7 @@ def member_affine(u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 class Descent(Protocol):
-    """What steps a layer's weight from inside its backward pass (`src.sgd.MemberSGD`)."""
+    """What steps a layer's weight from inside its backward pass (`src.engine.sgd.MemberSGD`)."""
 
     def descend(self, weight: Tensor, u: Tensor, grad_z: Tensor, u_is_data: bool) -> None:
         """Step `weight` of the layer that mapped `u` (G, B, in) to z, given ∂ℓ/∂z (G, B, K/G·out)."""

@@ -1,7 +1,7 @@
 """The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once.
 
 Every parameter carries a leading members dimension, so K seeds, learning rates or inits train as one computation:
-one batched matmul per layer (the first layer's input shared by each group of members, see `src.affine`).
+one batched matmul per layer (the first layer's input shared by each group of members, see `src.engine.affine`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A frozen member (diverged or stopped) has η_k = 0 and stays exactly where it is
 
 Fused (the default), the `MemberLinear` weights are stepped by their own layers' backward pass: the GEMM that would
 compute ∂ℓ/∂W = gᵀu accumulates −η gᵀu straight into W in place (beta = 1), or with momentum gᵀu into v (beta = μ)
-before W takes −η v, so ∂ℓ/∂W is never written out (`src.affine` says why that pays). Biases and BN's γ, β are
+before W takes −η v, so ∂ℓ/∂W is never written out (`src.engine.affine` says why that pays). Biases and BN's γ, β are
 small and are stepped from `.grad` after the backward. Unfused, autograd writes every ∂ℓ/∂W and every parameter is
 stepped from `.grad`: the plain form, which the benchmark measures the fusion against.
 """

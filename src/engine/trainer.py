@@ -1,9 +1,9 @@
 """The training engine: K members (seeds, learning rates, inits) trained at once as one vectorised computation.
 
 The data sit on the device as tensors and mini-batches are drawn by index; every member has its own learning rate;
-one optimizer (`src.sgd.MemberSGD`) steps every parameter, the affine weights inside the backward pass and the few
-others after it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits
-for the host. A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one
+one optimizer (sgd.MemberSGD) steps every parameter, the affine weights inside the backward pass and the few others
+after it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits for
+the host. A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one
 continues bit for bit. Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
 """
 

@@ -1,6 +1,6 @@
-"""Print results/metrics.json (or another metrics file) in 120 columns.
+"""Print results/metrics.json (or another metrics file) in 120 columns, or its verdicts as the README's table.
 
-python -m src.metrics [results/metrics.json]
+    python -m src.metrics [results/metrics.json] [--markdown]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.metrics.schema import Metrics
-from src.metrics.table import render
+from src.metrics.table import glance_table, render
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "path", nargs="?", type=Path, default=paths.METRICS, help=f"a metrics file (default: {paths.METRICS})"
     )
-    print(render(Metrics.read(parser.parse_args(argv).path)))
+    parser.add_argument("--markdown", action="store_true", help="only the primary claims, as a Markdown table")
+    args = parser.parse_args(argv)
+    metrics = Metrics.read(args.path)
+    print("\n".join(glance_table(metrics.claims)) if args.markdown else render(metrics))
 
 
 if __name__ == "__main__":

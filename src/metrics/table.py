@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from src.analysis.claims import TOPICS
 from src.metrics import number_format
 from src.metrics.schema import ClaimMetrics, MapMetrics, Metrics, VariantMetrics, nan_as_missing
 
@@ -19,6 +20,25 @@ def claims_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
         interval = number_format.interval(claim.estimate, claim.scale)
         agreeing = f"{claim.specifications['agreeing']} of {claim.specifications['total']}"
         rows.append(f"{key:<32}{claim.verdict:<15}{effect:>11}  {interval:<24}{agreeing}")
+    return rows
+
+
+def glance_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
+    """The primary claims as a Markdown table narrow enough for the README, which quotes it from the report."""
+    corrections = ", ".join(dict.fromkeys(claim.correction for claim in claims.values()))
+    rows = [
+        f"| claim | design | verdict | effect [interval] | p ({corrections}) | specifications agreeing |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, claim in claims.items():
+        topic, design = key.rsplit("_", 1)
+        effect = number_format.effect(nan_as_missing(claim.effect), claim.scale)
+        interval = number_format.interval(claim.estimate, claim.scale)
+        agreeing = f"{claim.specifications['agreeing']} of {claim.specifications['total']}"
+        p_value = number_format.p_value(claim.p_adjusted)
+        rows.append(
+            f"| {TOPICS[topic].short} | {design} | **{claim.verdict}** | {effect} {interval} | {p_value} | {agreeing} |"
+        )
     return rows
 
 

@@ -1,8 +1,8 @@
 """reports/report.md: its context, gathered from the comparison and the metrics, rendered from templates/report.md.j2.
 
-Every sentence with a number is filled from them when the report is written (formatted by src/number_format.py): if the
-numbers change, the wording changes with them. The reading (`reading`) is generated from the claims the same way, and
-the README quotes it. The verdicts come from src/claims.py; nothing here decides one.
+Every sentence with a number is filled from them when the report is written (spelt by src/metrics/number_format.py):
+if the numbers change, the wording changes with them. The reading (`reading`) is generated from the claims the same way, and
+the README quotes it. The verdicts come from src/analysis/claims.py; nothing here decides one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from src.config import DISPLAY_NAMES, Params
 from src.metrics import number_format
 from src.metrics.build import design_text
 from src.metrics.schema import MapMetrics, Metrics
+from src.metrics.table import glance_table
 
 PACKAGES = ("torch", "numpy", "scipy", "matplotlib", "mlflow", "optuna", "dvc")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,6 +46,7 @@ def context(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str
         },
         "topics": TOPICS,
         "reading": reading(comparison.claims, metrics),
+        "glance": glance_table(metrics.claims),
         "confidence": settings.confidence,
         "alpha": settings.alpha,
         "correction": number_format.CORRECTIONS[settings.correction],

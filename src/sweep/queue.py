@@ -1,17 +1,17 @@
 """The sweep as a work queue: an Optuna study whose trials are the sweep's units of work, shared by every worker.
 
-- Identity. The study's name carries a digest of the sweep's identity (src/provenance.py: its deciding params, the
-  unit cut among them, the data digests, the training code, the resolved device), which the study also stores. The
-  same checkout finds the same study; a worker whose checkout differs from a study with units left refuses to join
-  it, naming what differs.
+- Identity. The study's name carries a digest of the sweep's identity (src/training/provenance.py: its deciding
+  params, the unit cut among them, the data digests, the training code, the resolved device), which the study
+  stores. The same checkout finds the same study; a worker whose checkout differs from a study with units left
+  refuses to join it, naming what differs.
 - Queue. The stage enqueues every unit that is neither done nor queued as a WAITING trial (user attr `unit`), under
   the database's first-use lock, so that two stages never queue one unit twice. A worker takes a unit by moving its
   trial WAITING → RUNNING under a row lock (SELECT … FOR UPDATE), as Optuna's own queue does, so each trial is taken
   once. (`Study.ask` is not used: with the queue empty it would start a fresh trial of no unit.)
 - Dead workers. A worker beats every `heartbeat_s` while it trains. A unit whose worker was silent for
   GRACE_HEARTBEATS beats, or whose worker on this host is gone, is failed and queued again by Optuna's
-  RetryHeartbeatStaleTrialCallback (set on the storage by src/study.py, at most MAX_RETRIES times).
-- Results. A unit's result (src/unit_results.py) goes into its trial's system attr `result` before the trial is
+  RetryHeartbeatStaleTrialCallback (set on the storage by src/tune/study.py, at most MAX_RETRIES times).
+- Results. A unit's result (src/sweep/unit_result.py) goes into its trial's system attr `result` before the trial is
   COMPLETE; who trained it, where and how long, into its user attrs and MLflow.
 - MLflow. The stage makes its parent run and one child run per member once; their ids are the study's user attr
   `mlflow`, so a worker anywhere logs a unit's members into the runs made for them.

@@ -60,7 +60,7 @@ def train_unit(
         except BaseException:  # Ctrl-C, SystemExit: not the unit's fault, so it is queued again at once
             queue.release(taken)
             raise
-    print(done.describe(unit.name, plan.params.sweep.steps), file=sys.stderr)
+    print(done.describe(unit.name, plan.sweep.steps), file=sys.stderr)
     return done
 
 

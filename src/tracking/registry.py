@@ -2,7 +2,7 @@
 
 Every train@ run registers a version; the alias `champion` moves to it only when its validation accuracy beats the
 champion's, otherwise it is the `challenger` (MLflow's champion/challenger convention for aliases).
-A logged model needs none of this project's code (src/export.py builds it from torch.nn modules only), so
+A logged model needs none of this project's code (src/tracking/export.py builds it from torch.nn modules only), so
 `mlflow models predict -m models:/bn-mnist-bn@champion --env-manager local` serves it anywhere torch is installed.
 """
 

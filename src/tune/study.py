@@ -101,7 +101,7 @@ def finished_trials(study: optuna.Study) -> list[TuningTrial]:
     ]
 
 
-# --- shared with the worker (src/trials.py) ------------------------------------------------------------------
+# --- shared with the worker (src/tune/trials.py) ------------------------------------------------------------------
 
 
 def count(trials: Sequence[FrozenTrial], states: Sequence[TrialState]) -> int:

@@ -4,7 +4,7 @@ the side of its effect, how many of the topic's specifications agree, and how ma
 not shown. Then the sweep's map, one family of cell tests with its own correction and the shares that did not train,
 and the horizon check of each tuned rate.
 
-The claims are decided here on specification curves made up for each test (src/specifications.py, tested in
+The claims are decided here on specification curves made up for each test (src/analysis/specifications.py, tested in
 test_specifications.py, computes the real ones), so every p-value is known."""
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def test_seeds_needed_is_given_only_where_a_claim_is_not_shown_at_the_familys_le
 
 
 def test_the_real_curves_decide_the_claims(tree):
-    outcomes = synthetic_results.comparison_of(tree[0]).outcomes
+    outcomes = synthetic_results.comparison_of(tree[0]).evidence
     decided = decide_claims(outcomes)
     # repr: a specification that is not estimable has a NaN effect, never equal to itself
     assert repr(decided[0].curve) == repr(specifications.convergence(outcomes))
@@ -195,9 +195,8 @@ RATES, INITS = synthetic_results.SWEEP_RATES, synthetic_results.SWEEP_INIT_STDS
 
 def _map_outcomes(params, vanilla: np.ndarray, bn: np.ndarray) -> Evidence:
     sweeps = {"vanilla": synthetic_results.swept(vanilla), "bn": synthetic_results.swept(bn)}
-    return Evidence(
-        tuned={}, shared={v: synthetic_results.shared(v, sweep) for v, sweep in sweeps.items()}, params=params
-    )
+    shared = {v: synthetic_results.shared(v, sweep) for v, sweep in sweeps.items()}
+    return Evidence({}, shared, params.evaluate, params.sweep, params.model.init_std)
 
 
 def test_each_map_cell_carries_both_means_and_the_paired_difference(params):

@@ -18,7 +18,6 @@ from src.analysis.claims import CURVES
 from src.analysis.curves import climb_target, steps_to
 from src.analysis.outcomes import Evidence
 from src.analysis.specifications import ACCURACY_CHOICES, Specification
-from src.config import with_overrides
 from tests import synthetic_results
 from tests.synthetic_results import SEEDS
 
@@ -29,7 +28,7 @@ NO_RATE = "no swept rate where both nets train"
 
 @pytest.fixture(scope="module")
 def outcomes(tree) -> Evidence:
-    return synthetic_results.comparison_of(tree[0]).outcomes
+    return synthetic_results.comparison_of(tree[0]).evidence
 
 
 def _specs(topic: str, outcomes: Evidence) -> list[Specification]:
@@ -102,20 +101,10 @@ def test_the_primary_specifications_are_params_choices_and_the_shared_one_is_at_
 def test_the_primary_marking_follows_params(outcomes):
     # edge@ refined the edges at init std 1.0 instead (the numbers do not matter here)
     refined_at_1 = {v: replace(o, edges=replace(o.edges, refined_inits=[1.0])) for v, o in outcomes.shared.items()}
-    changed = replace(
-        outcomes,
-        shared=refined_at_1,
-        params=with_overrides(
-            outcomes.params,
-            {
-                "evaluate.convergence_climb": 0.5,
-                "evaluate.accuracy_test": "seeds",
-                "evaluate.drift_reference": 0.5,
-                "model.init_std": 1.0,
-                "edge.init_stds": [1.0],
-            },
-        ),
+    settings = outcomes.settings.model_copy(
+        update={"convergence_climb": 0.5, "accuracy_test": "seeds", "drift_reference": 0.5}
     )
+    changed = replace(outcomes, shared=refined_at_1, settings=settings, paper_init_std=1.0)
     primaries = {
         topic: [(s.design, s.init_std, s.choice) for s in _specs(topic, changed) if s.primary] for topic in CURVES
     }
@@ -145,7 +134,7 @@ def test_both_nets_train_at_a_rate_where_each_variant_trains_in_at_least_the_sha
     final[3, 0, 1] = 0.5  # one vanilla seed of ten fails at rate 1
     failing = _with_sweep(outcomes, "vanilla", final_accuracy=final)
     assert failing.both_train(0).tolist() == [True, False, False]
-    share = replace(failing, params=with_overrides(failing.params, {"evaluate.both_train_share": 0.9}))
+    share = replace(failing, settings=failing.settings.model_copy(update={"both_train_share": 0.9}))
     assert share.both_train(0).tolist() == [True, True, False]
     diverged = vanilla.sweep.diverged.copy()
     diverged[3, 0, 1] = True  # a run that diverged does not train, whatever its accuracy

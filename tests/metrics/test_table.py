@@ -12,7 +12,7 @@ import sys
 
 from src.metrics import number_format
 from src.metrics.schema import MapCellMetrics
-from src.metrics.table import WIDTH, claims_table, map_table, variants_table
+from src.metrics.table import WIDTH, claims_table, glance_table, map_table, variants_table
 
 
 def _printed(path) -> list[str]:
@@ -82,3 +82,14 @@ def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction
     }
     (row,) = map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*", "+1.0"]
+
+
+def test_the_glance_table_is_a_markdown_row_per_primary_claim_narrow_enough_for_the_readme(built):
+    rows = glance_table(built.claims)
+    assert rows[0].startswith("| claim | design | verdict |") and len(rows) == 2 + len(built.claims)
+    assert all(len(row) <= 120 and row.startswith("| ") and row.endswith(" |") for row in rows)
+    for row, (key, claim) in zip(rows[2:], built.claims.items(), strict=True):
+        cells = row.strip("| ").split(" | ")
+        assert cells[1] == key.rsplit("_", 1)[1] and cells[2] == f"**{claim.verdict}**"
+        effect = number_format.effect(claim.effect, claim.scale)
+        assert cells[3] == f"{effect} {number_format.interval(claim.estimate, claim.scale)}"

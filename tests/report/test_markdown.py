@@ -16,6 +16,7 @@ from src.analysis import stats
 from src.analysis.claims import SECTIONS, MapCell
 from src.metrics import number_format, schema
 from src.metrics.build import build, design_text
+from src.metrics.table import glance_table
 from src.report import figures, markdown
 from src.report.markdown import map_summary, per_digit_accuracy, reading, render_report
 from tests import synthetic_results
@@ -44,6 +45,14 @@ def text(comparison, numbers) -> str:
 def context(comparison, numbers) -> dict:
     """What the report hands the template."""
     return markdown.context(comparison, numbers, figures.FIGURE_NAMES)
+
+
+# --- at a glance: the table the README quotes --------------------------------------------------------------------
+
+
+def test_the_report_opens_with_the_table_the_metrics_print_for_the_readme(numbers, text):
+    glance = text.split("## At a glance\n", 1)[1].split("\n## ", 1)[0]
+    assert [line for line in glance.splitlines() if line.startswith("|")] == glance_table(numbers.claims)
 
 
 # --- what holds: one row per primary claim ----------------------------------------------------------------------

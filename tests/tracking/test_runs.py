@@ -19,7 +19,14 @@ def _git(repo, *args):
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A git repository shaped like this one, everything committed."""
-    for path in ("src/engine.py", "pipeline/train.py", "params.yaml", "dvc.lock", "results/metrics.json", "README.md"):
+    for path in (
+        "src/engine/trainer.py",
+        "pipeline/train.py",
+        "params.yaml",
+        "dvc.lock",
+        "results/metrics.json",
+        "README.md",
+    ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("v1\n")
     _git(tmp_path, "init", "-q")
@@ -37,7 +44,7 @@ def test_outputs_dvc_rewrites_while_the_stages_run_leave_the_commit_clean(repo):
     assert tracking.git_commit() == head
 
 
-@pytest.mark.parametrize("change", ["src/engine.py", "pipeline/train.py", "params.yaml", "src/new_module.py"])
+@pytest.mark.parametrize("change", ["src/engine/trainer.py", "pipeline/train.py", "params.yaml", "src/new_module.py"])
 def test_a_change_to_code_or_params_marks_the_commit_dirty(repo, change):
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     (repo / change).write_text("v2\n")

@@ -142,7 +142,7 @@ def test_a_web_server_that_is_not_mlflow_is_refused_in_one_line_and_mlflows_retr
 # Each starter imports everything, then waits for the go file: they call `configure` within milliseconds of each other
 STARTER = """
 import pathlib, sys, time
-from src.tracking import runs as tracking
+from src.tracking.store import configure
 pathlib.Path(sys.argv[1] + ".ready").touch()
 while not pathlib.Path(sys.argv[2]).exists():
     time.sleep(0.001)
