@@ -163,7 +163,7 @@ def test_every_run_of_both_experiments_is_in_the_projects_store_tagged_with_its_
         spans.append((min(run.info.start_time for run in runs), max(run.info.end_time for run in runs)))
     (first_start, first_end), (second_start, second_end) = spans
     assert first_start < second_end and second_start < first_end, "the experiments did not write at the same time"
-    assert not list((loop["project"] / ".dvc" / "tmp").rglob(paths.MLFLOW_STORE)), "a store in a temporary copy"
+    assert not list((loop["project"] / ".dvc" / "tmp").rglob(str(paths.MLFLOW_STORE))), "a store in a temporary copy"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
