@@ -349,69 +349,46 @@ class Params(_Section):
     @property
     def tune_run(self) -> TrainingRun:
         """tune@'s trials: tune's horizon, scored on the validation split, with no checkpoints and no sigmoid inputs."""
-        horizon = Horizon(self.tune.steps, self.tune.eval_every, self.tune.evals_per_decade)
-        return TrainingRun(
-            "tune",
-            horizon=horizon,
-            checkpoint_every=None,
-            tracked_units=0,
-            **self._shared(STAGE_PARAMS["tune"], NOT_DECIDING["tune"]),
-        )
+        return self._run("tune", self.tune, checkpoint_every=None, tracked_units=0)
 
     @property
     def train_run(self) -> TrainingRun:
-        horizon = Horizon(self.train.steps, self.train.eval_every, self.train.evals_per_decade)
-        checkpoint_every, tracked_units = self.train.checkpoint_every, self.train.tracked_units
-        return TrainingRun(
-            "train",
-            horizon=horizon,
-            checkpoint_every=checkpoint_every,
-            tracked_units=tracked_units,
-            **self._shared(STAGE_PARAMS["train"], NOT_DECIDING["train"]),
-        )
+        return self._run("train", self.train, self.train.checkpoint_every, self.train.tracked_units)
 
     @property
     def sweep_run(self) -> TrainingRun:
-        checkpoint_every, tracked_units = self.sweep.checkpoint_every, self.train.tracked_units
-        return TrainingRun(
-            "sweep",
-            horizon=self._sweep_horizon,
-            checkpoint_every=checkpoint_every,
-            tracked_units=tracked_units,
-            **self._shared(STAGE_PARAMS["sweep"], NOT_DECIDING["sweep"]),
-        )
+        return self._run("sweep", self.sweep, self.sweep.checkpoint_every, self.train.tracked_units)
 
     @property
     def edge_run(self) -> TrainingRun:
         """edge@'s members train as the sweep's do (its horizon): their edges are read against the sweep's grid."""
-        checkpoint_every, tracked_units = self.edge.checkpoint_every, self.train.tracked_units
+        return self._run("edge", self.sweep, self.edge.checkpoint_every, self.train.tracked_units)
+
+    def _run(
+        self,
+        stage: TrainingStage,
+        horizon: TuneConfig | TrainConfig | SweepConfig,
+        checkpoint_every: int | None,
+        tracked_units: int,
+    ) -> TrainingRun:
+        """A training stage's run: its horizon's steps and evaluations, the sections every stage shares, what it reads
+        (STAGE_PARAMS) and of that what decides its numbers."""
+        read = self.listed(STAGE_PARAMS[stage])
         return TrainingRun(
-            "edge",
-            horizon=self._sweep_horizon,
-            checkpoint_every=checkpoint_every,
+            stage=stage,
+            model=self.model,
+            horizon=Horizon(horizon.steps, horizon.eval_every, horizon.evals_per_decade),
+            batch_size=self.train.batch_size,
+            momentum=self.train.momentum,
+            device=self.train.device,
+            binarize=self.data.binarize,
             tracked_units=tracked_units,
-            **self._shared(STAGE_PARAMS["edge"], NOT_DECIDING["edge"]),
+            percentile_examples=self.train.percentile_examples,
+            checkpoint_every=checkpoint_every,
+            experiment=self.tracking.experiment,
+            read=read,
+            deciding=select(read, NOT_DECIDING[stage], keep=False),
         )
-
-    @property
-    def _sweep_horizon(self) -> Horizon:
-        return Horizon(self.sweep.steps, self.sweep.eval_every, self.sweep.evals_per_decade)
-
-    def _shared(self, keys: Sequence[str], not_deciding: Sequence[str]) -> dict:
-        """The fields of a TrainingRun every training stage fills alike: the sections they share, the params at `keys`
-        (what the stage reads) and of those the ones not among `not_deciding`."""
-        read = self.listed(keys)
-        return {
-            "model": self.model,
-            "batch_size": self.train.batch_size,
-            "momentum": self.train.momentum,
-            "device": self.train.device,
-            "binarize": self.data.binarize,
-            "percentile_examples": self.train.percentile_examples,
-            "experiment": self.tracking.experiment,
-            "read": read,
-            "deciding": select(read, not_deciding, keep=False),
-        }
 
 
 def load_params(path: str | Path = paths.PARAMS) -> Params:
