@@ -1,6 +1,6 @@
 """Print results/metrics.json (or another metrics file) in 120 columns, or its verdicts as the README's table.
 
-    python -m src.metrics [results/metrics.json] [--markdown]
+python -m src.metrics [results/metrics.json] [--markdown]
 """
 
 from __future__ import annotations

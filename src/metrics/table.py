@@ -32,8 +32,9 @@ def glance_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
     ]
     for key, claim in claims.items():
         topic, design = key.rsplit("_", 1)
-        effect = number_format.effect(nan_as_missing(claim.effect), claim.scale)
         interval = number_format.interval(claim.estimate, claim.scale)
+        # with no pairs there is no effect: the interval's cell says so ("n/a (0 pairs)")
+        found = interval if claim.effect is None else f"{number_format.effect(claim.effect, claim.scale)} {interval}"
         agreeing = f"{claim.specifications['agreeing']} of {claim.specifications['total']}"
         p_value = number_format.p_value(claim.p_adjusted)
         rows.append(
