@@ -37,9 +37,7 @@ def glance_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
         found = interval if claim.effect is None else f"{number_format.effect(claim.effect, claim.scale)} {interval}"
         agreeing = f"{claim.specifications['agreeing']} of {claim.specifications['total']}"
         p_value = number_format.p_value(claim.p_adjusted)
-        rows.append(
-            f"| {TOPICS[topic].short} | {design} | **{claim.verdict}** | {effect} {interval} | {p_value} | {agreeing} |"
-        )
+        rows.append(f"| {TOPICS[topic].short} | {design} | **{claim.verdict}** | {found} | {p_value} | {agreeing} |")
     return rows
 
 
