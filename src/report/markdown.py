@@ -1,8 +1,9 @@
 """reports/report.md: its context, gathered from the comparison and the metrics, rendered from templates/report.md.j2.
 
 Every sentence with a number is filled from them when the report is written (spelt by src/metrics/number_format.py):
-if the numbers change, the wording changes with them. The reading (`reading`) is generated from the claims the same way, and
-the README quotes it. The verdicts come from src/analysis/claims.py; nothing here decides one.
+if the numbers change, the wording changes with them. The reading (`reading`) is generated from the claims the same
+way; the README quotes the table at a glance (src/metrics/table.py). The verdicts come from src/analysis/claims.py;
+nothing here decides one.
 """
 
 from __future__ import annotations
