@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from src.data.splits import Split
 from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
+from src.engine.clock import PhaseClock
 from src.engine.network import MLP, member_losses, score_members, sigmoid_input_percentiles
 from src.engine.schedule import Schedule
 from src.engine.sgd import MemberSGD
@@ -60,7 +60,7 @@ class TrainingHistory:
     diverged: np.ndarray  # (evals, K): diverged at or before that evaluation
     percentiles: np.ndarray | None  # (evals, len(PERCENTILES), K, tracked units)
     final: Evaluation | None  # None while training goes on
-    wall_time_s: float
+    wall_time_s: float  # training: the steps, evaluations, percentile tracking and Algorithm 2's population pass
 
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]
@@ -88,7 +88,7 @@ class Trainer:
         device = data.train.images.device
         self.step = 0
         self._evaluations = 0  # how many of schedule.eval_steps are recorded
-        self._elapsed_s = 0.0
+        self.clock = PhaseClock(data.train.images.device)  # the stage around the trainer times its phases here too
         self._finite = torch.ones(members, dtype=torch.bool, device=device)
         self._stopped = torch.zeros(members, dtype=torch.bool, device=device)
         evals, units = len(schedule.eval_steps), max(data.tracked_units, 1)
@@ -112,7 +112,6 @@ class Trainer:
         progress: bool | None = None,
     ) -> TrainingHistory:
         """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps."""
-        started = time.perf_counter()
         show = sys.stderr.isatty() if progress is None else progress
         self.model.train()
         if self._evaluations == 0:
@@ -126,7 +125,8 @@ class Trainer:
                 stop = (
                     next_eval if not checkpoint_every else min(next_eval, _next_multiple(self.step, checkpoint_every))
                 )
-                self._train_until(stop)
+                with self.clock.phase("steps"):
+                    self._train_until(stop)
                 bar.update(stop - bar.n)
                 if self.step == next_eval:
                     self._record()
@@ -134,12 +134,8 @@ class Trainer:
                         self._report(bar, on_eval)
                 due = checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.schedule.steps
                 if on_checkpoint is not None and due:
-                    # the time spent checkpointing is the caller's to report, not training time
-                    self._elapsed_s += time.perf_counter() - started
-                    on_checkpoint(self)
-                    started = time.perf_counter()
+                    on_checkpoint(self)  # the caller times its checkpoints on this clock
         final = self._finish()
-        self._elapsed_s += time.perf_counter() - started
         return self._result(final)
 
     def _train_until(self, stop: int) -> None:
@@ -153,12 +149,14 @@ class Trainer:
 
     def _record(self) -> None:
         index = self._evaluations
-        self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
-        self._diverged[index] = ~self._finite
+        with self.clock.phase("evaluation"):
+            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
+            self._diverged[index] = ~self._finite
         if self._tracking:
-            self._percentiles[index] = sigmoid_input_percentiles(
-                self.model, self.data.probe_images, self.data.tracked_units, PERCENTILES
-            )
+            with self.clock.phase("percentiles"):
+                self._percentiles[index] = sigmoid_input_percentiles(
+                    self.model, self.data.probe_images, self.data.tracked_units, PERCENTILES
+                )
         self._evaluations += 1
 
     def _report(self, bar: tqdm, on_eval: OnEval | None) -> None:
@@ -179,10 +177,11 @@ class Trainer:
         if self.model.batch_norm:
             train = self.data.train
             order = BatchOrder(len(train.labels), self.schedule.batch_size, self.schedule.data_seeds, self._device)
-            with population_statistics(self.model):
+            with self.clock.phase("population"), population_statistics(self.model):
                 for _ in range(self.schedule.population_batches):
                     self.model(gather(train, order.next())[0])
-            accuracy, loss = score_members(self.model, self.data.evaluation)
+            with self.clock.phase("evaluation"):
+                accuracy, loss = score_members(self.model, self.data.evaluation)
         else:
             accuracy, loss = self._accuracy[-1], self._loss[-1]
         self.model.eval()
@@ -210,7 +209,7 @@ class Trainer:
             diverged=self._diverged[:done].cpu().numpy(),
             percentiles=self._percentiles[:done].cpu().numpy() if self._tracking else None,
             final=final,
-            wall_time_s=self._elapsed_s,
+            wall_time_s=self.clock.total(),
         )
 
     def state_dict(self) -> dict:
@@ -218,7 +217,7 @@ class Trainer:
         return {
             "step": self.step,
             "evaluations": self._evaluations,
-            "elapsed_s": self._elapsed_s,
+            "phase_s": dict(self.clock.seconds),
             "model": {name: _copy(value) for name, value in self.model.state_dict().items()},
             "velocities": [_copy(velocity) for velocity in self._sgd.velocities],
             "order": self._order.state_dict(),
@@ -248,7 +247,8 @@ class Trainer:
         for velocity, saved in zip(self._sgd.velocities, state["velocities"], strict=True):
             velocity.copy_(saved)
         self._order.load_state_dict(state["order"])
-        self.step, self._evaluations, self._elapsed_s = state["step"], state["evaluations"], state["elapsed_s"]
+        self.step, self._evaluations = state["step"], state["evaluations"]
+        self.clock.seconds = dict(state["phase_s"])
 
     def _state_tensors(self) -> dict[str, Tensor]:
         """The tensors a checkpoint saves by name, besides the model and the velocities: the live ones, not copies."""
