@@ -14,7 +14,7 @@ from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, TrainingRun, load_params
 from src.data.splits import load_split
-from src.engine.network import score_members
+from src.engine.scoring import score_members
 from src.results.members import write_history, write_predictions, write_sigmoid_inputs
 from src.results.train import TrainSummary, write_models
 from src.results.tune import TuningSummary

@@ -18,7 +18,8 @@ from src.analysis.curves import PercentileDrift, StepsToTarget, percentile_drift
 from src.analysis.curves import steps_to_target as curve_steps_to_target
 from src.config import EvaluateConfig, ModelConfig, SweepConfig, Variant
 from src.data.splits import Split
-from src.engine.network import load_member, score_members
+from src.engine.network import load_member
+from src.engine.scoring import score_members
 from src.errors import StudyError
 from src.results.sweep import SweepResults
 from src.results.train import Percentiles, SeedCurves, TrainOutputs, TrainSummary

@@ -23,8 +23,9 @@ from src.data.splits import Split
 from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
 from src.engine.clock import PhaseClock
-from src.engine.network import MLP, member_losses, score_members, sigmoid_input_percentiles
+from src.engine.network import MLP, member_losses
 from src.engine.schedule import Schedule
+from src.engine.scoring import ActivePixels, score_members, sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
@@ -97,6 +98,7 @@ class Trainer:
         self._diverged = torch.zeros(evals, members, dtype=torch.bool, device=device)
         self._percentiles = torch.full((evals, len(PERCENTILES), members, units), math.nan, device=device)
         self._order = BatchOrder(len(data.train.labels), schedule.batch_size, schedule.data_seeds, device)
+        self._scored = ActivePixels.of(data.evaluation.images)  # once: every evaluation scores the same images
         learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
         self._sgd = MemberSGD(model, learning_rates, schedule.momentum, fused=fused)
 
@@ -150,7 +152,7 @@ class Trainer:
     def _record(self) -> None:
         index = self._evaluations
         with self.clock.phase("evaluation"):
-            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
+            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation, self._scored)
             self._diverged[index] = ~self._finite
         if self._tracking:
             with self.clock.phase("percentiles"):
@@ -179,9 +181,9 @@ class Trainer:
             order = BatchOrder(len(train.labels), self.schedule.batch_size, self.schedule.data_seeds, self._device)
             with self.clock.phase("population"), population_statistics(self.model):
                 for _ in range(self.schedule.population_batches):
-                    self.model(gather(train, order.next())[0])
+                    self.model.features(gather(train, order.next())[0])  # the BN layers see it; logits are not needed
             with self.clock.phase("evaluation"):
-                accuracy, loss = score_members(self.model, self.data.evaluation)
+                accuracy, loss = score_members(self.model, self.data.evaluation, self._scored)
         else:
             accuracy, loss = self._accuracy[-1], self._loss[-1]
         self.model.eval()

@@ -25,8 +25,9 @@ from src.config import TrainingRun
 from src.data.splits import Split, load_split
 from src.engine.clock import PhaseClock
 from src.engine.device import resolve_device
-from src.engine.network import MLP, build_model, predict_members
+from src.engine.network import MLP, build_model
 from src.engine.schedule import schedule_for
+from src.engine.scoring import predict_members
 from src.engine.trainer import LEVELS, Trainer, TrainingData, TrainingHistory
 from src.stores.databases import redact
 from src.tracking import runs, store

@@ -17,7 +17,8 @@ import yaml
 from pipeline import train as train_stage
 from src.config import load_params
 from src.data.splits import load_split
-from src.engine.network import load_member, score_members
+from src.engine.network import load_member
+from src.engine.scoring import score_members
 from src.errors import StudyError
 from src.tracking.store import check_server
 from tests import synthetic
