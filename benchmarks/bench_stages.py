@@ -34,7 +34,7 @@ from src.engine.clock import STAGE_PHASES, TRAINING_PHASES
 from src.engine.schedule import eval_schedule
 
 STAGES = ("tune", "train", "sweep", "edge")  # in the order they run: edge@ reads the sweep's final.csv
-PHASE_LINE = re.compile(r"in [\d.]+ s of training on \S+?(?:, resumed from step [\d,]+)?; (?P<phases>.*)$")
+PHASE_LINE = re.compile(r"[\d.]+ s of training on \S+?(?:, resumed from step [\d,]+)?; (?P<phases>.*)$")
 
 
 def scaled_params(raw: dict, scale: float) -> dict:
