@@ -8,8 +8,7 @@ Each stage's shape is read from params.yaml: tune@ (trials_per_batch members, on
 per seed, each its own order), edge@ (rates_between rates per seed) and sweep@ (the whole grid, one order per seed).
 Each tree's step runs in a fresh process of that tree's code, on random binary images as sparse as binarised MNIST;
 rounds interleave the trees, and each shape keeps its best round (noise on a shared machine only slows a run). A step
-is timed as the difference of two runs, of `--steps` and of twice that, so that building the model and the two
-evaluations cancel. The GEMM floor is the step's matrix products alone at the same shapes (forward, ∂ℓ/∂u, the fused
+is timed over `--steps` steps, the best of three runs in each process. The GEMM floor is the step's matrix products alone at the same shapes (forward, ∂ℓ/∂u, the fused
 weight steps), as src/engine/affine.py and sgd.py compute them.
 """
 
@@ -56,8 +55,9 @@ def stage_shapes(params: Params) -> list[Shape]:
     ]
 
 
-# Run in a tree's own code: the engine's step, timed as the difference of two runs (API common to every ref since
-# the packages: build_model, Schedule, Trainer.run).
+# Run in a tree's own code: the engine's step alone, best of a few short rounds. Trainer.run would add evaluations
+# and Algorithm 2's pass; the step loop it calls (`_train_until` inside `_sgd.attached()`) is in every ref since the
+# packages, so the probe uses it.
 PROBE = """
 import json, sys, time, torch
 from src.config import ModelConfig
@@ -73,29 +73,33 @@ train = Split(images, torch.randint(0, 10, (50_000,), generator=generator).to(de
 probe = Split(train.images[:60], train.labels[:60])
 model_config = ModelConfig(hidden_layers=3, hidden_units=100, init_std=0.1, bn_eps=1e-5, bn_momentum=0.1,
                            population_batches=2)
-def run(variant, members, orders, steps):
-    model = build_model(model_config, variant, [k * orders // members for k in range(members)], device)
-    schedule = Schedule(steps=steps, batch_size=60, eval_steps=(0, steps), momentum=0.0, population_batches=2,
-                        learning_rates=(0.5,) * members, data_seeds=tuple(range(orders)))
+def sync():
     if device.type == "cuda":
         torch.cuda.synchronize()
-    started = time.perf_counter()
-    Trainer(model, TrainingData(train, probe), schedule).run(progress=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - started
 found = {}
 for variant, members, orders in spec["shapes"]:
-    run(variant, members, orders, 5)
-    short, long = run(variant, members, orders, spec["steps"]), run(variant, members, orders, 2 * spec["steps"])
-    found[f"{variant},{members},{orders}"] = (long - short) / spec["steps"]
+    model = build_model(model_config, variant, [k * orders // members for k in range(members)], device)
+    schedule = Schedule(steps=10**9, batch_size=60, eval_steps=(0, 10**9), momentum=0.0, population_batches=2,
+                        learning_rates=(0.5,) * members, data_seeds=tuple(range(orders)))
+    trainer = Trainer(model, TrainingData(train, probe), schedule)
+    model.train()
+    best = float("inf")
+    with trainer._sgd.attached():
+        trainer._train_until(5)
+        for _ in range(spec["repeats"]):
+            sync()
+            started = time.perf_counter()
+            trainer._train_until(trainer.step + spec["steps"])
+            sync()
+            best = min(best, (time.perf_counter() - started) / spec["steps"])
+    found[f"{variant},{members},{orders}"] = best
 print(json.dumps(found))
 """
 
 
 def step_seconds(tree: Path, shapes: list[tuple[str, int, int]], steps: int, device: str) -> dict[str, float]:
     """Seconds per step of each (variant, members, orders) in a fresh process of `tree`'s code."""
-    spec = json.dumps({"shapes": shapes, "steps": steps, "device": device, "density": MNIST_DENSITY})
+    spec = json.dumps({"shapes": shapes, "steps": steps, "repeats": 3, "device": device, "density": MNIST_DENSITY})
     env = {**os.environ, "PYTHONPATH": str(tree)}
     completed = subprocess.run(
         [sys.executable, "-c", PROBE, spec], cwd=tree, env=env, capture_output=True, text=True, check=False
@@ -171,7 +175,7 @@ def print_table(found: dict, shapes: list[Shape], ref: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", default="main", help="the git ref whose engine is today's (default main)")
-    parser.add_argument("--steps", type=int, default=40, help="steps of the shorter timed run (default 40)")
+    parser.add_argument("--steps", type=int, default=20, help="steps timed at a time (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions, best kept (default 3)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     args = parser.parse_args(argv)
