@@ -8,8 +8,8 @@ Each stage's shape is read from params.yaml: tune@ (trials_per_batch members, on
 per seed, each its own order), edge@ (rates_between rates per seed) and sweep@ (the whole grid, one order per seed).
 Each tree's step runs in a fresh process of that tree's code, on random binary images as sparse as binarised MNIST;
 rounds interleave the trees, and each shape keeps its best round (noise on a shared machine only slows a run). A step
-is timed over `--steps` steps, the best of three runs in each process. The GEMM floor is the step's matrix products alone at the same shapes (forward, ∂ℓ/∂u, the fused
-weight steps), as src/engine/affine.py and sgd.py compute them.
+is timed over `--steps` steps, the best of three runs in each process. The GEMM floor is the step's matrix products
+alone at the same shapes (forward, ∂ℓ/∂u, the fused weight steps), as src/engine/affine.py and sgd.py compute them.
 """
 
 from __future__ import annotations
