@@ -10,14 +10,12 @@ continues bit for bit. Tracking, tuning and checkpoint files wrap this module fr
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from src.data.splits import Split
 from src.engine.batches import BatchOrder, gather
@@ -27,6 +25,7 @@ from src.engine.network import MLP, member_losses
 from src.engine.schedule import Schedule
 from src.engine.scoring import ActivePixels, score_members, sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
+from src.progress import Output, Progress
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
 LEVELS = tuple(f"p{round(q * 100)}" for q in PERCENTILES)  # their names in files and metrics: p15, p50, p85
@@ -112,15 +111,22 @@ class Trainer:
         on_checkpoint: Callable[[Trainer], None] | None = None,
         checkpoint_every: int | None = None,
         progress: bool | None = None,
+        label: str = "training",
     ) -> TrainingHistory:
-        """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps."""
-        show = sys.stderr.isatty() if progress is None else progress
+        """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps.
+        Progress under `label` (src/progress.py): a bar on a terminal, else a line at a steady pace; none if False."""
         self.model.train()
         if self._evaluations == 0:
             self._record()
         with (
             self._sgd.attached(),
-            tqdm(total=self.schedule.steps, initial=self.step, desc="training", unit="step", disable=not show) as bar,
+            Progress(
+                label,
+                self.schedule.steps,
+                done=self.step,
+                members=self.model.members,
+                output=Output(show=progress),
+            ) as bar,
         ):
             while self.step < self.schedule.steps:
                 next_eval = self.schedule.eval_steps[self._evaluations]
@@ -129,11 +135,10 @@ class Trainer:
                 )
                 with self.clock.phase("steps"):
                     self._train_until(stop)
-                bar.update(stop - bar.n)
                 if self.step == next_eval:
                     self._record()
-                    if on_eval is not None or show:
-                        self._report(bar, on_eval)
+                    self._report(bar, on_eval)
+                bar.update_to(self.step)
                 due = checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.schedule.steps
                 if on_checkpoint is not None and due:
                     on_checkpoint(self)  # the caller times its checkpoints on this clock
@@ -161,7 +166,7 @@ class Trainer:
                 )
         self._evaluations += 1
 
-    def _report(self, bar: tqdm, on_eval: OnEval | None) -> None:
+    def _report(self, bar: Progress, on_eval: OnEval | None) -> None:
         index = self._evaluations - 1
         evaluation = Evaluation(
             step=self.step,
@@ -169,7 +174,7 @@ class Trainer:
             loss=self._loss[index].tolist(),
             diverged=self._diverged[index].tolist(),
         )
-        bar.set_postfix(best_accuracy=f"{max(evaluation.accuracy):.4f}")
+        bar.note = f"best accuracy {max(evaluation.accuracy):.4f}"
         stop = on_eval(evaluation) if on_eval is not None else None
         if stop is not None:
             self._stopped |= torch.tensor(list(stop), dtype=torch.bool, device=self._stopped.device)

@@ -143,7 +143,8 @@ def train_members(
             if unit is not None:
                 unit.after_checkpoint(f"step {at.step:,}, checkpointed in {checkpoint.path}")
 
-        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=run.checkpoint_every)
+        label = f"{run.stage}@{variant}" + ("" if unit is None else f" unit {unit.name}")
+        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=run.checkpoint_every, label=label)
         with trainer.clock.phase("logging"):
             member_runs.log_history(metric_histories(trained.result, log_percentiles))
             if unit is None:  # the stage records its data once, on its own run

@@ -40,7 +40,7 @@ def engine_objective(
         schedule = schedule_for(run, learning_rates, data_seeds=[seed])
         model = build_model(run.model, variant, [seed] * len(learning_rates), device)
         trainer = Trainer(model, TrainingData(train, val), schedule)
-        result = trainer.run(on_eval=on_eval)
+        result = trainer.run(on_eval=on_eval, label=f"tune@{variant}: a batch of {len(learning_rates)} trials")
         if clock is not None:
             for phase, seconds in trainer.clock.seconds.items():
                 clock.seconds[phase] = clock.seconds.get(phase, 0.0) + seconds
