@@ -27,10 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     members = MemberTable.refining(brackets, params.edge.rates_between)
 
     with train_members(params.edge_run, variant, members, log_percentiles=False) as trained:
-        directory = paths.stage_dir("edge", variant)
-        write_final(directory, trained.result.final, members)
-        device = str(trained.device)
-        EdgeSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=device).write(directory)
+        with trained.clock.phase("export"):
+            directory = paths.stage_dir("edge", variant)
+            write_final(directory, trained.result.final, members)
+            device = str(trained.device)
+            EdgeSummary(variant=variant, members=len(members), steps=params.sweep.steps, device=device).write(directory)
         trained.finish()
     print(trained.describe(f"edge@{variant}", params.sweep.steps))
 

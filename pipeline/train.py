@@ -14,7 +14,7 @@ from src import paths
 from src.cli import OneLineParser, report_user_errors
 from src.config import VARIANTS, TrainingRun, load_params
 from src.data.splits import load_split
-from src.engine.network import score_members
+from src.engine.scoring import score_members
 from src.results.members import write_history, write_predictions, write_sigmoid_inputs
 from src.results.train import TrainSummary, write_models
 from src.results.tune import TuningSummary
@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     members = MemberTable.tuned(learning_rate, params.model.init_std, params.train.seed_list)
 
     with train_members(run, variant, members, log_percentiles=True) as trained:
-        validation = load_split(paths.PROCESSED_DATA, "val", trained.device, run.binarize)
-        validation_accuracy = score_members(trained.model, validation)[0].tolist()
+        with trained.clock.phase("scoring"):
+            validation = load_split(paths.PROCESSED_DATA, "val", trained.device, run.binarize)
+            validation_accuracy = score_members(trained.model, validation)[0].tolist()
         summary = write_outputs(run, variant, trained, validation_accuracy)
-        registration = publish_models(run, trained, summary)
+        with trained.clock.phase("export"):
+            registration = publish_models(run, trained, summary)
         trained.finish([{"final_val_accuracy": accuracy} for accuracy in validation_accuracy])
     standing = (
         f"now @{registry.CHAMPION}"
@@ -55,12 +57,14 @@ def main(argv: list[str] | None = None) -> None:
 def write_outputs(run: TrainingRun, variant: str, trained: TrainedMembers, validation_accuracy: list[float]):
     """models/<variant>/seed_<s>.pt (Algorithm 2's statistics), the histories and summary.json; the summary."""
     members, result, seeds = trained.members, trained.result, list(trained.members.seed)
-    states = [trained.model.member_state_dict(member) for member in range(len(seeds))]
-    write_models(paths.model_dir(variant), states, seeds)
-    directory = paths.stage_dir("train", variant)
-    write_history(directory, result, members)
-    write_sigmoid_inputs(directory, result, members)
-    write_predictions(directory, trained.predictions(), members)
+    predictions = trained.predictions()
+    with trained.clock.phase("export"):
+        states = [trained.model.member_state_dict(member) for member in range(len(seeds))]
+        write_models(paths.model_dir(variant), states, seeds)
+        directory = paths.stage_dir("train", variant)
+        write_history(directory, result, members)
+        write_sigmoid_inputs(directory, result, members)
+        write_predictions(directory, predictions, members)
     final = torch.tensor(result.final.accuracy, dtype=torch.float64)
     # the test split never chooses: the champion is the best by validation accuracy (the first of equals)
     champion = max(range(len(seeds)), key=lambda member: validation_accuracy[member])

@@ -50,8 +50,9 @@ from src.analysis.comparison import Comparison, compare
 from src.analysis.outcomes import Edges, SharedOutcome, TunedOutcome
 from src.config import Params, load_params, parse_params
 from src.data.splits import load_split
-from src.engine.network import build_model, predict_members
+from src.engine.network import build_model
 from src.engine.schedule import Schedule, eval_schedule
+from src.engine.scoring import predict_members
 from src.engine.trainer import Evaluation, Trainer, TrainingData, TrainingHistory
 from src.results.members import write_final, write_history, write_predictions, write_sigmoid_inputs
 from src.results.sweep import SweepResults, SweepSummary

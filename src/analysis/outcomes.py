@@ -18,8 +18,10 @@ from src.analysis.curves import PercentileDrift, StepsToTarget, percentile_drift
 from src.analysis.curves import steps_to_target as curve_steps_to_target
 from src.config import EvaluateConfig, ModelConfig, SweepConfig, Variant
 from src.data.splits import Split
-from src.engine.network import load_member, score_members
+from src.engine.network import load_member
+from src.engine.scoring import score_members
 from src.errors import StudyError
+from src.progress import Progress
 from src.results.sweep import SweepResults
 from src.results.train import Percentiles, SeedCurves, TrainOutputs, TrainSummary
 from src.results.tune import TuningSummary, TuningTrial
@@ -140,9 +142,12 @@ def tuned_outcome(
     """`run` (train@) with its saved models (of shape `model`) scored on splits["test"] and splits["train"] (BN under
     Algorithm 2) and its per-image test predictions (`predicted`, from train@)."""
     test, train = {}, {}
-    for seed, path in run.models.items():
-        network = load_member(path, model, run.summary.variant, splits["test"].images.device)
-        test[seed], train[seed] = _scores(network, splits["test"]), _scores(network, splits["train"])
+    label = f"evaluate: scoring train@{run.summary.variant}'s networks"
+    with Progress(label, len(run.models), unit="network") as progress:
+        for done, (seed, path) in enumerate(run.models.items(), start=1):
+            network = load_member(path, model, run.summary.variant, splits["test"].images.device)
+            test[seed], train[seed] = _scores(network, splits["test"]), _scores(network, splits["train"])
+            progress.update_to(done)
     return TunedOutcome(
         variant=run.summary.variant,
         tuning=tuning,

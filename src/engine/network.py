@@ -7,7 +7,7 @@ one batched matmul per layer (the first layer's input shared by each group of me
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.config import VARIANTS, ModelConfig, Variant
-from src.data.splits import Split
 from src.engine.affine import MemberLinear
 from src.engine.batchnorm import BatchNorm
 from src.errors import StudyError
@@ -88,11 +87,15 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (K, B, classes) of input (B, in) shared by every member, or (G, B, in), one batch per group."""
+        return self.output(self.features(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """(K, B, hidden_units): the last hidden layer's sigmoid outputs, which the output layer maps to logits."""
         h = self._grouped_input(x)
         for layer in range(len(self.hidden)):
             # in place: neither the affine map's nor BN's backward needs the sigmoid's input
             h = self._pre_activation(layer, h).sigmoid_()
-        return self.output(h)
+        return h
 
     def last_hidden_inputs(self, x: Tensor) -> Tensor:
         """(K, B, hidden_units): the inputs of the last hidden layer's sigmoids (BN's output for the BN net)."""
@@ -158,48 +161,6 @@ def member_losses(logits: Tensor, labels: Tensor) -> Tensor:
         logits.reshape(members * batch, classes), member_labels(labels, members).reshape(-1), reduction="none"
     )
     return per_example.view(members, batch).mean(dim=1)
-
-
-EVAL_CHUNK = 2_500  # examples per forward pass: bounds memory when many members are scored at once
-
-
-@torch.no_grad()
-def score_members(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
-    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors (inference mode)."""
-    correct = torch.zeros(model.members, device=split.labels.device)
-    loss_sum = torch.zeros(model.members, device=split.labels.device)
-    for logits, labels in _logits_in_chunks(model, split):
-        loss_sum += member_losses(logits, labels) * len(labels)
-        correct += (logits.argmax(dim=-1) == member_labels(labels, model.members)).sum(dim=-1)
-    return correct / len(split.labels), loss_sum / len(split.labels)
-
-
-@torch.no_grad()
-def predict_members(model: MLP, split: Split) -> Tensor:
-    """(K, N) uint8: every member's predicted class of each example of `split` (inference mode)."""
-    return torch.cat([logits.argmax(dim=-1).to(torch.uint8) for logits, _ in _logits_in_chunks(model, split)], dim=1)
-
-
-def _logits_in_chunks(model: MLP, split: Split) -> Iterator[tuple[Tensor, Tensor]]:
-    """(logits (K, chunk, classes), labels) of `split` in chunks of EVAL_CHUNK examples, the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(split.labels), EVAL_CHUNK):
-            yield model(split.images[start : start + EVAL_CHUNK]), split.labels[start : start + EVAL_CHUNK]
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int, levels: tuple[float, ...]) -> Tensor:
-    """(len(levels), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids."""
-    was_training = model.training
-    model.eval()
-    inputs = model.last_hidden_inputs(probe_images)[..., :units]  # (K, examples, units)
-    model.train(was_training)
-    levels = torch.tensor(levels, device=inputs.device, dtype=inputs.dtype)
-    return torch.quantile(inputs, levels, dim=1)
 
 
 def load_member(path: str | Path, model_config: ModelConfig, variant: Variant, device: torch.device | str) -> MLP:

@@ -38,6 +38,10 @@ class MemberSGD:
         self.velocities = [torch.zeros_like(p) for p in parameters] if momentum else []
         self._velocity_of = {id(p): v for p, v in zip(parameters, self.velocities, strict=True)} if momentum else {}
         self._step_sizes: Tensor | None = None  # η_k for live members, 0 for frozen ones: set only inside `step`
+        # one rate for every member (train@'s seeds): while all are live it is a GEMM's scalar, not a product per member
+        rates = learning_rates.unique()
+        self._one_rate = float(rates[0]) if len(rates) == 1 else None
+        self._all_live = False  # every member finite and training, this step: nothing to scrub (set inside `step`)
 
     @contextmanager
     def attached(self) -> Iterator[MemberSGD]:
@@ -56,6 +60,8 @@ class MemberSGD:
         """One SGD step of every parameter on the sum of the members' `losses` (K,); a member not `live` (K, bool)
         keeps its parameters. Fused, the forward pass that gave `losses` must have run inside `attached()`."""
         self._step_sizes = self.learning_rates * live
+        # on the CPU whether every member is live costs nothing to ask; on a GPU it would stall the step: scrub there
+        self._all_live = live.device.type == "cpu" and bool(live.all())
         try:
             self.model.zero_grad(set_to_none=True)
             losses.sum().backward()
@@ -63,13 +69,13 @@ class MemberSGD:
                 raise RuntimeError("MemberSGD.step: the forward pass ran outside attached(), so no weight was stepped")
             self._step_from_grad()
         finally:
-            self._step_sizes = None
+            self._step_sizes, self._all_live = None, False
 
     @torch.no_grad()
     def _step_from_grad(self) -> None:
         members = self._step_sizes.shape[0]
         for parameter in self._after_backward:
-            gradient = _finite_or_zero(parameter.grad, in_place=True)
+            gradient = parameter.grad if self._all_live else _finite_or_zero(parameter.grad, in_place=True)
             if self.velocities:
                 gradient = self._velocity_of[id(parameter)].mul_(self.momentum).add_(gradient)
             step_sizes = self._step_sizes.view((members,) + (1,) * (parameter.dim() - 1))
@@ -82,14 +88,18 @@ class MemberSGD:
             raise RuntimeError("MemberSGD: a backward pass through the attached model outside MemberSGD.step")
         members, out_features, _ = weight.shape
         groups = u.shape[0]
-        # both factors scrubbed, so that a frozen member's product is exactly 0; the data themselves are always finite
-        grad_z = _finite_or_zero(grad_z)
-        u = u if u_is_data else _finite_or_zero(u)
+        if not self._all_live:
+            # both factors scrubbed, so that a frozen member's product is exactly 0; the data are always finite
+            grad_z = _finite_or_zero(grad_z)
+            u = u if u_is_data else _finite_or_zero(u)
         if not self.momentum:
-            # η_k ∂ℓ/∂z in place, then W ← W − (η ∂ℓ/∂z)ᵀ u: one batched GEMM into the weights
+            if self._all_live and self._one_rate is not None:  # W ← W − η (∂ℓ/∂z)ᵀ u: one GEMM, η its scalar
+                grouped(weight, groups).baddbmm_(grad_z.mT, u, alpha=-self._one_rate)
+                return
+            # η_k ∂ℓ/∂z, then W ← W − (η ∂ℓ/∂z)ᵀ u: one batched GEMM into the weights
             step_sizes = self._step_sizes.to(grad_z.dtype).view(groups, 1, members // groups, 1)
-            grad_z.view(groups, -1, members // groups, out_features).mul_(step_sizes)
-            grouped(weight, groups).baddbmm_(grad_z.mT, u, alpha=-1.0)
+            scaled = grad_z.reshape(groups, -1, members // groups, out_features) * step_sizes
+            grouped(weight, groups).baddbmm_(scaled.view_as(grad_z).mT, u, alpha=-1.0)
             return
         velocity = self._velocity_of[id(weight)]
         grouped(velocity, groups).baddbmm_(grad_z.mT, u, beta=self.momentum)

@@ -10,22 +10,22 @@ continues bit for bit. Tracking, tuning and checkpoint files wrap this module fr
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from src.data.splits import Split
 from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
-from src.engine.network import MLP, member_losses, score_members, sigmoid_input_percentiles
+from src.engine.clock import PhaseClock
+from src.engine.network import MLP, member_losses
 from src.engine.schedule import Schedule
+from src.engine.scoring import ActivePixels, score_members, sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
+from src.progress import Output, Progress
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
 LEVELS = tuple(f"p{round(q * 100)}" for q in PERCENTILES)  # their names in files and metrics: p15, p50, p85
@@ -60,7 +60,7 @@ class TrainingHistory:
     diverged: np.ndarray  # (evals, K): diverged at or before that evaluation
     percentiles: np.ndarray | None  # (evals, len(PERCENTILES), K, tracked units)
     final: Evaluation | None  # None while training goes on
-    wall_time_s: float
+    wall_time_s: float  # training: the steps, evaluations, percentile tracking and Algorithm 2's population pass
 
 
 OnEval = Callable[[Evaluation], Sequence[bool] | None]
@@ -88,7 +88,7 @@ class Trainer:
         device = data.train.images.device
         self.step = 0
         self._evaluations = 0  # how many of schedule.eval_steps are recorded
-        self._elapsed_s = 0.0
+        self.clock = PhaseClock(data.train.images.device)  # the stage around the trainer times its phases here too
         self._finite = torch.ones(members, dtype=torch.bool, device=device)
         self._stopped = torch.zeros(members, dtype=torch.bool, device=device)
         evals, units = len(schedule.eval_steps), max(data.tracked_units, 1)
@@ -97,6 +97,7 @@ class Trainer:
         self._diverged = torch.zeros(evals, members, dtype=torch.bool, device=device)
         self._percentiles = torch.full((evals, len(PERCENTILES), members, units), math.nan, device=device)
         self._order = BatchOrder(len(data.train.labels), schedule.batch_size, schedule.data_seeds, device)
+        self._scored = ActivePixels.of(data.evaluation.images)  # once: every evaluation scores the same images
         learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
         self._sgd = MemberSGD(model, learning_rates, schedule.momentum, fused=fused)
 
@@ -110,36 +111,38 @@ class Trainer:
         on_checkpoint: Callable[[Trainer], None] | None = None,
         checkpoint_every: int | None = None,
         progress: bool | None = None,
+        label: str = "training",
     ) -> TrainingHistory:
-        """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps."""
-        started = time.perf_counter()
-        show = sys.stderr.isatty() if progress is None else progress
+        """Train to the last step from wherever this trainer is; `on_checkpoint(self)` every checkpoint_every steps.
+        Progress under `label` (src/progress.py): a bar on a terminal, else a line at a steady pace; none if False."""
         self.model.train()
         if self._evaluations == 0:
             self._record()
         with (
             self._sgd.attached(),
-            tqdm(total=self.schedule.steps, initial=self.step, desc="training", unit="step", disable=not show) as bar,
+            Progress(
+                label,
+                self.schedule.steps,
+                done=self.step,
+                members=self.model.members,
+                output=Output(show=progress),
+            ) as bar,
         ):
             while self.step < self.schedule.steps:
                 next_eval = self.schedule.eval_steps[self._evaluations]
                 stop = (
                     next_eval if not checkpoint_every else min(next_eval, _next_multiple(self.step, checkpoint_every))
                 )
-                self._train_until(stop)
-                bar.update(stop - bar.n)
+                with self.clock.phase("steps"):
+                    self._train_until(stop)
                 if self.step == next_eval:
                     self._record()
-                    if on_eval is not None or show:
-                        self._report(bar, on_eval)
+                    self._report(bar, on_eval)
+                bar.update_to(self.step)
                 due = checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.schedule.steps
                 if on_checkpoint is not None and due:
-                    # the time spent checkpointing is the caller's to report, not training time
-                    self._elapsed_s += time.perf_counter() - started
-                    on_checkpoint(self)
-                    started = time.perf_counter()
+                    on_checkpoint(self)  # the caller times its checkpoints on this clock
         final = self._finish()
-        self._elapsed_s += time.perf_counter() - started
         return self._result(final)
 
     def _train_until(self, stop: int) -> None:
@@ -153,15 +156,17 @@ class Trainer:
 
     def _record(self) -> None:
         index = self._evaluations
-        self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
-        self._diverged[index] = ~self._finite
+        with self.clock.phase("evaluation"):
+            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation, self._scored)
+            self._diverged[index] = ~self._finite
         if self._tracking:
-            self._percentiles[index] = sigmoid_input_percentiles(
-                self.model, self.data.probe_images, self.data.tracked_units, PERCENTILES
-            )
+            with self.clock.phase("percentiles"):
+                self._percentiles[index] = sigmoid_input_percentiles(
+                    self.model, self.data.probe_images, self.data.tracked_units, PERCENTILES
+                )
         self._evaluations += 1
 
-    def _report(self, bar: tqdm, on_eval: OnEval | None) -> None:
+    def _report(self, bar: Progress, on_eval: OnEval | None) -> None:
         index = self._evaluations - 1
         evaluation = Evaluation(
             step=self.step,
@@ -169,7 +174,7 @@ class Trainer:
             loss=self._loss[index].tolist(),
             diverged=self._diverged[index].tolist(),
         )
-        bar.set_postfix(best_accuracy=f"{max(evaluation.accuracy):.4f}")
+        bar.note = f"best accuracy {max(evaluation.accuracy):.4f}"
         stop = on_eval(evaluation) if on_eval is not None else None
         if stop is not None:
             self._stopped |= torch.tensor(list(stop), dtype=torch.bool, device=self._stopped.device)
@@ -179,10 +184,11 @@ class Trainer:
         if self.model.batch_norm:
             train = self.data.train
             order = BatchOrder(len(train.labels), self.schedule.batch_size, self.schedule.data_seeds, self._device)
-            with population_statistics(self.model):
+            with self.clock.phase("population"), population_statistics(self.model):
                 for _ in range(self.schedule.population_batches):
-                    self.model(gather(train, order.next())[0])
-            accuracy, loss = score_members(self.model, self.data.evaluation)
+                    self.model.features(gather(train, order.next())[0])  # the BN layers see it; logits are not needed
+            with self.clock.phase("evaluation"):
+                accuracy, loss = score_members(self.model, self.data.evaluation, self._scored)
         else:
             accuracy, loss = self._accuracy[-1], self._loss[-1]
         self.model.eval()
@@ -210,7 +216,7 @@ class Trainer:
             diverged=self._diverged[:done].cpu().numpy(),
             percentiles=self._percentiles[:done].cpu().numpy() if self._tracking else None,
             final=final,
-            wall_time_s=self._elapsed_s,
+            wall_time_s=self.clock.total(),
         )
 
     def state_dict(self) -> dict:
@@ -218,7 +224,7 @@ class Trainer:
         return {
             "step": self.step,
             "evaluations": self._evaluations,
-            "elapsed_s": self._elapsed_s,
+            "phase_s": dict(self.clock.seconds),
             "model": {name: _copy(value) for name, value in self.model.state_dict().items()},
             "velocities": [_copy(velocity) for velocity in self._sgd.velocities],
             "order": self._order.state_dict(),
@@ -248,7 +254,8 @@ class Trainer:
         for velocity, saved in zip(self._sgd.velocities, state["velocities"], strict=True):
             velocity.copy_(saved)
         self._order.load_state_dict(state["order"])
-        self.step, self._evaluations, self._elapsed_s = state["step"], state["evaluations"], state["elapsed_s"]
+        self.step, self._evaluations = state["step"], state["evaluations"]
+        self.clock.seconds = dict(state["phase_s"])
 
     def _state_tensors(self) -> dict[str, Tensor]:
         """The tensors a checkpoint saves by name, besides the model and the velocities: the live ones, not copies."""

@@ -10,6 +10,7 @@ checkpoint when it shares the directory (processes of one checkout), and from st
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ import mlflow
 from optuna.storages import RDBStorage
 
 from src.errors import StudyError
+from src.progress import EVERY_S
 from src.stores.databases import redact
 from src.stores.optuna_storage import GRACE_HEARTBEATS
 from src.stores.workers import HOST
@@ -66,27 +68,37 @@ def train_unit(
 
 def work_through(plan: SweepPlan, queue: SweepQueue, made_here: frozenset[str]) -> list[TrainedMembers]:
     """The stage's share: train units until none waits, then wait for those other workers hold (taking over a dead
-    worker's); the units trained here."""
-    trained, waiting = [], False
+    worker's); the units trained here. A line on stderr counts the units at each unit taken, and every 30 s of
+    waiting."""
+    trained, said_at = [], -math.inf
     while True:
         queue.fail_dead()
         taken = queue.take()
         if taken is not None:
+            print(f"{_counts(plan, queue)}; training {plan.unit_name(taken.unit)} here", file=sys.stderr, flush=True)
             trained.append(train_unit(plan, queue, taken, made_here))
-            waiting = False
             continue
-        progress = queue.progress()
-        if not progress.live:
+        if not queue.progress().live:
             return trained
-        if not waiting:
+        if time.monotonic() - said_at >= EVERY_S:
             grace = GRACE_HEARTBEATS * queue.heartbeat_s
             print(
-                f"sweep@{plan.variant}: waiting for {progress.running} unit(s) training elsewhere (a dead "
-                f"worker's are trained again after {grace} s)",
+                f"{_counts(plan, queue)}; waiting for those training elsewhere (a dead worker's are trained again "
+                f"after {grace} s)",
                 file=sys.stderr,
+                flush=True,
             )
-            waiting = True
+            said_at = time.monotonic()
         time.sleep(POLL_S)
+
+
+def _counts(plan: SweepPlan, queue: SweepQueue) -> str:
+    """'sweep@bn: 3 of 10 units done, 2 running, 5 waiting'."""
+    progress = queue.progress()
+    return (
+        f"sweep@{plan.variant}: {progress.done} of {len(plan.units)} units done, {progress.running} running, "
+        f"{progress.waiting} waiting"
+    )
 
 
 @contextmanager

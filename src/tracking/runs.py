@@ -7,6 +7,7 @@ means rewriting this package only.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -217,8 +219,10 @@ def _log_metric_history(run_id: str, metrics: Mapping[str, Sequence[tuple[int, f
 
 
 def numpy_dataset(images: np.ndarray, labels: np.ndarray, *, name: str, source: Path) -> mlflow.data.dataset.Dataset:
-    """An MLflow dataset record (name, digest, schema) for a processed split."""
-    return mlflow.data.from_numpy(images, targets=labels, name=name, source=str(source))
+    """An MLflow dataset record (name, digest, schema) for a processed split, whose source is the local file (named
+    as such: MLflow registers two local sources, so a bare path makes it warn that it is ambiguous)."""
+    local = get_dataset_source_from_json(json.dumps({"uri": str(source)}), source_type="local")
+    return mlflow.data.from_numpy(images, targets=labels, name=name, source=local)
 
 
 class ContinuedMemberRuns(MemberRuns):

@@ -13,7 +13,6 @@ the parent run the stage holds.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -24,9 +23,11 @@ import torch
 from src import paths
 from src.config import TrainingRun
 from src.data.splits import Split, load_split
+from src.engine.clock import PhaseClock
 from src.engine.device import resolve_device
-from src.engine.network import MLP, build_model, predict_members
+from src.engine.network import MLP, build_model
 from src.engine.schedule import schedule_for
+from src.engine.scoring import predict_members
 from src.engine.trainer import LEVELS, Trainer, TrainingData, TrainingHistory
 from src.stores.databases import redact
 from src.tracking import runs, store
@@ -60,26 +61,26 @@ class TrainedMembers:
     splits: Mapping[str, Split]
     member_runs: runs.MemberRuns
     resumed_from: int  # the step training resumed from; 0 for a fresh start
-    checkpoints: int = 0
-    checkpoint_s: float = 0.0  # spent writing checkpoints and logging at them
+    clock: PhaseClock  # the trainer's, which times the stage's phases around training too
     unit: Unit | None = None
 
     @property
     def checkpoint_overhead(self) -> float:
-        """Checkpointing time as a fraction of training time."""
-        return self.checkpoint_s / self.result.wall_time_s if self.result.wall_time_s else 0.0
+        """Writing checkpoints and logging the histories as a fraction of training time."""
+        spent = self.clock.total(("checkpoints", "logging"))
+        return spent / self.result.wall_time_s if self.result.wall_time_s else 0.0
 
     def predictions(self) -> np.ndarray:
         """(K, test images): each trained member's predicted class of every test image (BN under Algorithm 2)."""
-        return predict_members(self.model, self.splits["test"]).cpu().numpy()
+        with self.clock.phase("scoring"):
+            return predict_members(self.model, self.splits["test"]).cpu().numpy()
 
     def describe(self, stage: str, steps: int) -> str:
-        """One line: what was trained, how long it took, whether it resumed, what checkpoints cost."""
+        """One line: what was trained, how long it took and where the time went, whether it resumed."""
         resumed = f", resumed from step {self.resumed_from:,}" if self.resumed_from else ""
         return (
-            f"{stage}: {len(self.members)} members × {steps:,} steps in {self.result.wall_time_s:.1f} s on "
-            f"{self.device}{resumed}; {self.checkpoints} checkpoints took {self.checkpoint_s:.2f} s "
-            f"({100 * self.checkpoint_overhead:.2f} % of training)"
+            f"{stage}: {len(self.members)} members × {steps:,} steps in {self.result.wall_time_s:.1f} s of training "
+            f"on {self.device}{resumed}; {self.clock.describe()}"
         )
 
     def finish(self, member_metrics: Sequence[Mapping[str, float]] | None = None) -> None:
@@ -87,17 +88,22 @@ class TrainedMembers:
         runs FINISHED."""
         final = self.result.final
         extra = member_metrics or [{} for _ in final.accuracy]
-        timing = {"training_wall_time_s": self.result.wall_time_s, "checkpoint_overhead": self.checkpoint_overhead}
+        timing = {
+            "training_wall_time_s": self.result.wall_time_s,
+            "checkpoint_overhead": self.checkpoint_overhead,
+            **{f"time_{phase}_s": seconds for phase, seconds in self.clock.seconds.items()},
+        }
         unit_timing = timing if self.unit is not None else {}  # a unit's time is its members', not the stage's
-        self.member_runs.finish(
-            tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
-            metrics=[
-                {"final_test_accuracy": accuracy, **more, **unit_timing}
-                for accuracy, more in zip(final.accuracy, extra, strict=True)
-            ],
-        )
-        if self.unit is None:
-            runs.log_results(timing, artifacts=[])
+        with self.clock.phase("logging"):
+            self.member_runs.finish(
+                tags=[{"diverged": str(diverged).lower()} for diverged in final.diverged],
+                metrics=[
+                    {"final_test_accuracy": accuracy, **more, **unit_timing}
+                    for accuracy, more in zip(final.accuracy, extra, strict=True)
+                ],
+            )
+            if self.unit is None:
+                runs.log_results(timing, artifacts=[])
 
 
 @contextmanager
@@ -126,22 +132,23 @@ def train_members(
         tracked = nullcontext((unit.parent_run, runs.ContinuedMemberRuns(unit.member_runs, unit.runs_untouched)))
     with tracked as (run_id, member_runs):
         trained = TrainedMembers(
-            members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step, unit=unit
+            members, trainer.model, trainer.recorded(), device, splits, member_runs, trainer.step, trainer.clock, unit
         )
 
         def on_checkpoint(at: Trainer) -> None:
-            started = time.perf_counter()
-            checkpoint.save({"trainer": at.state_dict(), "parent_run": run_id, "member_runs": member_runs.run_ids})
-            member_runs.log_history(metric_histories(at.recorded(), log_percentiles))
-            trained.checkpoints += 1
-            trained.checkpoint_s += time.perf_counter() - started
+            with at.clock.phase("checkpoints"):
+                checkpoint.save({"trainer": at.state_dict(), "parent_run": run_id, "member_runs": member_runs.run_ids})
+            with at.clock.phase("logging"):
+                member_runs.log_history(metric_histories(at.recorded(), log_percentiles))
             if unit is not None:
                 unit.after_checkpoint(f"step {at.step:,}, checkpointed in {checkpoint.path}")
 
-        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=run.checkpoint_every)
-        member_runs.log_history(metric_histories(trained.result, log_percentiles))
-        if unit is None:  # the stage records its data once, on its own run
-            log_training_data(splits["train"])
+        label = f"{run.stage}@{variant}" + ("" if unit is None else f" unit {unit.name}")
+        trained.result = trainer.run(on_checkpoint=on_checkpoint, checkpoint_every=run.checkpoint_every, label=label)
+        with trainer.clock.phase("logging"):
+            member_runs.log_history(metric_histories(trained.result, log_percentiles))
+            if unit is None:  # the stage records its data once, on its own run
+                log_training_data(splits["train"])
         yield trained
     checkpoint.remove()
 

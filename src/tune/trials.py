@@ -31,10 +31,10 @@ import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
-from tqdm import tqdm
 
 from src.config import TuneConfig
 from src.engine.trainer import Evaluation, OnEval, TrainingHistory
+from src.progress import Progress
 from src.stores.optuna_storage import GRACE_HEARTBEATS, HEARTBEAT_S, quiet_heartbeat_warnings
 from src.tune.study import FINISHED, count
 
@@ -64,7 +64,7 @@ class TrialWorker:
         tune, study = self.tune, self.study
         deadline = None if tune.timeout_s is None else time.monotonic() + tune.timeout_s
         waiting = False
-        with tqdm(total=tune.trials, desc=study.study_name, unit="trial", disable=not sys.stderr.isatty()) as bar:
+        with Progress(study.study_name, tune.trials, unit="trial") as bar:
             while deadline is None or time.monotonic() < deadline:
                 self.fail_dead_trials(GRACE_HEARTBEATS * self.heartbeat_s)
                 trials = study.get_trials(deepcopy=False)
@@ -240,8 +240,8 @@ def tell_result(study: optuna.Study, trial: Trial, history: list[dict], final_ac
     return study.tell(trial, final_accuracy)
 
 
-def _show_progress(bar: tqdm, study: optuna.Study, finished: int, trials: Sequence[FrozenTrial]) -> None:
-    bar.n = min(finished, bar.total)
+def _show_progress(bar: Progress, study: optuna.Study, finished: int, trials: Sequence[FrozenTrial]) -> None:
+    best = ""
     if count(trials, (TrialState.COMPLETE,)):
-        bar.set_postfix(best=f"{study.best_value:.4f}", lr=f"{study.best_params['lr']:.3g}", refresh=False)
-    bar.refresh()
+        best = f"best validation accuracy {study.best_value:.4f} at lr {study.best_params['lr']:.3g}"
+    bar.update_to(min(finished, bar.total), note=best)

@@ -7,6 +7,7 @@ study.py; the worker loop, the budget, pruning and dead workers are trials.py.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import optuna
@@ -15,6 +16,7 @@ import torch
 from src import paths
 from src.config import TrainingRun, TuneConfig
 from src.data.splits import load_split
+from src.engine.clock import PhaseClock
 from src.engine.device import resolve_device
 from src.engine.network import build_model
 from src.engine.schedule import schedule_for
@@ -26,15 +28,23 @@ from src.tune.study import default_study_name, open_study, study_settings
 from src.tune.trials import Told, TrainBatch, TrialWorker
 
 
-def engine_objective(run: TrainingRun, seed: int, variant: str, device: torch.device) -> TrainBatch:
-    """Train K learning rates at once from one init (`seed`, tune.seed) on one data order; evaluate on the val split."""
+def engine_objective(
+    run: TrainingRun, seed: int, variant: str, device: torch.device, clock: PhaseClock | None = None
+) -> TrainBatch:
+    """Train K learning rates at once from one init (`seed`, tune.seed) on one data order; evaluate on the val split.
+    Each batch's phases are added to `clock`."""
     train = load_split(paths.PROCESSED_DATA, "train", device, run.binarize)
     val = load_split(paths.PROCESSED_DATA, "val", device, run.binarize)
 
     def train_batch(learning_rates: Sequence[float], on_eval: OnEval) -> TrainingHistory:
         schedule = schedule_for(run, learning_rates, data_seeds=[seed])
         model = build_model(run.model, variant, [seed] * len(learning_rates), device)
-        return Trainer(model, TrainingData(train, val), schedule).run(on_eval=on_eval)
+        trainer = Trainer(model, TrainingData(train, val), schedule)
+        result = trainer.run(on_eval=on_eval, label=f"tune@{variant}: a batch of {len(learning_rates)} trials")
+        if clock is not None:
+            for phase, seconds in trainer.clock.seconds.items():
+                clock.seconds[phase] = clock.seconds.get(phase, 0.0) + seconds
+        return result
 
     return train_batch
 
@@ -48,7 +58,8 @@ def tune_variant(
     settings = study_settings(run, variant, device.type)
     storage = open_storage(tune.storage, heartbeat_s)
     study = open_study(storage, study_name or default_study_name(settings), settings, tune)
-    train_batch = engine_objective(run, tune.seed, variant, device)
+    clock = PhaseClock(device)
+    train_batch = engine_objective(run, tune.seed, variant, device, clock)
 
     experiment_id = store.configure(run.experiment)
     tags = {"stage": "tune", "variant": variant, "study_name": study.study_name, "device": str(device)}
@@ -58,6 +69,8 @@ def tune_variant(
         worker.run(train_batch, on_batch=lambda told: log_trials(study.study_name, variant, str(device), told))
         if any(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
             tag_best_run(experiment_id, study.study_name, study.best_trial.number)
+    if clock.seconds:
+        print(f"tune@{variant}: {clock.total():.1f} s of training on {device}; {clock.describe()}", file=sys.stderr)
     return study
 
 

@@ -11,20 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from src.config import ModelConfig
-from src.engine import network
 from src.engine.batchnorm import BatchNorm
-from src.engine.network import (
-    MLP,
-    Architecture,
-    build_model,
-    load_member,
-    member_labels,
-    member_losses,
-    predict_members,
-    score_members,
-)
+from src.engine.network import MLP, Architecture, build_model, load_member, member_labels, member_losses
 from src.errors import StudyError
-from tests import synthetic
 
 IN, HIDDEN, LAYERS, CLASSES = 784, 100, 3, 10
 
@@ -247,40 +236,6 @@ def test_member_losses_are_each_members_mean_cross_entropy(groups):
         [F.cross_entropy(logits[m], labels if groups is None else labels[m // (4 // groups)]) for m in range(4)]
     )
     torch.testing.assert_close(member_losses(logits, labels), expected)
-
-
-@pytest.mark.parametrize("variant", ["vanilla", "bn"])
-def test_scoring_in_chunks_gives_the_whole_splits_accuracy_and_mean_loss(model_config, variant, monkeypatch):
-    split = synthetic.split(200, seed=1)
-    model = build_model(model_config, variant, seeds=[0, 1], device="cpu").train()
-    monkeypatch.setattr(network, "EVAL_CHUNK", 7)  # 200 examples: 28 full chunks and a remainder of 4
-    accuracy, loss = score_members(model, split)
-    assert model.training  # the caller's mode is restored
-    with torch.no_grad():
-        logits = model.eval()(split.images)
-    expected_accuracy = (logits.argmax(-1) == split.labels).double().mean(dim=1)
-    torch.testing.assert_close(accuracy.double(), expected_accuracy, rtol=0, atol=1e-6)
-    torch.testing.assert_close(loss, member_losses(logits, split.labels), rtol=1e-5, atol=0)
-
-
-@pytest.mark.parametrize("variant", ["vanilla", "bn"])
-def test_each_members_prediction_is_the_argmax_of_its_inference_mode_logits_whatever_the_chunks(
-    model_config, variant, monkeypatch
-):
-    split = synthetic.split(200, seed=1)
-    model = _trained(build_model(model_config, variant, seeds=[0, 1, 2], device="cpu")).train()
-    whole = predict_members(model, split)
-    assert model.training  # the caller's mode is restored
-    with torch.no_grad():
-        logits = model.eval()(split.images)
-    model.train()
-    assert whole.dtype == torch.uint8 and whole.shape == (3, 200)
-    torch.testing.assert_close(whole, logits.argmax(-1).to(torch.uint8), rtol=0, atol=0)
-    monkeypatch.setattr(network, "EVAL_CHUNK", 7)  # 28 full chunks and a remainder of 4
-    torch.testing.assert_close(predict_members(model, split), whole, rtol=0, atol=0)
-    # the predictions are what the scores count: each member's share right is its accuracy
-    accuracy, _ = score_members(model, split)
-    torch.testing.assert_close((whole == split.labels).double().mean(dim=1), accuracy.double(), rtol=0, atol=1e-6)
 
 
 def test_build_model_follows_the_model_config(model_config):

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from src.config import load_params
-from src.engine import network
 from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
 from src.engine.network import build_model, member_losses
-from src.engine.network import score_members as evaluate
 from src.engine.schedule import Schedule, eval_schedule
+from src.engine.scoring import score_members as evaluate
+from src.engine.scoring import sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
 from src.engine.trainer import PERCENTILES, Evaluation, Trainer, TrainingData
 from tests import synthetic
@@ -253,7 +253,7 @@ def test_bn_curves_use_the_moving_averages_and_final_uses_algorithm_2(model_conf
     moving.load_state_dict(at_the_end)
     accuracy, loss = evaluate(moving, probed.evaluation)
     assert result.accuracy[-1].tolist() == accuracy.tolist() and result.loss[-1].tolist() == loss.tolist()
-    percentiles = network.sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units, PERCENTILES)
+    percentiles = sigmoid_input_percentiles(moving, probed.probe_images, probed.tracked_units, PERCENTILES)
     assert np.array_equal(result.percentiles[-1], percentiles.numpy())
     # Algorithm 2 over the first population_batches batches of the schedule's own data order
     population = copy.deepcopy(moving)

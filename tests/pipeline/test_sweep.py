@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import mlflow
 import pytest
@@ -51,8 +52,18 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
-def test_the_stage_writes_one_row_per_member_and_evaluation_seed_first(project):
+def test_the_stage_writes_one_row_per_member_and_evaluation_seed_first(project, capsys):
     sweep_stage.main(["--variant", "bn"])
+
+    # with no terminal, the units are counted at each one taken and each unit's steps are logged
+    err = capsys.readouterr().err
+    counts = re.findall(
+        r"^sweep@bn: (\d+) of (\d+) units done, (\d+) running, (\d+) waiting; training \S+ here$", err, re.M
+    )
+    units = int(counts[0][1])
+    assert [int(done) for done, *_ in counts] == list(range(units))
+    assert counts[0][2:] == ("1", str(units - 1))  # the unit just taken is running
+    assert len(re.findall(rf"^sweep@bn unit \S+: {STEPS} of {STEPS} steps \(100%\), ", err, re.M)) == units, err
 
     out = project / "results" / "sweep" / "bn"
     grid = [(str(seed), str(std), str(lr)) for seed in SEEDS for std in INIT_STDS for lr in RATES]

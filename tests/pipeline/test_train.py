@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +19,8 @@ import yaml
 from pipeline import train as train_stage
 from src.config import load_params
 from src.data.splits import load_split
-from src.engine.network import load_member, score_members
+from src.engine.network import load_member
+from src.engine.scoring import score_members
 from src.errors import StudyError
 from src.tracking.store import check_server
 from tests import synthetic
@@ -181,3 +184,19 @@ def test_an_unavailable_device_is_one_clear_error(project):
     assert completed.stderr.strip().startswith("error: train.device: ")
     assert "is not available on this machine" in completed.stderr and "\n" not in completed.stderr.strip()
     assert not (project / "models").exists()
+
+
+def test_with_no_terminal_the_stage_logs_its_progress_and_no_warning_a_user_cannot_act_on(project, repo_root):
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--variant", "vanilla"],
+        cwd=project,
+        capture_output=True,  # stderr is a pipe, as under `dvc repro > log`, CI, SLURM or nohup
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+        check=True,
+    )
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("train@vanilla: ")]
+    assert lines and lines[-1].startswith(f"train@vanilla: {STEPS} of {STEPS} steps (100%), ")
+    assert all(re.search(r" member-steps/s, .*(left|unknown yet)", line) for line in lines), lines
+    assert "interpreted in multiple ways" not in completed.stderr
+    assert "\r" not in completed.stderr  # no bar drawn into a log

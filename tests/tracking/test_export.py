@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from src.engine.batches import BatchOrder, gather
-from src.engine.network import MLP, score_members
+from src.engine.network import MLP
+from src.engine.scoring import score_members
 from src.tracking.export import plain_network
 from tests import synthetic
 

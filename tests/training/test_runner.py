@@ -10,6 +10,7 @@ import torch
 from src import paths
 from src.config import load_params, with_overrides
 from src.data.splits import load_split
+from src.engine.clock import PhaseClock
 from src.engine.network import build_model
 from src.engine.schedule import schedule_for
 from src.engine.trainer import Evaluation, TrainingHistory
@@ -61,7 +62,7 @@ def test_with_percentiles_each_units_sigmoid_inputs_are_a_metric_per_level():
     ]
 
 
-def _trained(resumed_from: int = 0, checkpoints: int = 3, checkpoint_s: float = 0.25, wall_time_s: float = 8.0):
+def _trained(resumed_from: int = 0, seconds: dict | None = None, wall_time_s: float = 8.0):
     members = MemberTable.tuned(0.5, 0.1, [0, 1, 2])
     return TrainedMembers(
         members=members,
@@ -71,23 +72,26 @@ def _trained(resumed_from: int = 0, checkpoints: int = 3, checkpoint_s: float = 
         splits={},
         member_runs=None,
         resumed_from=resumed_from,
-        checkpoints=checkpoints,
-        checkpoint_s=checkpoint_s,
+        clock=PhaseClock(CPU, seconds or {"steps": 7.5, "evaluation": 0.5, "checkpoints": 0.25, "logging": 0.05}),
     )
 
 
-def test_the_checkpoint_overhead_is_checkpointing_time_as_a_fraction_of_training_time():
-    assert _trained(checkpoint_s=0.25, wall_time_s=8.0).checkpoint_overhead == 0.25 / 8.0
-    assert _trained(checkpoint_s=0.25, wall_time_s=0.0).checkpoint_overhead == 0.0  # nothing trained: no fraction
+def test_the_checkpoint_overhead_is_checkpointing_and_logging_time_as_a_fraction_of_training_time():
+    assert _trained(wall_time_s=8.0).checkpoint_overhead == (0.25 + 0.05) / 8.0
+    assert _trained(wall_time_s=0.0).checkpoint_overhead == 0.0  # nothing trained: no fraction
 
 
-def test_the_stage_line_says_what_was_trained_how_long_it_took_and_what_checkpoints_cost():
+def test_the_stage_line_says_what_was_trained_how_long_it_took_and_where_the_time_went():
     assert _trained().describe("train@bn", 50_000) == (
-        "train@bn: 3 members × 50,000 steps in 8.0 s on cpu; 3 checkpoints took 0.25 s (3.12 % of training)"
+        "train@bn: 3 members × 50,000 steps in 8.0 s of training on cpu; "
+        "steps 7.5 s, evaluation 0.5 s, checkpoints 0.2 s, logging 0.1 s"
     )
-    assert _trained(resumed_from=25_000).describe("train@bn", 50_000) == (
-        "train@bn: 3 members × 50,000 steps in 8.0 s on cpu, resumed from step 25,000; "
-        "3 checkpoints took 0.25 s (3.12 % of training)"
+    assert (
+        _trained(resumed_from=25_000)
+        .describe("train@bn", 50_000)
+        .startswith(
+            "train@bn: 3 members × 50,000 steps in 8.0 s of training on cpu, resumed from step 25,000; steps 7.5 s"
+        )
     )
 
 
