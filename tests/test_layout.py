@@ -40,6 +40,8 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_resume.py": "train@ and sweep@ killed after a checkpoint resume bit for bit",
     "test_e2e_train.py": "both variants trained on the real MNIST files",
     "test_mlflow_ui.py": "MLflow's web UI shows a stage's runs and models",
+    "test_slurm.py": "the SLURM job array of docs/many-machines.md, submitted to a real one-node cluster, shares a "
+    "PostgreSQL-backed sweep",
     "test_experiments.py": "the experiment loop end to end: queued DVC experiments into the one MLflow store, the "
     "champion rule, the DVC metrics' size",
 }
