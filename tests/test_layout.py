@@ -33,6 +33,7 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_layering.py": "the packages of src/ are layered: each imports only those below it",
     "test_code_shape.py": "the code's shape: module and function sizes, loose parameters, no import side effects",
     "test_pipeline_deps.py": "dvc.yaml declares every source file and param that can change a stage's outputs",
+    "test_dvc_plots.py": "dvc.yaml's plots render, the report's figures as images",
     "test_readme.py": "the README's results are the report's, and it stays short",
     "test_install.py": "what pyproject.toml declares and the locks pin",
     "test_package.py": "importing the library changes no environment",
