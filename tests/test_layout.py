@@ -44,7 +44,7 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_slurm.py": "the SLURM job array of docs/many-machines.md, submitted to a real one-node cluster, shares a "
     "PostgreSQL-backed sweep",
     "test_experiments.py": "the experiment loop end to end: queued DVC experiments into the one MLflow store, the "
-    "champion rule, the DVC metrics' size",
+    "champion rule, the DVC metrics' size, results and an experiment shared through a git and a DVC remote",
 }
 
 
