@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def binaries() -> dict[str, str]:
     return found
 
 
-def slurm_conf(home: Path, node: str, user: str) -> str:
+def configuration(home: Path, node: str, user: str) -> str:
     """slurm.conf of one node on 127.0.0.1, every file under `home`; `node`: `slurmd -C`'s NodeName line."""
     hardware = node.split(maxsplit=1)[1]  # CPUs=... RealMemory=...: this machine's, under our own node name
     return f"""\
@@ -88,7 +88,8 @@ def _loopback_hostname() -> None:
 
 def _start(stack: ExitStack, command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     """`command` in the background, its output into `log`, stopped (SIGTERM, then SIGKILL) when `stack` closes."""
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
 
     def stop() -> None:
         process.terminate()
@@ -102,7 +103,8 @@ def _start(stack: ExitStack, command: list[str], log: Path, env: dict[str, str])
     return process
 
 
-def _wait_until(ready, what: str, logs: list[Path]) -> None:
+def _wait_until(ready: Callable[[], bool], what: str, logs: list[Path]) -> None:
+    """Return once `ready()`; after START_S, fail saying `what` went wrong, with the last lines of `logs`."""
     deadline = time.monotonic() + START_S
     while not ready():
         if time.monotonic() > deadline:
@@ -122,7 +124,7 @@ def one_node_cluster(home: Path) -> Iterator[Path]:
     subprocess.run([programs["mungekey"], "--create", "--keyfile", home / "munge.key"], check=True)
     node = subprocess.run([programs["slurmd"], "-C"], capture_output=True, text=True, check=True).stdout
     conf = home / "slurm.conf"
-    conf.write_text(slurm_conf(home, node.splitlines()[0], user))
+    conf.write_text(configuration(home, node.splitlines()[0], user))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     with ExitStack() as stack:
         munged = [
@@ -138,7 +140,7 @@ def one_node_cluster(home: Path) -> Iterator[Path]:
         _wait_until((home / "munge.socket").exists, "munged did not start", [home / "munged.out"])
         _start(stack, [programs["slurmctld"], "-D"], home / "slurmctld.out", env)
         _start(stack, [programs["slurmd"], "-D", "-N", "localhost"], home / "slurmd.out", env)
-        # the jobs left first, while slurmctld answers: a job's processes outlive slurmd
+        # at the end, cancel any job left while slurmctld still answers: a job's processes would outlive slurmd
         stack.callback(subprocess.run, [programs["scancel"], "--full", "--quiet", f"--user={user}"], env=env)
 
         def idle() -> bool:
