@@ -67,11 +67,17 @@ def trainer_state(run: TrainingRun, members: MemberTable) -> dict:
 
 
 def rows() -> list[Row]:
+    """train@'s and sweep@'s checkpoint payloads for params.yaml's members, as src/training/runner.py saves them."""
     params = load_params()
-    train = MemberTable.tuned(1.0, params.model.init_std, params.train.seed_list)
+    train = MemberTable.tuned(1.0, params.model.init_std, params.train.seed_list)  # any rate: the size is the same
     sweep = MemberTable.grid(params.sweep)
+    run_id = "0" * 32  # an MLflow run id's length
     return [
-        Row(stage, len(members), {"trainer": trainer_state(run, members), "member_runs": ["0" * 32] * len(members)})
+        Row(
+            stage,
+            len(members),
+            {"trainer": trainer_state(run, members), "parent_run": run_id, "member_runs": [run_id] * len(members)},
+        )
         for stage, run, members in (("train@", params.train_run, train), ("sweep@", params.sweep_run, sweep))
     ]
 
