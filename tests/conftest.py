@@ -108,6 +108,32 @@ def postgres_url() -> str:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def one_process_sweep(tmp_path_factory, _migrated_mlflow_store) -> dict[str, str]:
+    """The small sweep's outputs (tests/small_sweep.py) when its stage trains every unit itself, queued in SQLite:
+    what the stage and any workers sharing its units must write, wherever units queue."""
+    from tests.processes import run
+    from tests.small_sweep import UNITS, copy_mlflow_store, outputs, write_project
+
+    root = tmp_path_factory.mktemp("one-process")
+    project = write_project(root / "project", "sqlite:///optuna.db")
+    store = copy_mlflow_store(root, _migrated_mlflow_store)
+    alone = run("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
+    assert alone.returncode == 0, alone.stderr
+    assert f"{UNITS} trained here" in alone.stdout
+    return outputs(project)
+
+
+@pytest.fixture(scope="session")
+def slurm_conf(tmp_path_factory) -> Path:
+    """A one-node SLURM cluster of our own on 127.0.0.1 for the session (tests/slurm.py): its slurm.conf, which the
+    clients (sbatch, squeue) find through SLURM_CONF."""
+    from tests.slurm import one_node_cluster
+
+    with one_node_cluster(tmp_path_factory.mktemp("slurm")) as conf:
+        yield conf
+
+
 @pytest.fixture
 def new_postgres_database(postgres_url):
     """A function that creates an empty database on the session's PostgreSQL server and returns its URL."""

@@ -3,7 +3,10 @@
 A baseline is reproduced and committed; then two experiments are queued and run side by side by
 `dvc queue start -j 2`, each in a temporary copy of the project. Every run of both lands in the project's one MLflow
 store, tagged with its experiment; the worse experiment leaves `@champion` where it was and the better one takes it;
-and the declared DVC metrics stay few enough for `dvc exp show` to compare experiments in a wide terminal.
+and the declared DVC metrics stay few enough for `dvc exp show` to compare experiments in a wide terminal. Then the
+results are shared as the README's "Sharing results" says, through a bare git repository and a local-directory DVC
+remote standing in for the team's: a fresh clone pulls the baseline and finds every stage up to date, and pulls and
+applies an experiment pushed from the first clone.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ def loop(tmp_path_factory, repo_root, real_mnist) -> dict:
     env = {key: value for key, value in os.environ.items() if key not in outside}
     env.update(PATH=path, MNIST_MIRROR=str(real_mnist), OMP_NUM_THREADS="1")
     timings = {}
+    # a local directory stands in for the team's DVC remote; its config is committed with the baseline
+    _dvc(project, env, "remote", "add", "--default", "shared", str(tmp_path_factory.mktemp("dvc-remote")))
 
     started = time.monotonic()
     _dvc(project, env, "repro")
@@ -188,3 +193,40 @@ def test_the_dvc_metrics_are_the_headline_few_enough_to_compare_experiments_side
     assert list(files) == ["results/headline.json"]
     keys = list(tracking.flatten(files["results/headline.json"]))
     assert 0 < len(keys) <= MAX_METRICS, keys
+
+
+@pytest.fixture(scope="module")
+def other_clone(loop, tmp_path_factory) -> Path:
+    """The baseline pushed to a bare git repository and the DVC remote, then cloned and pulled afresh."""
+    project, env = loop["project"], loop["env"]
+    origin = tmp_path_factory.mktemp("origin") / "bn-mnist.git"
+    _git(origin.parent, "init", "--quiet", "--bare", str(origin))
+    _git(project, "remote", "add", "origin", str(origin))
+    _git(project, "push", "--quiet", "--set-upstream", "origin", "HEAD")  # a clone of origin would just `git push`
+    _dvc(project, env, "push")
+    clone = tmp_path_factory.mktemp("clone") / "bn-mnist"
+    _git(origin.parent, "clone", "--quiet", str(origin), str(clone))
+    _dvc(clone, env, "pull")
+    return clone
+
+
+def test_a_fresh_clone_pulls_the_results_and_finds_every_stage_up_to_date(loop, other_clone):
+    assert _dvc(other_clone, loop["env"], "status").strip() == "Data and pipelines are up to date."
+    reproduced = _dvc(other_clone, loop["env"], "repro")
+    assert "Running stage" not in reproduced and "Data and pipelines are up to date." in reproduced, reproduced
+    # MLflow's store is neither in git nor in DVC: the runs stay where they were made
+    assert not (other_clone / paths.MLFLOW_STORE).exists()
+
+
+def test_an_experiment_pushed_from_one_clone_is_pulled_and_applied_in_another(loop, other_clone):
+    project, env = loop["project"], loop["env"]
+    _dvc(project, env, "exp", "push", "origin", "better")
+    _dvc(other_clone, env, "exp", "pull", "origin", "better")
+    _dvc(other_clone, env, "exp", "apply", "better")
+
+    assert yaml.safe_load((other_clone / "params.yaml").read_text())["train"]["steps"] == STEPS["better"]
+    assert _dvc(other_clone, env, "status").strip() == "Data and pipelines are up to date.", "an output not pulled"
+    (experiment,) = [line.split()[0] for line in _git(project, "show-ref").splitlines() if line.endswith("/better")]
+    for result in ("results/headline.json", "results/metrics.json", "dvc.lock"):
+        shown = subprocess.run(["git", "show", f"{experiment}:{result}"], cwd=project, capture_output=True, check=True)
+        assert (other_clone / result).read_bytes() == shown.stdout, f"{result} is not the experiment's"

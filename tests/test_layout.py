@@ -33,6 +33,7 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_layering.py": "the packages of src/ are layered: each imports only those below it",
     "test_code_shape.py": "the code's shape: module and function sizes, loose parameters, no import side effects",
     "test_pipeline_deps.py": "dvc.yaml declares every source file and param that can change a stage's outputs",
+    "test_dvc_plots.py": "dvc.yaml's plots render, the report's figures as images",
     "test_readme.py": "the README's results are the report's, and it stays short",
     "test_install.py": "what pyproject.toml declares and the locks pin",
     "test_package.py": "importing the library changes no environment",
@@ -40,8 +41,10 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_resume.py": "train@ and sweep@ killed after a checkpoint resume bit for bit",
     "test_e2e_train.py": "both variants trained on the real MNIST files",
     "test_mlflow_ui.py": "MLflow's web UI shows a stage's runs and models",
+    "test_slurm.py": "the SLURM job array of docs/many-machines.md, submitted to a real one-node cluster, shares a "
+    "PostgreSQL-backed sweep",
     "test_experiments.py": "the experiment loop end to end: queued DVC experiments into the one MLflow store, the "
-    "champion rule, the DVC metrics' size",
+    "champion rule, the DVC metrics' size, results and an experiment shared through a git and a DVC remote",
 }
 
 

@@ -8,12 +8,9 @@ with heartbeats every second.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -30,63 +27,9 @@ from src.sweep.work import status
 from src.training.members import MemberTable
 from tests import synthetic
 from tests.processes import run, start, write_params
+from tests.small_sweep import MEMBERS, STEPS, UNITS, copy_mlflow_store, outputs, small, write_project
 
-STEPS, CHECKPOINT_EVERY, UNITS, MEMBERS = 600, 50, 6, 12
 PASSWORD = "s3cret-in-params"
-
-
-def _small(storage: str, steps: int = STEPS) -> Callable[[dict], None]:
-    def edit(raw: dict) -> None:
-        raw["model"].update(population_batches=5, hidden_units=16)
-        raw["train"].update(tracked_units=2, percentile_examples=50, device="cpu")
-        raw["sweep"].update(
-            lr_min=0.1,
-            lr_max=10.0,
-            lrs_per_decade=1,
-            init_stds=[0.1, 1.0],
-            seeds=2,
-            steps=steps,
-            eval_every=100,
-            evals_per_decade=0,
-            checkpoint_every=CHECKPOINT_EVERY,
-            unit={"seed_and_rates": 1},
-            storage=storage,
-            heartbeat_s=1,
-        )
-        raw["evaluate"]["figure1_lrs"] = [1.0]
-        raw["edge"]["init_stds"] = [0.1]
-
-    return edit
-
-
-def _project(directory: Path, storage: str) -> Path:
-    synthetic.write_processed(directory / "data" / "processed")
-    write_params(directory, _small(storage))
-    return directory
-
-
-def _outputs(project: Path) -> dict[str, str]:
-    files = sorted((project / "results" / "sweep" / "bn").iterdir())
-    assert files, "the stage wrote nothing"
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
-
-
-def _store(directory: Path, template: Path) -> str:
-    shutil.copyfile(template, directory / "mlflow.db")
-    return f"sqlite:///{directory / 'mlflow.db'}"
-
-
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory, _migrated_mlflow_store) -> dict[str, str]:
-    """The outputs of the stage training every unit itself, its units queued in SQLite: where units queue is not what
-    they compute."""
-    root = tmp_path_factory.mktemp("one-process")
-    project = _project(root / "project", "sqlite:///optuna.db")
-    store = _store(root, _migrated_mlflow_store)
-    alone = run("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
-    assert alone.returncode == 0, alone.stderr
-    assert f"{UNITS} trained here" in alone.stdout
-    return _outputs(project)
 
 
 @pytest.fixture
@@ -95,7 +38,7 @@ def shared(tmp_path, _migrated_mlflow_store, new_postgres_database) -> tuple[Pat
     storage = new_postgres_database(f"sweep_{tmp_path.name[-24:].lower()}")
     # the server trusts 127.0.0.1 and ignores the password: it is there to show that no output or log shows it
     in_params = storage.replace("://optuna@", f"://optuna:{PASSWORD}@")
-    return _project(tmp_path / "project", in_params), storage, _store(tmp_path, _migrated_mlflow_store)
+    return write_project(tmp_path / "project", in_params), storage, copy_mlflow_store(tmp_path, _migrated_mlflow_store)
 
 
 def _stage_and_workers(project: Path, storage: str, store: str) -> list:
@@ -129,12 +72,12 @@ def _finish(processes: list) -> list[str]:
     return [out + err for out, err in ended]
 
 
-def test_two_workers_beside_the_stage_write_what_the_stage_alone_writes(one_process, shared):
+def test_two_workers_beside_the_stage_write_what_the_stage_alone_writes(one_process_sweep, shared):
     project, storage, store = shared
 
     said = _finish(_stage_and_workers(project, storage, store))
 
-    assert _outputs(project) == one_process
+    assert outputs(project) == one_process_sweep
     _assert_each_member_run_made_once_and_finished(store)
     parent = next(run for run in _runs(store) if "mlflow.parentRunId" not in run.data.tags)
     assert parent.data.params["sweep.storage"] == storage.replace("://optuna@", "://optuna:***@")
@@ -169,7 +112,7 @@ def _a_worker_mid_unit(project: Path, storage: str, workers: list) -> tuple[int,
     raise AssertionError("no worker was caught training a unit past a checkpoint")
 
 
-def test_a_worker_killed_mid_unit_has_its_unit_finished_by_another_from_its_checkpoint(one_process, shared):
+def test_a_worker_killed_mid_unit_has_its_unit_finished_by_another_from_its_checkpoint(one_process_sweep, shared):
     project, storage, store = shared
     processes = _stage_and_workers(project, storage, store)
     number, unit_name, pid = _a_worker_mid_unit(project, storage, processes[1:])
@@ -184,7 +127,7 @@ def test_a_worker_killed_mid_unit_has_its_unit_finished_by_another_from_its_chec
     (retry,) = [trial for trial in study.trials if trial.system_attrs.get("failed_trial") == number]
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["pid"] != killed.pid
     assert any(f"{unit_name}: resumed from step" in err for err in errors), "the retry did not use the checkpoint"
-    assert _outputs(project) == one_process
+    assert outputs(project) == one_process_sweep
     _assert_each_member_run_made_once_and_finished(store)
 
 
@@ -198,7 +141,7 @@ def test_a_worker_of_another_checkout_is_refused_in_one_line(shared, monkeypatch
     queue.enqueue_missing()
     queue.record_runs("parent-run", [f"member-run-{k}" for k in range(MEMBERS)])  # what makes it a worker's to join
     queue.record_runs("parent-run", ["member-run"] * MEMBERS)
-    write_params(project, _small(storage, steps=STEPS // 2))
+    write_params(project, small(storage, steps=STEPS // 2))
 
     refused = run("src.sweep", "--worker", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
 
@@ -228,7 +171,7 @@ def _connections(admin_url: str, database: str, allowed: bool) -> None:
 
 
 def test_a_storage_that_goes_away_mid_unit_stops_the_stage_at_a_checkpoint_and_a_rerun_loses_nothing(
-    one_process, shared, postgres_url
+    one_process_sweep, shared, postgres_url
 ):
     project, storage, store = shared
     stage = start("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
@@ -247,14 +190,14 @@ def test_a_storage_that_goes_away_mid_unit_stops_the_stage_at_a_checkpoint_and_a
     rerun = run("pipeline.sweep", "--variant", "bn", cwd=project, MLFLOW_TRACKING_URI=store)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{unit_name}: resumed from step" in rerun.stderr
-    assert _outputs(project) == one_process
+    assert outputs(project) == one_process_sweep
     _assert_each_member_run_made_once_and_finished(store)
 
 
 def test_status_says_per_variant_how_far_its_sweep_is(tmp_path, monkeypatch, repo_root):
     monkeypatch.chdir(tmp_path)
     synthetic.write_processed(tmp_path / "data" / "processed")
-    write_params(tmp_path, _small(f"sqlite:///{tmp_path / 'optuna.db'}"))
+    write_params(tmp_path, small(f"sqlite:///{tmp_path / 'optuna.db'}"))
     params = load_params()
     storage = open_storage(params.sweep.storage, params.sweep.heartbeat_s)
     plans = [SweepPlan.of(params.sweep_run, params.sweep, variant) for variant in ("vanilla", "bn")]
