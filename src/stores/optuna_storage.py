@@ -22,6 +22,8 @@ SUPPORTED_DATABASES = ("sqlite", "postgresql")
 HEARTBEAT_S = 10
 GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves room for a busy database
 MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
+# The study user attr that says what a study is for (tuning, or the sweep's queue), as optuna-dashboard shows it
+PURPOSE = "purpose"
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
