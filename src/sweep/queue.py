@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from src.errors import StudyError
 from src.stores import databases
 from src.stores.databases import reason, redact
-from src.stores.optuna_storage import GRACE_HEARTBEATS, PURPOSE, quiet_heartbeat_warnings
+from src.stores.optuna_storage import GRACE_HEARTBEATS, describe_study, quiet_heartbeat_warnings
 from src.stores.workers import HOST, process_alive
 from src.sweep.heartbeat import STORAGE_ERRORS, Heartbeat
 from src.sweep.unit_result import UnitResult, agreed
@@ -88,11 +88,7 @@ class SweepQueue:
         if study.user_attrs["identity"] != identity:  # the digest in the name collided, or the name was reused
             changed = provenance.differences(study.user_attrs["identity"], identity)
             raise StudyError(f"study {name} in {redact(url)} holds a sweep of other settings ({changed})")
-        if study.metric_names != [UNIT_VALUE]:  # queues made before it was named get it too
-            study.set_metric_names([UNIT_VALUE])
-        purpose = f"sweep@{identity['variant']}: a queue of units of work, not a search"
-        if study.user_attrs.get(PURPOSE) != purpose:
-            study.set_user_attr(PURPOSE, purpose)
+        describe_study(study, UNIT_VALUE, f"sweep@{identity['variant']}: a queue of units of work, not a search")
         return cls(study, storage, url, units, heartbeat_s)
 
     @classmethod

@@ -42,7 +42,7 @@ def configure(experiment: str) -> str:
         for name, value in HTTP_BOUNDS.items():
             os.environ.setdefault(name, value)
         check_server(uri)
-    mlflow.set_tracking_uri(uri or f"sqlite:///{databases.project_root() / paths.MLFLOW_STORE}")
+    mlflow.set_tracking_uri(uri or _default_store())
     experiment_id = experiment_made(experiment)
     mlflow.set_experiment(experiment_id=experiment_id)
     client = MlflowClient()
@@ -67,7 +67,7 @@ def experiment_made(name: str) -> str:
     artifacts under the project's mlruns/) and tagged for MLflow's model-training view."""
     # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
     with databases.first_use(mlflow.get_tracking_uri()):
-        if not os.environ.get("MLFLOW_TRACKING_URI"):  # the default store, the project's mlflow.db
+        if mlflow.get_tracking_uri() == _default_store():
             _create_at_root(name)
         client = MlflowClient()
         experiment = client.get_experiment_by_name(name)
@@ -77,6 +77,11 @@ def experiment_made(name: str) -> str:
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
+
+
+def _default_store() -> str:
+    """The project's own store: mlflow.db at its root."""
+    return f"sqlite:///{databases.project_root() / paths.MLFLOW_STORE}"
 
 
 def _create_at_root(experiment: str) -> None:

@@ -21,7 +21,7 @@ from src.config import TrainingRun, TuneConfig
 from src.errors import StudyError
 from src.results.tune import TuningSummary, TuningTrial
 from src.stores.databases import redact
-from src.stores.optuna_storage import PURPOSE
+from src.stores.optuna_storage import describe_study
 from src.training import provenance
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -60,11 +60,7 @@ def open_study(storage: RDBStorage, name: str, settings: dict, tune: TuneConfig)
     if stored != settings:
         changed = provenance.differences(stored, settings)
         raise StudyError(f"study '{name}' was run under other settings ({changed}): give another --study-name")
-    if study.metric_names != [OBJECTIVE]:  # studies made before it was named get it too
-        study.set_metric_names([OBJECTIVE])
-    purpose = f"tune@{settings['variant']}: the learning rate of highest {OBJECTIVE}"
-    if study.user_attrs.get(PURPOSE) != purpose:
-        study.set_user_attr(PURPOSE, purpose)
+    describe_study(study, OBJECTIVE, f"tune@{settings['variant']}: the learning rate of highest {OBJECTIVE}")
     return study
 
 
