@@ -134,7 +134,7 @@ class MemberRuns:
         if run_ids is None:
             parent = active.info.run_id
             experiment_id = experiment_id or active.info.experiment_id
-            if experiment_id != active.info.experiment_id:  # MLflow's UI nests them under it all the same
+            if experiment_id != active.info.experiment_id:  # their parent tag leads to it; this leads from it to them
                 self._client.set_tag(parent, MEMBERS_EXPERIMENT_TAG, self._client.get_experiment(experiment_id).name)
             # once for all members: the git commit alone takes two git processes
             shared = {**run_context.resolve_tags(), MLFLOW_PARENT_RUN_ID: parent, **process_tags()}
