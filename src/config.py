@@ -154,7 +154,7 @@ class EdgeConfig(_Section):
 
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
-    system_metrics: bool  # the stage runs log MLflow's system metrics (CPU, memory, disk, network; GPU with pynvml)
+    system_metrics: bool  # stage runs log MLflow's system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py)
 
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]

@@ -168,7 +168,7 @@ def stage_runs(
             )
             for k in range(len(members))
         ]
-        experiment_id = None if member_ids else store.members_experiment(run.experiment, run.stage)
+        experiment_id = store.members_experiment(run.experiment, run.stage) if member_ids is None else None
         yield run_id, runs.MemberRuns(children, run_ids=member_ids, experiment_id=experiment_id)
 
 
