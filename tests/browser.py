@@ -60,7 +60,7 @@ def _wait_until_ready(url: str, server: subprocess.Popen, log: Path) -> None:
         time.sleep(0.5)
 
 
-def rendered(url: str, profile: Path, budget_ms: int = 20000) -> str:
+def rendered(url: str, profile: Path, budget_ms: int = 10000) -> str:
     """The page's DOM after its scripts ran (Chromium's virtual time lets the app fetch and draw its data)."""
     if CHROMIUM is None:
         pytest.fail("Chromium is not installed: `apt-get install chromium` (.ci/run does)")

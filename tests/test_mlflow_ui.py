@@ -28,8 +28,8 @@ STAGE_RUNS = ["sweep-bn", "train-bn", "train-vanilla", "tune-bn"]
 def _small(raw: dict) -> None:
     """A tuning study of two trials and a sweep of SWEEP_MEMBERS members, each a few steps."""
     few_steps = {"steps": 8, "eval_every": 4, "evals_per_decade": 0}
-    raw["tune"].update(few_steps, trials=2, trials_per_batch=2, pruning_warmup_evals=0, storage="sqlite:///optuna.db")
-    raw["sweep"].update(few_steps, **SWEEP, checkpoint_every=1000, storage="sqlite:///optuna.db")
+    raw["tune"].update(few_steps, trials=2, trials_per_batch=2, pruning_warmup_evals=0)
+    raw["sweep"].update(few_steps, **SWEEP, checkpoint_every=1000)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_the_sweeps_member_runs_are_in_an_experiment_of_their_own_and_link_to_th
     assert sorted(run.info.run_name.rsplit("-", 1)[1] for run in trials) == ["trial0", "trial1"]
 
     member = members[0]
-    page = rendered(f"{served}/#/experiments/{member.info.experiment_id}/runs/{member.info.run_id}", tmp_path, 10000)
+    page = rendered(f"{served}/#/experiments/{member.info.experiment_id}/runs/{member.info.run_id}", tmp_path)
     assert member.info.run_name in page, "the member's run page does not show the run"
     link = f'<a href="#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}">sweep-bn</a>'
     assert link in page, "the member's page does not link to its stage run in bn-mnist"

@@ -43,11 +43,11 @@ def served(tune_project, tmp_path, one_torch_thread):
 def test_the_dashboard_names_the_tuning_objective_and_tells_a_tuning_study_from_the_sweeps_queue(served, tmp_path):
     dashboard, tuning, queue = served
 
-    page = rendered(f"{dashboard}/dashboard/studies/{tuning}", tmp_path / "tuning", budget_ms=10000)
+    page = rendered(f"{dashboard}/dashboard/studies/{tuning}", tmp_path / "tuning")
     assert re.search(r'class="ytitle"[^>]*data-unformatted="validation accuracy"', page), (
         "the history plot does not name the objective"
     )
     assert _attr_row("purpose", "tune@bn: the learning rate of highest validation accuracy").search(page)
 
-    page = rendered(f"{dashboard}/dashboard/studies/{queue}", tmp_path / "queue", budget_ms=10000)
+    page = rendered(f"{dashboard}/dashboard/studies/{queue}", tmp_path / "queue")
     assert _attr_row("purpose", "sweep@bn: a queue of units of work, not a search").search(page)
