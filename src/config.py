@@ -154,6 +154,7 @@ class EdgeConfig(_Section):
 
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
+    system_metrics: bool  # stage runs log MLflow's system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py)
 
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -230,14 +231,22 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
 # Of those, the ones that do not change the numbers a run computes. The device setting is replaced by the device it
 # resolves to; how often a run is checkpointed, and a study's budget, storage and deadline, only change when it ends;
 # where the sweep's units are queued and how often their workers beat only change where they train. How the sweep is
-# cut into units decides the sweep's rounding, not the edge's.
+# cut into units decides the sweep's rounding, not the edge's. Whether stage runs log system metrics changes what MLflow
+# holds, not a number; the experiment stays in the training stages' identities, as their checkpoints and the sweep's
+# study hold the ids of runs in it.
 NOT_DECIDING: dict[str, tuple[str, ...]] = {
     "download": (),
     "preprocess": (),
     "evaluate": (),
     "tune": ("train.device", "tune.trials", "tune.trials_per_batch", "tune.storage", "tune.timeout_s", "tracking"),
-    "train": ("train.device", "train.checkpoint_every"),
-    "sweep": ("train.device", "sweep.checkpoint_every", "sweep.storage", "sweep.heartbeat_s"),
+    "train": ("train.device", "train.checkpoint_every", "tracking.system_metrics"),
+    "sweep": (
+        "train.device",
+        "sweep.checkpoint_every",
+        "sweep.storage",
+        "sweep.heartbeat_s",
+        "tracking.system_metrics",
+    ),
     "edge": (
         "train.device",
         "sweep.checkpoint_every",
@@ -245,6 +254,7 @@ NOT_DECIDING: dict[str, tuple[str, ...]] = {
         "sweep.heartbeat_s",
         "sweep.unit",
         "edge.checkpoint_every",
+        "tracking.system_metrics",
     ),
 }
 
@@ -275,6 +285,7 @@ class TrainingRun:
     percentile_examples: int
     checkpoint_every: int | None
     experiment: str  # the MLflow experiment
+    system_metrics: bool  # whether its stage run logs MLflow's system metrics
     read: Mapping  # the params the stage reads (STAGE_PARAMS), nested as in params.yaml: logged with its runs
     deciding: Mapping  # of those, the ones that decide its numbers: the identity of its checkpoints and studies
 
@@ -386,6 +397,7 @@ class Params(_Section):
             percentile_examples=self.train.percentile_examples,
             checkpoint_every=checkpoint_every,
             experiment=self.tracking.experiment,
+            system_metrics=self.tracking.system_metrics,
             read=read,
             deciding=select(read, NOT_DECIDING[stage], keep=False),
         )

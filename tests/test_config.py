@@ -256,6 +256,20 @@ def test_a_studys_budget_storage_and_device_setting_do_not_decide_its_numbers_an
     assert with_overrides(params, {"tune.steps": 999}).tune_run.deciding != deciding
 
 
+@pytest.mark.parametrize("stage", RUNS)
+def test_switching_system_metrics_off_keeps_every_identity_and_reaches_the_stage_run(params, stage):
+    switched = with_overrides(params, {"tracking.system_metrics": False})
+    assert params.tracking.system_metrics and RUNS[stage](params).system_metrics
+    assert not RUNS[stage](switched).system_metrics
+    assert RUNS[stage](switched).deciding == RUNS[stage](params).deciding, "a checkpoint or study would be refused"
+
+
+@pytest.mark.parametrize("stage", ["train", "sweep", "edge"])
+def test_the_experiment_stays_in_a_training_stages_identity_as_its_checkpoints_hold_runs_in_it(params, stage):
+    moved = with_overrides(params, {"tracking.experiment": "elsewhere"})
+    assert RUNS[stage](moved).deciding != RUNS[stage](params).deciding
+
+
 def test_edges_numbers_are_decided_by_the_sweeps_schedule_its_own_rates_and_the_usable_cut_not_its_checkpoints(params):
     deciding = params.edge_run.deciding
     assert list(deciding) == ["data", "model", "sweep", "edge", "evaluate", "train", "tracking"]

@@ -40,7 +40,8 @@ CONTRACT_AND_FAULT_TESTS = {
     "test_reliability.py": "faults and bad input tried on every stage and entry point",
     "test_resume.py": "train@ and sweep@ killed after a checkpoint resume bit for bit",
     "test_e2e_train.py": "both variants trained on the real MNIST files",
-    "test_mlflow_ui.py": "MLflow's web UI shows a stage's runs and models",
+    "test_mlflow_ui.py": "MLflow's web UI shows the stage runs first, the member runs apart, and a seed's model",
+    "test_optuna_dashboard.py": "optuna-dashboard names the tuning objective and tells tuning from the sweep's queue",
     "test_slurm.py": "the SLURM job array of docs/many-machines.md, submitted to a real one-node cluster, shares a "
     "PostgreSQL-backed sweep",
     "test_experiments.py": "the experiment loop end to end: queued DVC experiments into the one MLflow store, the "

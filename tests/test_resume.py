@@ -85,13 +85,17 @@ def _kill_after_a_checkpoint(project: Path, module: str, variant: str, store: st
 def _steps_logged(store: str, stage: str) -> dict[str, list[int]]:
     """Child run name -> the steps of its test_accuracy history, as MLflow holds them (duplicates kept)."""
     client = mlflow.MlflowClient(store)
-    experiment = client.get_experiment_by_name("bn-mnist")
-    runs = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+    runs = client.search_runs(_study_experiments(client), f"tags.stage = '{stage}'")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return {
         r.info.run_name: sorted(m.step for m in client.get_metric_history(r.info.run_id, "test_accuracy"))
         for r in children
     }
+
+
+def _study_experiments(client: mlflow.MlflowClient) -> list[str]:
+    """bn-mnist and the experiments of the member runs kept apart from it (bn-mnist-sweep, ...)."""
+    return [experiment.experiment_id for experiment in client.search_experiments(filter_string="name LIKE 'bn-mnist%'")]
 
 
 @pytest.mark.parametrize(("module", "stage"), [("pipeline.train", "train"), ("pipeline.sweep", "sweep")])
@@ -118,7 +122,7 @@ def test_a_stage_killed_after_a_checkpoint_resumes_bit_for_bit(tmp_path, _migrat
     logged = _steps_logged(killed_store, stage)
     assert logged and all(member_steps == steps for member_steps in logged.values()), "a step lost or logged twice"
     client = mlflow.MlflowClient(killed_store)
-    statuses = [r.info.status for r in client.search_runs([client.get_experiment_by_name("bn-mnist").experiment_id])]
+    statuses = [r.info.status for r in client.search_runs(_study_experiments(client))]
     assert statuses.count("FINISHED") == len(statuses), "the killed attempt left a run that is not FINISHED"
     assert len(statuses) == 1 + len(logged), "the resumed stage continued the killed attempt's runs, made no new ones"
 

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import optuna
 import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -22,6 +23,7 @@ SUPPORTED_DATABASES = ("sqlite", "postgresql")
 HEARTBEAT_S = 10
 GRACE_HEARTBEATS = 3  # a trial silent this many heartbeats is stale; >2 leaves room for a busy database
 MAX_RETRIES = 2  # a stale trial is re-queued at most this often (a learning rate that kills its worker stops)
+PURPOSE = "purpose"  # the study user attr that says what a study is for (tuning, or the sweep's queue)
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> RDBStorage:
@@ -70,3 +72,16 @@ def quiet_heartbeat_warnings() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         warnings.filterwarnings("ignore", category=ExperimentalWarning)
         yield
+
+
+def describe_study(study: optuna.Study, value: str, purpose: str) -> None:
+    """Name what a trial's value is and say what the study is for, as optuna-dashboard shows them (a study made
+    before they were set gets them too)."""
+    if study.metric_names != [value]:
+        with warnings.catch_warnings():  # Optuna's own way of naming the objective, marked experimental since 3.2
+            warnings.filterwarnings(
+                "ignore", message=".*set_metric_names is experimental", category=ExperimentalWarning
+            )
+            study.set_metric_names([value])
+    if study.user_attrs.get(PURPOSE) != purpose:
+        study.set_user_attr(PURPOSE, purpose)

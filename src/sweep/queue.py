@@ -34,13 +34,14 @@ from optuna.trial import FrozenTrial, TrialState
 from src.errors import StudyError
 from src.stores import databases
 from src.stores.databases import reason, redact
-from src.stores.optuna_storage import GRACE_HEARTBEATS, quiet_heartbeat_warnings
+from src.stores.optuna_storage import GRACE_HEARTBEATS, describe_study, quiet_heartbeat_warnings
 from src.stores.workers import HOST, process_alive
 from src.sweep.heartbeat import STORAGE_ERRORS, Heartbeat
 from src.sweep.unit_result import UnitResult, agreed
 from src.training import provenance
 
 NAME_PREFIX = "bn-mnist-sweep"
+UNIT_VALUE = "mean test accuracy of the unit's members"  # a trial's value, as optuna-dashboard names it
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 
 
@@ -87,6 +88,7 @@ class SweepQueue:
         if study.user_attrs["identity"] != identity:  # the digest in the name collided, or the name was reused
             changed = provenance.differences(study.user_attrs["identity"], identity)
             raise StudyError(f"study {name} in {redact(url)} holds a sweep of other settings ({changed})")
+        describe_study(study, UNIT_VALUE, f"sweep@{identity['variant']}: a queue of units of work, not a search")
         return cls(study, storage, url, units, heartbeat_s)
 
     @classmethod

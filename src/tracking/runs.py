@@ -8,6 +8,7 @@ means rewriting this package only.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -22,12 +23,14 @@ import numpy as np
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context import registry as run_context
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from src.stores.workers import HOST
 
 # The DVC experiment a run belongs to, as `dvc exp show` names it: its name ("workspace" outside one) and baseline.
 EXPERIMENT_NAME_TAG, EXPERIMENT_BASELINE_TAG = "dvc_exp_name", "dvc_exp_baseline"
+MEMBERS_EXPERIMENT_TAG = "member_runs_experiment"  # on a stage run whose member runs are in another experiment
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
 
 # What decides a run's numbers; dvc.lock, results/ and reports/ are outputs DVC rewrites while the stages run
@@ -74,18 +77,25 @@ def experiment_tags() -> dict[str, str]:
 
 @contextmanager
 def parent_run(
-    name: str, tags: Mapping[str, str], params: Mapping[str, object], run_id: str | None = None
+    name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, object],
+    run_id: str | None = None,
+    system_metrics: bool = False,
 ) -> Iterator[str]:
-    """The parent run of one stage invocation, or the run `run_id` continued (a resumed stage).
+    """The parent run of one stage invocation, or the run `run_id` continued (a resumed stage), logging MLflow's
+    system metrics while it is open when `system_metrics` (GPU metrics only where nvidia-ml-py is installed).
 
     FINISHED on success, KILLED on Ctrl-C, FAILED otherwise.
     """
+    if system_metrics:  # its start and stop lines would fill every stage's stderr; its failures still warn
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     if run_id is not None:
-        with mlflow.start_run(run_id=run_id) as run:
+        with mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics) as run:
             mlflow.set_tags(process_tags())  # this process now owns it: a later crash is recognised by its pid
             yield from _ending_on_interrupt(run)
         return
-    with mlflow.start_run(run_name=name, tags={**process_tags(), **tags}) as run:
+    with mlflow.start_run(run_name=name, tags={**process_tags(), **tags}, log_system_metrics=system_metrics) as run:
         mlflow.log_params(flatten(params))
         yield from _ending_on_interrupt(run)
 
@@ -108,30 +118,44 @@ class Member:
 
 
 class MemberRuns:
-    """One child run per member under the active stage run, created up front so that a resumed stage continues them.
+    """One child run per member under the active stage run, created up front so that a resumed stage continues them,
+    in the experiment `experiment_id` (default: the stage run's). Each has the context tags `mlflow.start_run` would
+    give it (source, git commit, user) besides the project's own.
 
     `log_history` may be called with a member's whole history so far, any number of times: only points of steps
     not yet in the run are logged, so every step is there exactly once, whatever an interruption cut short.
     """
 
-    def __init__(self, members: Sequence[Member], run_ids: Sequence[str] | None = None):
+    def __init__(
+        self, members: Sequence[Member], run_ids: Sequence[str] | None = None, experiment_id: str | None = None
+    ):
         self._client = MlflowClient()
         active = mlflow.active_run()
         if active is None:
             raise RuntimeError("MemberRuns: start the stage run first")
         if run_ids is None:
-            experiment_id, parent = active.info.experiment_id, active.info.run_id
-            self.run_ids = [self._create(experiment_id, parent, member) for member in members]
+            parent = active.info.run_id
+            experiment_id = experiment_id or active.info.experiment_id
+            if experiment_id != active.info.experiment_id:  # their parent tag leads to it; this leads from it to them
+                self._client.set_tag(parent, MEMBERS_EXPERIMENT_TAG, self._client.get_experiment(experiment_id).name)
+            # once for all members: the git commit alone takes two git processes
+            shared = {**run_context.resolve_tags(), MLFLOW_PARENT_RUN_ID: parent, **process_tags()}
+            self.run_ids = [self._create(experiment_id, member, shared) for member in members]
             self._logged: dict[tuple[str, str], int] | None = {}
         else:
             self.run_ids = list(run_ids)
-            for run_id in self.run_ids:
-                self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-                self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in process_tags().items()])
+            self._continue()
             self._logged = None  # read from the store on first use: what the interrupted attempt got in
 
-    def _create(self, experiment_id: str, parent: str, member: Member) -> str:
-        tags = {MLFLOW_PARENT_RUN_ID: parent, **process_tags(), **member.tags}
+    def _continue(self) -> None:
+        """Every run RUNNING again, owned by this process (its pid tags it)."""
+        tags = [RunTag(key, value) for key, value in process_tags().items()]
+        for run_id in self.run_ids:
+            self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self._client.log_batch(run_id, tags=tags)
+
+    def _create(self, experiment_id: str, member: Member, shared_tags: Mapping[str, str]) -> str:
+        tags = {**shared_tags, **member.tags}
         run_id = self._client.create_run(experiment_id, tags=tags, run_name=member.name).info.run_id
         self._client.log_batch(run_id, params=[Param(key, str(value)) for key, value in flatten(member.params).items()])
         return run_id
@@ -236,7 +260,5 @@ class ContinuedMemberRuns(MemberRuns):
         if untouched:
             self._logged = {}
             return
-        for run_id in self.run_ids:
-            self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in process_tags().items()])
+        self._continue()
         self._logged = None  # read from the store on first use: what an earlier attempt got in

@@ -1,5 +1,6 @@
 """The MLflow tracking store the study logs to: the project's mlflow.db (MLflow's own default layout) or the server
-$MLFLOW_TRACKING_URI names, its experiment, and the runs a dead process left RUNNING."""
+$MLFLOW_TRACKING_URI names, its experiments (the study's, and one per stage for the member runs of MEMBERS_APART), and
+the runs a dead process left RUNNING."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIME
 # MLflow 3's experiment tag for its UI: runs, metrics and models ("Model training"), not GenAI's traces
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
+# The stages whose member runs (hundreds of sweep cells, edge rates and tuning trials) go to an experiment of their own,
+# <experiment>-<stage>, so that the stage runs fill the main experiment's first page in `mlflow ui`. train@'s seed runs,
+# which hold the logged models and the registry's champion, stay beside their stage run.
+MEMBERS_APART = ("tune", "sweep", "edge")
+
 
 def configure(experiment: str) -> str:
     """Point MLflow at $MLFLOW_TRACKING_URI (default: the project's mlflow.db) and the named experiment; its id.
@@ -36,18 +42,46 @@ def configure(experiment: str) -> str:
         for name, value in HTTP_BOUNDS.items():
             os.environ.setdefault(name, value)
         check_server(uri)
-    mlflow.set_tracking_uri(uri or f"sqlite:///{databases.project_root() / paths.MLFLOW_STORE}")
+    mlflow.set_tracking_uri(uri or _default_store())
+    experiment_id = experiment_made(experiment)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    client = MlflowClient()
+    apart = [client.get_experiment_by_name(_members_experiment_name(experiment, stage)) for stage in MEMBERS_APART]
+    for holding_runs in [experiment_id, *(found.experiment_id for found in apart if found is not None)]:
+        close_abandoned_runs(holding_runs)
+    return experiment_id
+
+
+def members_experiment(experiment: str, stage: str) -> str:
+    """The id of the experiment that holds `stage`'s member runs, made on first use: <experiment>-<stage> for the stages
+    of MEMBERS_APART, else `experiment` itself."""
+    return experiment_made(_members_experiment_name(experiment, stage))
+
+
+def _members_experiment_name(experiment: str, stage: str) -> str:
+    return f"{experiment}-{stage}" if stage in MEMBERS_APART else experiment
+
+
+def experiment_made(name: str) -> str:
+    """The id of the experiment `name` in the current store, made on first use (in the default store, with its
+    artifacts under the project's mlruns/) and tagged for MLflow's model-training view."""
     # Workers started together into a fresh store would each create its tables and tag its experiment: one at a time
     with databases.first_use(mlflow.get_tracking_uri()):
-        if not uri:
-            _create_at_root(experiment)
-        experiment = mlflow.set_experiment(experiment)
+        if mlflow.get_tracking_uri() == _default_store():
+            _create_at_root(name)
         client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            experiment = client.get_experiment(client.create_experiment(name))
         for key, value in EXPERIMENT_KIND.items():
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment.experiment_id, key, value)
-    close_abandoned_runs(experiment.experiment_id)
     return experiment.experiment_id
+
+
+def _default_store() -> str:
+    """The project's own store: mlflow.db at its root."""
+    return f"sqlite:///{databases.project_root() / paths.MLFLOW_STORE}"
 
 
 def _create_at_root(experiment: str) -> None:

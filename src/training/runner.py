@@ -157,12 +157,13 @@ def train_members(
 def stage_runs(
     run: TrainingRun, variant: str, members: MemberTable, device: torch.device, resumed: tuple | None
 ) -> Iterator[tuple[str, runs.MemberRuns | None]]:
-    """The stage's parent run and one child run per member, made now (`resumed` None) or continued from
-    resumed = (parent run, member runs); resumed = (parent run, None) continues the parent run alone and leaves its
-    member runs to the processes that train them (the sweep's units)."""
+    """The stage's parent run and one child run per member, made now (`resumed` None; in the stage's members experiment,
+    src/tracking/store.py) or continued from resumed = (parent run, member runs); resumed = (parent run, None)
+    continues the parent run alone and leaves its member runs to the processes that train them (the sweep's units)."""
     name, tags = f"{run.stage}-{variant}", {"stage": run.stage, "variant": variant, "device": str(device)}
     parent, member_ids = resumed or (None, None)
-    with runs.parent_run(name, tags, _without_passwords(run.read), run_id=parent) as run_id:
+    read = _without_passwords(run.read)
+    with runs.parent_run(name, tags, read, run_id=parent, system_metrics=run.system_metrics) as run_id:
         if parent is not None and member_ids is None:
             yield run_id, None
             return
@@ -174,7 +175,8 @@ def stage_runs(
             )
             for k in range(len(members))
         ]
-        yield run_id, runs.MemberRuns(children, run_ids=member_ids)
+        experiment_id = store.members_experiment(run.experiment, run.stage) if member_ids is None else None
+        yield run_id, runs.MemberRuns(children, run_ids=member_ids, experiment_id=experiment_id)
 
 
 def _without_passwords(tree: dict) -> dict:

@@ -21,9 +21,11 @@ from src.config import TrainingRun, TuneConfig
 from src.errors import StudyError
 from src.results.tune import TuningSummary, TuningTrial
 from src.stores.databases import redact
+from src.stores.optuna_storage import describe_study
 from src.training import provenance
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+OBJECTIVE = "validation accuracy"  # what a trial's value is, as optuna-dashboard and trials_dataframe name it
 
 
 def study_settings(run: TrainingRun, variant: str, device: str) -> dict:
@@ -58,6 +60,7 @@ def open_study(storage: RDBStorage, name: str, settings: dict, tune: TuneConfig)
     if stored != settings:
         changed = provenance.differences(stored, settings)
         raise StudyError(f"study '{name}' was run under other settings ({changed}): give another --study-name")
+    describe_study(study, OBJECTIVE, f"tune@{settings['variant']}: the learning rate of highest {OBJECTIVE}")
     return study
 
 

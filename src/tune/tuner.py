@@ -61,21 +61,26 @@ def tune_variant(
     clock = PhaseClock(device)
     train_batch = engine_objective(run, tune.seed, variant, device, clock)
 
-    experiment_id = store.configure(run.experiment)
+    store.configure(run.experiment)
+    trials_experiment = store.members_experiment(run.experiment, "tune")
     tags = {"stage": "tune", "variant": variant, "study_name": study.study_name, "device": str(device)}
     run_params = {"study": settings, "trials": tune.trials, "trials_per_batch": tune.trials_per_batch}
-    with runs.parent_run(f"tune-{variant}", tags=tags, params=run_params):
+    with runs.parent_run(f"tune-{variant}", tags=tags, params=run_params, system_metrics=run.system_metrics):
         worker = TrialWorker(study, storage, tune, heartbeat_s)
-        worker.run(train_batch, on_batch=lambda told: log_trials(study.study_name, variant, str(device), told))
+        worker.run(
+            train_batch,
+            on_batch=lambda told: log_trials(trials_experiment, study.study_name, variant, str(device), told),
+        )
         if any(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
-            tag_best_run(experiment_id, study.study_name, study.best_trial.number)
+            tag_best_run(trials_experiment, study.study_name, study.best_trial.number)
     if clock.seconds:
         print(f"tune@{variant}: {clock.total():.1f} s of training on {device}; {clock.describe()}", file=sys.stderr)
     return study
 
 
-def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
-    """One nested MLflow run per told trial: its learning rate, validation curve and final state."""
+def log_trials(experiment_id: str, study_name: str, variant: str, device: str, told: Told) -> None:
+    """One MLflow run per told trial in the experiment `experiment_id`, a child of the active stage run: its learning
+    rate, validation curve and final state."""
     members = [
         runs.Member(
             name=f"{study_name}-trial{trial.number}",
@@ -91,7 +96,7 @@ def log_trials(study_name: str, variant: str, device: str, told: Told) -> None:
         )
         for trial, _ in told
     ]
-    trial_runs = runs.MemberRuns(members)
+    trial_runs = runs.MemberRuns(members, experiment_id=experiment_id)
     trial_runs.log_history(
         [
             {

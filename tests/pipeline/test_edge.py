@@ -111,9 +111,9 @@ def test_the_stage_trains_each_seeds_refined_rates_and_writes_their_final_result
 def test_every_refined_member_is_an_mlflow_run_evaluated_on_the_sweeps_schedule(project):
     edge_stage.main(["--variant", "vanilla"])
 
-    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
-    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    children = mlflow.search_runs(experiment_names=["bn-mnist-edge"], output_format="list")
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == {parent.info.run_id}
     assert parent.data.tags["stage"] == "edge" and parent.info.status == "FINISHED"
     assert parent.data.params["edge.rates_between"] == str(RATES_BETWEEN)
     settings = sorted((int(r.data.tags["seed"]), float(r.data.tags["lr"])) for r in children)

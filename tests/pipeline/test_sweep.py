@@ -86,9 +86,9 @@ def test_the_stage_writes_one_row_per_member_and_evaluation_seed_first(project, 
 def test_every_member_is_an_mlflow_run_tagged_with_its_setting(project):
     sweep_stage.main(["--variant", "vanilla"])
 
-    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
-    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    children = mlflow.search_runs(experiment_names=["bn-mnist-sweep"], output_format="list")
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == {parent.info.run_id}
     assert parent.data.tags["stage"] == "sweep" and parent.info.status == "FINISHED"
     settings = {(float(r.data.tags["lr"]), float(r.data.tags["init_std"]), int(r.data.tags["seed"])) for r in children}
     assert settings == {(lr, std, seed) for lr in RATES for std in INIT_STDS for seed in SEEDS}
@@ -155,7 +155,7 @@ def test_a_stage_interrupted_between_units_resumes_without_training_a_done_unit_
     assert "in 2 unit(s) of study" in out and ": 1 trained here" in out, out
     final = _rows(project / "results" / "sweep" / "bn" / "final.csv")
     assert len(final) == len(RATES) * len(INIT_STDS) * len(SEEDS)
-    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    runs = mlflow.search_runs(experiment_names=["bn-mnist", "bn-mnist-sweep"], output_format="list")
     assert {run.info.status for run in runs} == {"FINISHED"} and len(runs) == 1 + len(final)
 
 

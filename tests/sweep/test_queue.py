@@ -13,8 +13,8 @@ import pytest
 from optuna.trial import TrialState
 
 from src.errors import StudyError
-from src.stores.optuna_storage import open_storage
-from src.sweep.queue import SweepQueue, refuse_other_live, study_name
+from src.stores.optuna_storage import PURPOSE, open_storage
+from src.sweep.queue import UNIT_VALUE, SweepQueue, refuse_other_live, study_name
 from tests.sweep.test_unit_result import trained
 
 IDENTITY = {"variant": "bn", "params": {"sweep": {"steps": 60}}}  # what a stage's identity looks like, in short
@@ -47,6 +47,12 @@ def states(queue: SweepQueue) -> list[tuple[int, str]]:
 def test_the_study_is_named_by_a_digest_of_the_identity():
     assert study_name(IDENTITY).startswith("bn-mnist-sweep-bn-")
     assert study_name(IDENTITY) != study_name({**IDENTITY, "device": "cuda"})
+
+
+def test_the_queue_says_in_optuna_dashboard_that_it_is_no_search_and_what_a_units_value_is(url):
+    study = stage_queue(url).study
+    assert study.user_attrs[PURPOSE] == "sweep@bn: a queue of units of work, not a search"
+    assert study.metric_names == [UNIT_VALUE] == ["mean test accuracy of the unit's members"]
 
 
 def test_every_unit_is_queued_once_however_often_the_stage_starts(url):

@@ -51,8 +51,11 @@ def _stage_and_workers(project: Path, storage: str, store: str) -> list:
 
 
 def _runs(store: str) -> list:
+    """The stage's run and its members' (in an experiment of their own)."""
     client = mlflow.MlflowClient(store)
-    return client.search_runs([client.get_experiment_by_name("bn-mnist").experiment_id])
+    return client.search_runs(
+        [client.get_experiment_by_name(name).experiment_id for name in ("bn-mnist", "bn-mnist-sweep")]
+    )
 
 
 def _assert_each_member_run_made_once_and_finished(store: str) -> None:

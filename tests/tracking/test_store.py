@@ -20,7 +20,7 @@ import pytest
 from src import paths
 from src.errors import StudyError
 from src.tracking import runs as tracking
-from src.tracking.store import HTTP_BOUNDS, configure
+from src.tracking.store import HTTP_BOUNDS, configure, members_experiment
 from tests import synthetic
 from tests.processes import free_port, stage_env, write_params
 
@@ -66,6 +66,34 @@ def test_a_stage_in_a_temporary_experiment_workspace_logs_into_the_projects_stor
     assert store.get_experiment(experiment_id).artifact_location == str(root / "mlruns" / experiment_id)
     assert (root / "mlruns" / experiment_id / children.run_ids[0] / "artifacts" / "model.pt").read_text() == "weights"
     assert sorted(path.name for path in copy.iterdir()) == ["model.pt"], "nothing of the store in the copy"
+
+
+def test_the_member_runs_of_tune_sweep_and_edge_get_an_experiment_each_beside_the_studys(temporary_workspace):
+    root, _ = temporary_workspace
+    main = configure("bn-mnist")
+    made = {stage: members_experiment("bn-mnist", stage) for stage in ("tune", "train", "sweep", "edge")}
+
+    assert made["train"] == main, "train@'s seed runs, with their models, stay beside their stage run"
+    client = mlflow.MlflowClient()
+    for stage in ("tune", "sweep", "edge"):
+        experiment = client.get_experiment(made[stage])
+        assert experiment.name == f"bn-mnist-{stage}"
+        assert experiment.artifact_location == str(root / "mlruns" / made[stage])
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert members_experiment("bn-mnist", "sweep") == made["sweep"], "made once"
+
+
+def test_configure_closes_the_member_runs_a_dead_process_left_running_in_their_own_experiment(mlflow_store):
+    configure("bn-mnist")
+    sweep = members_experiment("bn-mnist", "sweep")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    client = mlflow.MlflowClient()
+    left = client.create_run(sweep, tags={**tracking.process_tags(), "pid": dead.stdout.strip()}).info.run_id
+    alive = client.create_run(sweep, tags=tracking.process_tags()).info.run_id
+
+    configure("bn-mnist")
+    assert client.get_run(left).info.status == "KILLED"
+    assert client.get_run(alive).info.status == "RUNNING", "a live process's run is left alone"
 
 
 def test_outside_an_experiment_the_runs_say_workspace_and_the_store_is_the_working_directorys(

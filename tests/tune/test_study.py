@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 from src.config import load_params, with_overrides
 from src.errors import StudyError
 from src.results.tune import TuningSummary, TuningTrial
-from src.stores.optuna_storage import open_storage
-from src.tune.study import best_summary, default_study_name, finished_trials, open_study, study_settings
+from src.stores.optuna_storage import PURPOSE, open_storage
+from src.tune.study import OBJECTIVE, best_summary, default_study_name, finished_trials, open_study, study_settings
 from tests.tuning import SETTINGS, STEPS, tune_config
 
 
@@ -21,6 +21,15 @@ def test_a_study_only_resumes_under_the_settings_it_was_run_with(tmp_path):
     open_study(storage, "s", SETTINGS, tune_config(trials_per_batch=4))  # the budget and batching may change
     with pytest.raises(StudyError, match=r"study 's' was run under other settings \(steps: 200 -> 100\)"):
         open_study(storage, "s", {**SETTINGS, "steps": 100}, tune_config())
+
+
+def test_a_study_names_its_objective_and_purpose_for_optuna_dashboard_also_when_made_before(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    earlier = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    earlier.set_user_attr("settings", SETTINGS)  # a study as open_study made it before it named them
+    study = open_study(storage, "s", SETTINGS, tune_config())
+    assert study.metric_names == [OBJECTIVE] == ["validation accuracy"]
+    assert study.user_attrs[PURPOSE] == "tune@bn: the learning rate of highest validation accuracy"
 
 
 def test_the_default_study_name_changes_with_the_settings_but_not_with_the_budget(tune_project):

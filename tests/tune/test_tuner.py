@@ -29,13 +29,14 @@ def user_error(argv: list[str], capsys) -> str:
     return lines[0]
 
 
-def test_every_trial_is_a_nested_mlflow_run_and_the_best_is_tagged(tune_project):
+def test_every_trial_is_a_child_run_of_the_stage_run_in_the_tuning_experiment_and_the_best_is_tagged(tune_project):
     study = tuner.tune_variant(load_params().tune_run, load_params().tune, "bn")
 
-    runs = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
-    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = mlflow.search_runs(experiment_names=["bn-mnist"], output_format="list")
+    children = mlflow.search_runs(experiment_names=["bn-mnist-tune"], output_format="list")
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == {parent.info.run_id}
     assert parent.data.tags["stage"] == "tune" and parent.data.tags["variant"] == "bn"
+    assert parent.data.tags["member_runs_experiment"] == "bn-mnist-tune"
     assert sorted(int(run.data.tags["trial"]) for run in children) == [0, 1, 2, 3]
     for run in children:
         assert run.data.tags["state"] in {"COMPLETE", "PRUNED", "diverged"}
