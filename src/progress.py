@@ -1,5 +1,6 @@
 """Progress of long work as its users watch it: tqdm's bar on a terminal; with no terminal (a log file, `dvc queue`,
-CI, a SLURM job, nohup) a plain line on stderr at a steady pace, at least every 30 s and every 5 % of the work:
+CI, a SLURM job, nohup) a plain line on stderr at a steady pace, at least every 30 s and every 5 % of the work, once
+the work has run a few seconds (work over sooner needs no progress, and would bury an error under it):
 
     train@bn: 12,500 of 50,000 steps (25%), 2,470 member-steps/s, 3 min 2 s left; best accuracy 0.9712
 """
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 EVERY_S = 30.0  # the longest a log goes without a line
 EVERY_SHARE = 0.05  # and the most work it goes without one
+QUIET_S = 5.0  # how long work runs before its first line
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Progress:
             self._bar.refresh()
             return
         now = self.clock()
+        if now - self._started_at < QUIET_S:
+            return
         due = now - self._last_at >= EVERY_S or done - self._last_line >= EVERY_SHARE * self.total
         if due or (done >= self.total > self._last_line):
             self._last_line, self._last_at = done, now

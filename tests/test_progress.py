@@ -28,11 +28,11 @@ def test_without_a_terminal_a_line_comes_at_every_5_percent_of_the_work():
     stream, clock = io.StringIO(), Clock()
     with _progress(stream, clock) as progress:
         for done in range(10, 1001, 10):
-            clock.now += 0.1  # fast work: the 5 % rule speaks, not the clock
+            clock.now += 1.0  # 10 steps a second: the 5 % rule speaks, not the clock
             progress.update_to(done)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 20
-    assert lines[0] == "train@bn: 50 of 1,000 steps (5%), 1,000 member-steps/s, 10 s left"
+    assert lines[0] == "train@bn: 50 of 1,000 steps (5%), 100 member-steps/s, 1 min 35 s left"
     assert lines[-1].startswith("train@bn: 1,000 of 1,000 steps (100%), ")
 
 
@@ -81,3 +81,12 @@ def test_by_default_a_terminal_gets_the_bar():
     with Progress("train@bn", 10, output=Output(stream)) as progress:
         progress.update_to(10)
     assert "\r" in stream.getvalue() and "10 of 10 steps" not in stream.getvalue()
+
+
+def test_work_over_in_a_few_seconds_writes_no_line():
+    stream, clock = io.StringIO(), Clock()
+    with Progress("evaluate: scoring train@bn's networks", 10, unit="network", output=Output(stream, clock)) as progress:
+        for done in range(1, 11):
+            clock.now += 0.4
+            progress.update_to(done)
+    assert stream.getvalue() == ""
