@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    table = rows()  # a bad params file is one line before anything is written
     args.directory.mkdir(parents=True, exist_ok=True)
     print(machine())
     print(f"checkpoints written to {args.directory.resolve()}, {args.rounds} interleaved rounds")
-    table = rows()
     print_table(table, measure(table, args.rounds, args.directory))
 
 

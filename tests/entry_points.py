@@ -6,7 +6,15 @@ src/, pipeline/ and benchmarks/ that run as a program.
 
 from __future__ import annotations
 
-from benchmarks import bench_batchnorm, bench_defaults, bench_engine, bench_sweep
+from benchmarks import (
+    bench_batchnorm,
+    bench_checkpoint,
+    bench_defaults,
+    bench_engine,
+    bench_stages,
+    bench_step,
+    bench_sweep,
+)
 from pipeline import download as download_stage
 from pipeline import edge as edge_stage
 from pipeline import evaluate as evaluate_stage
@@ -33,10 +41,13 @@ ENTRY_POINTS = {
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
     "benchmarks.bench_sweep": (bench_sweep.main, []),
     "benchmarks.bench_defaults": (bench_defaults.main, []),
+    "benchmarks.bench_step": (bench_step.main, []),
+    "benchmarks.bench_stages": (bench_stages.main, []),
+    "benchmarks.bench_checkpoint": (bench_checkpoint.main, []),
 }
 
-# the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid), and
-# src.metrics reads only the metrics file
-# (its bad input is tested in test_metrics.py)
-NO_PARAMS = ("benchmarks.bench_engine", "benchmarks.bench_batchnorm", "src.metrics")
+# the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid),
+# bench_stages runs the repository's own params in scratch trees, and src.metrics reads only the metrics file (its bad
+# input is tested in test_metrics.py)
+NO_PARAMS = ("benchmarks.bench_engine", "benchmarks.bench_batchnorm", "benchmarks.bench_stages", "src.metrics")
 PARAMS_READERS = {module: entry for module, entry in ENTRY_POINTS.items() if module not in NO_PARAMS}

@@ -19,9 +19,9 @@ from src.analysis.curves import steps_to_target as curve_steps_to_target
 from src.config import EvaluateConfig, ModelConfig, SweepConfig, Variant
 from src.data.splits import Split
 from src.engine.network import load_member
+from src.engine.progress import Progress
 from src.engine.scoring import score_members
 from src.errors import StudyError
-from src.progress import Progress
 from src.results.sweep import SweepResults
 from src.results.train import Percentiles, SeedCurves, TrainOutputs, TrainSummary
 from src.results.tune import TuningSummary, TuningTrial

@@ -22,10 +22,10 @@ from src.engine.batches import BatchOrder, gather
 from src.engine.batchnorm import population_statistics
 from src.engine.clock import PhaseClock
 from src.engine.network import MLP, member_losses
+from src.engine.progress import Output, Progress
 from src.engine.schedule import Schedule
 from src.engine.scoring import ActivePixels, score_members, sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
-from src.progress import Output, Progress
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
 LEVELS = tuple(f"p{round(q * 100)}" for q in PERCENTILES)  # their names in files and metrics: p15, p50, p85

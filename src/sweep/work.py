@@ -20,8 +20,8 @@ from contextlib import ExitStack, contextmanager
 import mlflow
 from optuna.storages import RDBStorage
 
+from src.engine.progress import EVERY_S
 from src.errors import StudyError
-from src.progress import EVERY_S
 from src.stores.databases import redact
 from src.stores.optuna_storage import GRACE_HEARTBEATS
 from src.stores.workers import HOST

@@ -33,8 +33,8 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from src.config import TuneConfig
+from src.engine.progress import Progress
 from src.engine.trainer import Evaluation, OnEval, TrainingHistory
-from src.progress import Progress
 from src.stores.optuna_storage import GRACE_HEARTBEATS, HEARTBEAT_S, quiet_heartbeat_warnings
 from src.tune.study import FINISHED, count
 

@@ -52,7 +52,8 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
-def test_the_stage_writes_one_row_per_member_and_evaluation_seed_first(project, capsys):
+def test_the_stage_writes_one_row_per_member_and_evaluation_seed_first(project, capsys, monkeypatch):
+    monkeypatch.setenv("PROGRESS_QUIET_S", "0")  # the units train in a second: their lines from the start
     sweep_stage.main(["--variant", "bn"])
 
     # with no terminal, the units are counted at each one taken and each unit's steps are logged

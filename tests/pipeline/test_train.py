@@ -192,7 +192,7 @@ def test_with_no_terminal_the_stage_logs_its_progress_and_no_warning_a_user_cann
         cwd=project,
         capture_output=True,  # stderr is a pipe, as under `dvc repro > log`, CI, SLURM or nohup
         text=True,
-        env={**os.environ, "PYTHONPATH": str(repo_root)},
+        env={**os.environ, "PYTHONPATH": str(repo_root), "PROGRESS_QUIET_S": "0"},  # it trains in seconds
         check=True,
     )
     lines = [line for line in completed.stderr.splitlines() if line.startswith("train@vanilla: ")]

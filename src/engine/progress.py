@@ -1,12 +1,14 @@
 """Progress of long work as its users watch it: tqdm's bar on a terminal; with no terminal (a log file, `dvc queue`,
 CI, a SLURM job, nohup) a plain line on stderr at a steady pace, at least every 30 s and every 5 % of the work, once
-the work has run a few seconds (work over sooner needs no progress, and would bury an error under it):
+the work has run a few seconds (work over sooner needs no progress, and would bury an error under it; the environment
+variable PROGRESS_QUIET_S sets how many):
 
     train@bn: 12,500 of 50,000 steps (25%), 2,470 member-steps/s, 3 min 2 s left; best accuracy 0.9712
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,9 +17,23 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from src.errors import StudyError
+
 EVERY_S = 30.0  # the longest a log goes without a line
 EVERY_SHARE = 0.05  # and the most work it goes without one
-QUIET_S = 5.0  # how long work runs before its first line
+QUIET_S = 5.0  # how long work runs before its first line, unless PROGRESS_QUIET_S says otherwise
+
+
+def quiet_seconds() -> float:
+    """PROGRESS_QUIET_S as seconds, QUIET_S if it is unset."""
+    text = os.environ.get("PROGRESS_QUIET_S", str(QUIET_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise StudyError(f"PROGRESS_QUIET_S must be a number of seconds >= 0, got {text!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class Output:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     clock: Callable[[], float] = time.monotonic
     show: bool | None = None
+    quiet_s: float = field(default_factory=quiet_seconds)
 
 
 class Progress:
@@ -49,6 +66,7 @@ class Progress:
         self.label, self.total, self.unit, self.members = label, total, unit, members
         show = output.show
         self.stream, self.clock, self.enabled = output.stream, output.clock, show is not False
+        self.quiet_s = output.quiet_s
         self.done, self.note = done, ""
         self._started, self._started_at = done, self.clock()
         self._last_line, self._last_at = done, self._started_at
@@ -72,7 +90,7 @@ class Progress:
             self._bar.refresh()
             return
         now = self.clock()
-        if now - self._started_at < QUIET_S:
+        if now - self._started_at < self.quiet_s:
             return
         due = now - self._last_at >= EVERY_S or done - self._last_line >= EVERY_SHARE * self.total
         if due or (done >= self.total > self._last_line):

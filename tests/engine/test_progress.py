@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from src.progress import Output, Progress
+from src.engine.progress import Output, Progress, quiet_seconds
+from src.errors import StudyError
 
 
 class Clock:
@@ -85,8 +86,20 @@ def test_by_default_a_terminal_gets_the_bar():
 
 def test_work_over_in_a_few_seconds_writes_no_line():
     stream, clock = io.StringIO(), Clock()
-    with Progress("evaluate: scoring train@bn's networks", 10, unit="network", output=Output(stream, clock)) as progress:
+    label = "evaluate: scoring train@bn's networks"
+    with Progress(label, 10, unit="network", output=Output(stream, clock)) as progress:
         for done in range(1, 11):
             clock.now += 0.4
             progress.update_to(done)
     assert stream.getvalue() == ""
+
+
+def test_the_quiet_seconds_come_from_the_environment_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.delenv("PROGRESS_QUIET_S", raising=False)
+    assert quiet_seconds() == 5.0
+    monkeypatch.setenv("PROGRESS_QUIET_S", "0")
+    assert Output().quiet_s == 0.0
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("PROGRESS_QUIET_S", bad)
+        with pytest.raises(StudyError, match=rf"PROGRESS_QUIET_S must be a number of seconds >= 0, got '{bad}'"):
+            quiet_seconds()
