@@ -92,10 +92,15 @@ class Progress:
         now = self.clock()
         if now - self._started_at < self.quiet_s:
             return
-        due = now - self._last_at >= EVERY_S or done - self._last_line >= EVERY_SHARE * self.total
+        # a line as the work crosses each 5 % mark, so no two lines are further apart than 5 % and an update
+        due = now - self._last_at >= EVERY_S or self._mark(done) > self._mark(self._last_line)
         if due or (done >= self.total > self._last_line):
             self._last_line, self._last_at = done, now
             print(self.line(), file=self.stream, flush=True)
+
+    def _mark(self, done: int) -> int:
+        """How many 5 % marks `done` units have passed."""
+        return int(done // (EVERY_SHARE * self.total)) if self.total else 0
 
     def line(self) -> str:
         """What a log reads now: the work done of its total, the pace since this process began, the time left."""

@@ -103,3 +103,14 @@ def test_the_quiet_seconds_come_from_the_environment_and_a_bad_value_is_named(mo
         monkeypatch.setenv("PROGRESS_QUIET_S", bad)
         with pytest.raises(StudyError, match=rf"PROGRESS_QUIET_S must be a number of seconds >= 0, got '{bad}'"):
             quiet_seconds()
+
+
+def test_lines_fall_on_the_5_percent_marks_so_none_is_more_than_5_percent_after_the_last():
+    stream, clock = io.StringIO(), Clock()
+    with Progress("train@bn", 50_000, output=Output(stream, clock)) as progress:
+        for done in (35, 350, *range(500, 50_001, 500)):  # the trainer's updates: early evaluations, then every 500
+            clock.now += 1.0
+            progress.update_to(done)
+    lines = stream.getvalue().splitlines()
+    done = [int(line.split(" of ")[0].split(": ")[1].replace(",", "")) for line in lines]
+    assert done == list(range(2_500, 50_001, 2_500)), done  # every mark and no other line
