@@ -48,11 +48,24 @@ def scaled_params(raw: dict, scale: float) -> dict:
     return raw
 
 
+def known_to(raw: dict, own: dict) -> dict:
+    """`raw`'s values for the keys a tree's own params.yaml (`own`) has, and `own`'s where `raw` lacks one: an older
+    ref's strict config rejects keys added since, and a key it needs that was since removed keeps its old value."""
+    return {
+        key: known_to(raw[key], value)
+        if isinstance(value, dict) and isinstance(raw.get(key), dict)
+        else raw.get(key, value)
+        for key, value in own.items()
+    }
+
+
 def prepare(tree: Path, data: Path, raw_params: dict) -> None:
-    """A scratch tree ready to run the stages: the splits, the scaled params, the committed tuned rates."""
+    """A scratch tree ready to run the stages: the splits, the scaled params as far as the tree knows them, the
+    committed tuned rates."""
     (tree / "data").mkdir(exist_ok=True)
     shutil.copytree(data, tree / "data" / "processed", dirs_exist_ok=True)
-    (tree / "params.yaml").write_text(yaml.safe_dump(raw_params, sort_keys=False))
+    own = yaml.safe_load((tree / "params.yaml").read_text())
+    (tree / "params.yaml").write_text(yaml.safe_dump(known_to(raw_params, own), sort_keys=False))
     for variant in ("vanilla", "bn"):
         best = trees.REPO / "results" / "tune" / variant / "best.json"
         (tree / "results" / "tune" / variant).mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,9 @@ def test_each_phase_is_projected_by_what_it_scales_with(full):
     assert projected["checkpoints"] == pytest.approx(0.5)  # the interval scales with the horizon: as many
     assert 2.0 < projected["evaluation"] < 20.0  # the log-spaced evaluations do not grow with the horizon
     assert projected["start-up and the rest"] == pytest.approx(20.0 - 15.5)
+
+
+def test_an_older_tree_gets_the_params_its_own_config_knows():
+    new = {"train": {"steps": 500, "lr": 1.0}, "tracking": {"uri": "x", "system_metrics": True}, "figure1": {"n": 1}}
+    old = {"train": {"steps": 50_000, "momentum": 0.9}, "tracking": {"uri": "old"}}
+    assert bench_stages.known_to(new, old) == {"train": {"steps": 500, "momentum": 0.9}, "tracking": {"uri": "x"}}
