@@ -152,6 +152,21 @@ class EdgeConfig(_Section):
     checkpoint_every: PositiveInt
 
 
+class NoisyBNConfig(_Section):
+    """The noise of the engine's noisy BN net (src/engine/noise.py): each training step, each unit's noise has mean
+    μ ~ U(−mean_bound, mean_bound) and standard deviation σ ~ U(std_min, std_max); each example draws N(μ, σ²)."""
+
+    mean_bound: PositiveFloat
+    std_min: PositiveFloat
+    std_max: PositiveFloat
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> NoisyBNConfig:
+        if self.std_min > self.std_max:
+            raise ValueError(f"std_min must be <= std_max, got std_min={self.std_min}, std_max={self.std_max}")
+        return self
+
+
 class TrackingConfig(_Section):
     experiment: Annotated[str, Field(min_length=1)]
     system_metrics: bool  # stage runs log MLflow's system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py)
@@ -318,6 +333,7 @@ class Params(_Section):
     tune: TuneConfig
     sweep: SweepConfig
     edge: EdgeConfig
+    noisy_bn: NoisyBNConfig  # read by no stage: the engine's noisy BN net is not one of the study's variants
     tracking: TrackingConfig
     evaluate: EvaluateConfig
 

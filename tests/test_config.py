@@ -47,6 +47,12 @@ def test_the_repository_params_are_valid(repo_root):
     assert set(VARIANTS) == {"vanilla", "bn"}
 
 
+def test_the_noisy_bn_noise_needs_an_ordered_std_range_and_no_stage_reads_it(raw):
+    assert "noisy_bn: std_min must be <= std_max, got std_min=2.0" in _error_for(raw, "noisy_bn", "std_min", 2.0)
+    # the engine's noisy BN net is no variant of the study: its noise decides no stage's numbers or identity
+    assert not any(key.split(".")[0] == "noisy_bn" for keys in STAGE_PARAMS.values() for key in keys)
+
+
 def test_a_misspelt_key_is_named_with_a_suggestion(raw):
     raw["train"]["stepz"] = 10
     with pytest.raises(ConfigError, match=r"unknown key 'train\.stepz' \(did you mean 'steps'\?\)"):

@@ -1,4 +1,5 @@
-"""The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once.
+"""The paper's MNIST network (Section 4.1), with or without Batch Normalization, K independent members at once; and
+the noisy BN net of Santurkar et al. 2018 (`src.engine.noise`), which the engine trains but the study does not.
 
 Every parameter carries a leading members dimension, so K seeds, learning rates or inits train as one computation:
 one batched matmul per layer (the first layer's input shared by each group of members, see `src.engine.affine`).
@@ -10,15 +11,20 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.config import VARIANTS, ModelConfig, Variant
+from src.config import ModelConfig, NoisyBNConfig, Variant
 from src.engine.affine import MemberLinear
 from src.engine.batchnorm import BatchNorm
+from src.engine.noise import NoiseDraws, NoisyBatchNorm
 from src.errors import StudyError
+
+ModelVariant = Literal[Variant, "noisy_bn"]  # the study's variants and the nets only the engine builds
+MODEL_VARIANTS: tuple[ModelVariant, ...] = get_args(ModelVariant)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,8 @@ class Architecture:
 
 
 class MLP(nn.Module):
-    """The paper's net, K members at once; BN layers are sigmoid(BN(W u)), without the bias BN's β replaces."""
+    """The paper's net, K members at once; BN layers are sigmoid(BN(W u)), without the bias BN's β replaces. With
+    `noise` (BN only) they are sigmoid(BN(W u) + ε) while training, ε the step's noise `redraw_noise` draws."""
 
     def __init__(
         self,
@@ -44,6 +51,7 @@ class MLP(nn.Module):
         seeds: Sequence[int] | None = None,
         init_std: float | Sequence[float] = 0.1,
         architecture: Architecture = Architecture(),
+        noise: NoisyBNConfig | None = None,
     ):
         super().__init__()
         seeds = list(range(members)) if seeds is None else list(seeds)
@@ -53,6 +61,8 @@ class MLP(nn.Module):
                 f"MLP: need members >= 1 and one seed and init std per member, "
                 f"got members={members}, seeds={seeds}, init_std={init_std}"
             )
+        if noise is not None and not batch_norm:
+            raise ValueError("MLP: noise follows BN (noisy BN), so it needs batch_norm=True")
         self.members = members
         self.batch_norm = batch_norm
         shape = architecture
@@ -62,12 +72,30 @@ class MLP(nn.Module):
             MemberLinear(members, n_in, n_out, bias=not batch_norm) for n_in, n_out in itertools.pairwise(widths)
         )
         # BN's β takes the role of the dropped bias (Section 3.2)
+        norm = BatchNorm if noise is None else NoisyBatchNorm
         self.norms = nn.ModuleList(
-            BatchNorm(shape.hidden_units, eps=shape.bn_eps, momentum=shape.bn_momentum, members=members)
+            norm(shape.hidden_units, eps=shape.bn_eps, momentum=shape.bn_momentum, members=members)
             for _ in range(shape.hidden_layers if batch_norm else 0)
         )
         self.output = MemberLinear(members, shape.hidden_units, shape.classes, bias=True)
         self._initialise(seeds, init_stds)
+        # a generator of its own per member: the init draws above are the BN net's, whatever the noise
+        self.noise_draws = None if noise is None else NoiseDraws(seeds, noise)
+
+    @property
+    def noisy(self) -> bool:
+        return self.noise_draws is not None
+
+    @torch.no_grad()
+    def redraw_noise(self, batch: int) -> None:
+        """Draw the next training step's noise for batches of `batch` examples and hold it in every noisy BN layer:
+        each forward until the next redraw sees it (noisy nets only)."""
+        if self.noise_draws is None:
+            raise RuntimeError("MLP.redraw_noise: this net has no noise (build it as noisy_bn)")
+        weight = self.output.weight
+        draws = self.noise_draws.draw(len(self.norms), batch, self.norms[0].num_features)
+        for norm, noise in zip(self.norms, draws.to(device=weight.device, dtype=weight.dtype), strict=True):
+            norm.noise = noise
 
     @torch.no_grad()
     def _initialise(self, seeds: Sequence[int], init_stds: Sequence[float]) -> None:
@@ -128,14 +156,19 @@ class MLP(nn.Module):
 
 def build_model(
     model_config: ModelConfig,
-    variant: Variant,
+    variant: ModelVariant,
     seeds: Sequence[int],
     device: torch.device | str,
     init_stds: Sequence[float] | None = None,
+    noise: NoisyBNConfig | None = None,
 ) -> MLP:
-    """A len(seeds)-member MLP of `variant` ("vanilla" or "bn") on `device`; init std per member, else the model's."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    """A len(seeds)-member MLP of `variant` ("vanilla", "bn" or "noisy_bn") on `device`; init std per member, else the
+    model's. noisy_bn needs `noise` (params.yaml's noisy_bn), which the others ignore; it starts from the BN net's
+    weights, seed for seed."""
+    if variant not in MODEL_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(MODEL_VARIANTS)}")
+    if variant == "noisy_bn" and noise is None:
+        raise ValueError("build_model: noisy_bn needs its noise distribution (noise=params.noisy_bn)")
     architecture = Architecture(
         hidden_layers=model_config.hidden_layers,
         hidden_units=model_config.hidden_units,
@@ -143,7 +176,14 @@ def build_model(
         bn_momentum=model_config.bn_momentum,
     )
     init_std = model_config.init_std if init_stds is None else init_stds
-    model = MLP(len(seeds), variant == "bn", seeds=seeds, init_std=init_std, architecture=architecture)
+    model = MLP(
+        len(seeds),
+        variant != "vanilla",
+        seeds=seeds,
+        init_std=init_std,
+        architecture=architecture,
+        noise=noise if variant == "noisy_bn" else None,
+    )
     return model.to(device)
 
 

@@ -3,8 +3,9 @@
 The data sit on the device as tensors and mini-batches are drawn by index; every member has its own learning rate;
 one optimizer (sgd.MemberSGD) steps every parameter, the affine weights inside the backward pass and the few others
 after it; evaluation results stay on the device until an evaluation is reported, so the step loop never waits for
-the host. A `Trainer` can be saved and restored between any two steps (`state_dict`), and a restored one
-continues bit for bit. Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
+the host. A noisy BN net's noise is drawn once per step, before its forward (`MLP.redraw_noise`). A `Trainer` can be
+saved and restored between any two steps (`state_dict`, with the noise generators), and a restored one continues bit
+for bit. Tracking, tuning and checkpoint files wrap this module from outside: it knows nothing of them.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ class Trainer:
         model, train = self.model, self.data.train
         while self.step < stop:
             images, labels = gather(train, self._order.next())
+            if model.noisy:
+                model.redraw_noise(self.schedule.batch_size)
             losses = member_losses(model(images), labels)
             self._finite &= torch.isfinite(losses)
             self._sgd.step(losses, live=self._finite & ~self._stopped)
@@ -229,6 +232,8 @@ class Trainer:
             "velocities": [_copy(velocity) for velocity in self._sgd.velocities],
             "order": self._order.state_dict(),
             **{name: _copy(tensor) for name, tensor in self._state_tensors().items()},
+            # a noisy net's only: the states of the other nets stay as they were
+            **({"noise_generators": self.model.noise_draws.state_dict()} if self.model.noisy else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -248,6 +253,10 @@ class Trainer:
         expected = {name: value.shape for name, value in self.model.state_dict().items()}
         if {name: value.shape for name, value in state["model"].items()} != expected:
             raise ValueError("the model state does not fit this model (other parameters or shapes)")
+        if ("noise_generators" in state) != self.model.noisy:
+            raise ValueError("the noise state does not fit this model (a noisy BN net's state and another net's)")
+        if self.model.noisy:
+            self.model.noise_draws.load_state_dict(state["noise_generators"])
         self.model.load_state_dict(state["model"])
         for name, current in tensors.items():
             current.copy_(state[name])

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.config import ModelConfig
+from src.config import ModelConfig, NoisyBNConfig
 from src.engine.batchnorm import BatchNorm
 from src.engine.network import MLP, Architecture, build_model, load_member, member_labels, member_losses
 from src.errors import StudyError
@@ -152,6 +152,16 @@ def test_both_variants_start_from_the_same_weights_for_the_same_seed_and_init_st
     bn = MLP(2, batch_norm=True, seeds=[5, 6], init_std=[0.1, 0.3])
     for name, weight in _affine_weights(vanilla).items():
         assert torch.equal(weight, bn.state_dict()[name]), name
+
+
+def test_noisy_bn_member_s_starts_from_bn_member_ss_weights_and_state(model_config):
+    noise = NoisyBNConfig(mean_bound=0.5, std_min=0.5, std_max=1.5)
+    bn = build_model(model_config, "bn", [5, 6, 5], "cpu", init_stds=[0.1, 0.3, 1.0])
+    noisy = build_model(model_config, "noisy_bn", [5, 6, 5], "cpu", init_stds=[0.1, 0.3, 1.0], noise=noise)
+    assert noisy.noisy and not bn.noisy
+    assert noisy.state_dict().keys() == bn.state_dict().keys()
+    for name, value in bn.state_dict().items():
+        assert torch.equal(noisy.state_dict()[name], value), name
 
 
 @pytest.mark.parametrize("init_std", [[0.1], [0.1, 0.2, 0.3]])

@@ -33,6 +33,11 @@ def model_config(repo_root):
 
 
 @pytest.fixture(scope="module")
+def noise(repo_root):
+    return load_params(repo_root / "params.yaml").noisy_bn
+
+
+@pytest.fixture(scope="module")
 def data():
     return TrainingData(synthetic.split(TRAIN_EXAMPLES, seed=0), synthetic.split(200, seed=1))
 
@@ -278,6 +283,23 @@ def test_vanilla_final_is_the_last_evaluation(model_config, data):
     assert accuracy.tolist() == result.final.accuracy and loss.tolist() == result.final.loss
 
 
+def test_noisy_bn_draws_its_noise_once_per_step_trains_on_it_and_is_scored_without_it(model_config, noise, data):
+    schedule = _schedule([2.0, 2.0], data_seeds=[0, 1], steps=60, every=30)
+    noisy = build_model(model_config, "noisy_bn", [0, 1], CPU, noise=noise)
+    redraws = []
+    draw = noisy.redraw_noise
+    noisy.redraw_noise = lambda batch: (redraws.append(batch), draw(batch))
+    result = Trainer(noisy, data, schedule).run(progress=False)
+    bn_result, _ = _train(model_config, "bn", [0, 1], schedule, data)
+    assert redraws == [BATCH] * schedule.steps
+    # step 0: the same weights scored without noise; then the noise moves the training away from BN's
+    assert np.array_equal(result.accuracy[0], bn_result.accuracy[0]) and np.array_equal(
+        result.loss[0], bn_result.loss[0]
+    )
+    assert not np.array_equal(result.loss[-1], bn_result.loss[-1])
+    assert min(result.final.accuracy) > 0.5  # it still learns the task
+
+
 # --- checkpoints and resuming -----------------------------------------------------------------------------------
 
 
@@ -322,17 +344,18 @@ def test_checkpoints_fall_on_the_multiples_of_checkpoint_every_before_the_last_s
         assert recorded.accuracy.shape == (len(recorded.eval_steps), 1) and recorded.final is None
 
 
-@pytest.mark.parametrize("variant", ["vanilla", "bn"])
+@pytest.mark.parametrize("variant", ["vanilla", "bn", "noisy_bn"])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("data_seeds", [(5,), (5, 6)], ids=["one-group", "own-batches"])
 def test_a_trainer_restored_from_a_checkpoint_continues_bit_for_bit(
-    model_config, probed, variant, momentum, data_seeds
+    model_config, noise, probed, variant, momentum, data_seeds
 ):
     # checkpoints at 15 (an evaluation), 30 (the end of an epoch) and 45 (between evaluations, in an epoch)
     schedule = _schedule([0.5, 2.0], data_seeds, steps=50, eval_steps=(0, 15, 40, 50), momentum=momentum)
 
     def trainer(seeds=(1, 2)):
-        return Trainer(build_model(model_config, variant, seeds, CPU), probed, schedule)
+        # noisy_bn: other seeds draw other noise, so the noise generators too must come from the state
+        return Trainer(build_model(model_config, variant, seeds, CPU, noise=noise), probed, schedule)
 
     uninterrupted = trainer()
     expected = uninterrupted.run(progress=False)
@@ -393,13 +416,14 @@ def test_a_restored_trainer_keeps_its_diverged_and_stopped_members_frozen(model_
         ({"momentum": 0.9}, r"the optimizer state does not fit this model"),
         ({"data_seeds": (0, 1)}, r"a batch order of 2 data seeds, expected 1"),
         ({"eval_steps": (0, 5, 10, 20)}, r"accuracy: \(4, 2\), expected \(3, 2\)"),
+        ({"variant": "noisy_bn"}, r"the noise state does not fit this model"),
     ],
-    ids=["members", "variant", "momentum", "data-seeds", "evaluations"],
+    ids=["members", "variant", "momentum", "data-seeds", "evaluations", "noise"],
 )
-def test_a_state_of_a_differently_shaped_trainer_is_refused(model_config, data, other, message):
+def test_a_state_of_a_differently_shaped_trainer_is_refused(model_config, noise, data, other, message):
     def trainer(members=2, variant="bn", momentum=0.0, data_seeds=(0,), eval_steps=(0, 10, 20)):
         schedule = _schedule([1.0] * members, data_seeds, steps=20, eval_steps=eval_steps, momentum=momentum)
-        return Trainer(build_model(model_config, variant, list(range(members)), CPU), data, schedule)
+        return Trainer(build_model(model_config, variant, list(range(members)), CPU, noise=noise), data, schedule)
 
     with pytest.raises(ValueError, match=message):
         trainer().load_state_dict(_as_saved(trainer(**other).state_dict()))
