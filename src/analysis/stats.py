@@ -6,8 +6,9 @@ differences are symmetric about 0 under no effect, ties and zeros included; its 
 whose ends are resampled means and so stay inside the outcome's range. Accuracy on the shared test set gets a
 two-level bootstrap over seeds and images, and each family of verdicts a Holm or Benjamini–Hochberg correction.
 
-Pure functions on numpy arrays. Where there is nothing to estimate (one seed, or seeds that all agree) the interval
-and the p-value are None rather than a number that looks meaningful.
+Pure functions on numpy arrays. Where there is nothing to estimate (one seed, or no pair that differs) the interval
+and the p-value are None rather than a number that looks meaningful. Pairs that all differ by the same nonzero amount
+are the strongest result there is, not a missing one: their exact p-value is 2 / 2^n, their interval the point.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class SeedSummary:
 class Estimate:
     """A paired effect of BN against vanilla (BN − vanilla, or BN / vanilla for a ratio), its interval, its two-sided
     p-value (uncorrected for multiplicity), the test and how the interval was drawn. Not estimable (no interval, no
-    p-value) with fewer than two pairs, or when every pair agrees."""
+    p-value) with fewer than two pairs, or when no pair differs."""
 
     effect: float
     ci_low: float | None
@@ -45,7 +46,7 @@ class Estimate:
     n: int
     p_value: float | None = None
     test: str | None = None  # "sign_flip", "signed_rank" or "two_level_bootstrap"
-    interval_method: str | None = None  # "BCa" or "percentile"
+    interval_method: str | None = None  # "BCa" or "percentile"; "point" where every pair differs alike
     spread: float | None = None  # the per-seed paired values' sample std (on the log scale for a ratio)
 
     @property
@@ -187,8 +188,13 @@ def decide(
 
 def _test_mean(values: np.ndarray, inference: PairedInference) -> Estimate:
     effect = float(values.mean())
-    if values.size < 2 or np.ptp(values) <= FLOAT_NOISE:
+    if values.size < 2 or np.all(np.abs(values) <= FLOAT_NOISE):
         return Estimate(effect, None, None, values.size, test=inference.test)
+    if np.ptp(values) <= FLOAT_NOISE:
+        # every pair moved the same way by the same amount: of the 2^n sign patterns only this one and its mirror
+        # image are as extreme, under either test, so p = 2 / 2^n exactly; every resampled mean is this one point
+        p_value = 2 / 2**values.size
+        return Estimate(effect, effect, effect, values.size, p_value, inference.test, "point", 0.0)
     p_value = _sign_flip_p_value(_signed_ranks(values) if inference.test == "signed_rank" else values, inference)
     low, high, interval_method = _bootstrap_interval(values, inference)
     spread = float(values.std(ddof=1))

@@ -72,13 +72,18 @@ TESTS = {
     "signed_rank": "exact Wilcoxon signed-rank test (all sign flips) over {n} paired seeds",
     "two_level_bootstrap": "two-level bootstrap over {n} paired seeds and the test images",
 }
+INTERVALS = {
+    "BCa": "BCa bootstrap interval",
+    "percentile": "percentile bootstrap interval",
+    "point": "every pair differs alike: the interval is that point",
+}
 
 
 def test_text(estimate: stats.Estimate) -> str:
     """How an estimate was tested and bounded, in words."""
     if estimate.test is None:
         return f"not estimable over {estimate.n} paired seeds"
-    interval = f"; {estimate.interval_method} bootstrap interval" if estimate.interval_method else ""
+    interval = f"; {INTERVALS[estimate.interval_method]}" if estimate.interval_method else ""
     return TESTS[estimate.test].format(n=estimate.n) + interval
 
 

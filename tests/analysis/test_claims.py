@@ -253,10 +253,19 @@ def test_the_map_is_one_family_corrected_by_benjamini_hochberg_or_holm_as_params
 def test_a_map_cell_below_is_bn_significantly_lower_and_a_cell_without_an_interval_is_on_no_side(params):
     vanilla = np.full((10, 2, 3), 0.9)
     bn = vanilla - 0.01 * (1 + 0.1 * np.arange(10))[:, None, None]
-    bn[:, 1, 2] = 0.95  # every seed the same difference: not estimable
+    bn[:, 1, 2] = 0.9  # no seed differs: not estimable
     cells = robustness_map(_map_outcomes(params, vanilla, bn))
     assert [cell.side for cell in cells] == ["below"] * 5 + [None]
     assert not cells[-1].difference.estimable and cells[-1].adjusted_p is None
+
+
+def test_a_map_cell_where_every_seed_differs_alike_is_in_the_family_with_its_exact_p(params):
+    vanilla = np.full((10, 2, 3), 0.9)
+    bn = vanilla - 0.01 * (1 + 0.1 * np.arange(10))[:, None, None]
+    bn[:, 1, 2] = 0.95  # every seed the same difference: the most extreme of the 2^10 sign patterns
+    cells = robustness_map(_map_outcomes(params, vanilla, bn))
+    assert [cell.side for cell in cells] == ["below"] * 5 + ["above"]
+    assert cells[-1].difference.p_value == 2 / 2**10 and cells[-1].adjusted_p is not None
 
 
 def test_each_cell_gives_the_share_of_each_variants_seeds_that_ended_below_the_did_not_train_cut(params):

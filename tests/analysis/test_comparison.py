@@ -49,12 +49,12 @@ def test_every_specification_that_can_be_estimated_agrees_and_only_init_std_1s_s
         "faster_convergence": {"holds": 10, "not estimable": 5},  # 5 climbs × (tuned, init 0.1, init 1.0)
         "higher_accuracy": {"holds": 6, "not estimable": 3},
         "stable_sigmoid_inputs": {"holds": 8, "not estimable": 4},
-        "higher_usable_lr": {"holds": 1, "not estimable": 2},  # the grid alone: 10× (100×) in every seed
+        "higher_usable_lr": {"holds": 3},  # the grid alone: 10× (100×) in every seed, the exact p 2 / 2^10
         "robust_to_init": {"holds": 4},
     }
     for claim in comparison.claims:
         for spec, verdict in zip(claim.curve, claim.spec_verdicts(), strict=True):
-            if verdict == "not estimable" and claim.topic.key != "higher_usable_lr":
+            if verdict == "not estimable":
                 assert (spec.design, spec.init_std, spec.note) == ("shared", 1.0, "no swept rate where both nets train")
 
 

@@ -168,22 +168,42 @@ def test_the_two_level_bootstrap_holds_no_more_than_the_nominal_rate_when_only_t
 
 
 @BOTH_TESTS
-def test_seeds_that_all_give_the_same_grid_ratio_are_not_estimable_not_a_zero_width_hold(inference):
+def test_seeds_that_all_give_the_same_grid_ratio_are_the_exact_extreme_not_a_missing_result(inference):
     # three seeds, each a ratio of 10: the logs differ in the last bit only (4e-16), which is rounding, not spread
     bn, vanilla = [31.6, 3.16, 0.316], [3.16, 0.316, 0.0316]
     assert np.ptp(np.log(bn) - np.log(vanilla)) > 0
     estimate = paired_ratio_test(bn, vanilla, inference)
     assert estimate.effect == pytest.approx(10.0)
-    assert not estimate.estimable
-    assert (estimate.ci_low, estimate.ci_high, estimate.p_value, estimate.n) == (None, None, None, 3)
-    assert decide(estimate, None, ALPHA, 1.0, "higher") == "not estimable"
+    assert (estimate.ci_low, estimate.ci_high) == (estimate.effect, estimate.effect)
+    assert (estimate.p_value, estimate.n, estimate.interval_method, estimate.spread) == (2 / 2**3, 3, "point", 0.0)
+    assert decide(estimate, estimate.p_value, ALPHA, 1.0, "higher") == "not shown"  # 0.25: three seeds cannot decide
 
 
 @BOTH_TESTS
-@pytest.mark.parametrize(
-    ("bn", "vanilla"), [([3.0, 5.0, 9.0], [1.0, 3.0, 7.0]), (ACCURACIES, ACCURACIES), ([0.9], [0.1])]
-)
-def test_pairs_that_all_agree_or_a_single_pair_are_not_estimable(inference, bn, vanilla):
+@pytest.mark.parametrize("seeds", [10, 20])
+def test_a_constant_nonzero_difference_has_the_exact_p_of_2_in_2_to_the_n_and_holds(inference, seeds):
+    estimate = paired_difference_test([0.013] * seeds, [0.01] * seeds, inference, ACCURACY_DIFFERENCE)
+    assert estimate.p_value == 2 / 2**seeds
+    assert estimate.estimable and estimate.ci_low == estimate.ci_high == estimate.effect == pytest.approx(0.003)
+    assert decide(estimate, estimate.p_value, ALPHA, 0.0, "higher") == "holds"
+    assert decide(estimate, estimate.p_value, ALPHA, 0.0, "lower") == "contradicted"
+
+
+def test_a_constant_nonzero_difference_stays_in_the_holm_family():
+    constant = paired_difference_test([1.0] * 10, [0.0] * 10, SIGN_FLIP)
+    # it counts in the family: the smallest p is doubled for the two present, and None stays outside
+    assert holm([constant.p_value, 0.03, None]) == pytest.approx([2 * 2 / 2**10, 0.03, None])
+
+
+def test_the_exact_p_of_a_constant_difference_is_the_permutation_tests():
+    differences = np.full(10, -0.02)
+    reference = scipy_stats.permutation_test((differences,), np.mean, permutation_type="samples").pvalue
+    assert paired_difference_test(differences, np.zeros(10), SIGN_FLIP).p_value == pytest.approx(reference)
+
+
+@BOTH_TESTS
+@pytest.mark.parametrize(("bn", "vanilla"), [(ACCURACIES, ACCURACIES), ([0.9], [0.1]), ([0.9, 0.5], [0.9, 0.5])])
+def test_pairs_that_never_differ_or_a_single_pair_are_not_estimable(inference, bn, vanilla):
     estimate = paired_difference_test(bn, vanilla, inference)
     assert estimate.effect == pytest.approx(np.mean(np.subtract(bn, vanilla)))
     assert (estimate.ci_low, estimate.ci_high, estimate.p_value) == (None, None, None)
@@ -359,7 +379,8 @@ def test_the_two_level_interval_counts_the_test_sets_noise_where_the_seeds_all_a
     # every seed gets the same images right and wrong: seeds alone show no spread, the test set's 300 images do
     per_image = np.where(np.arange(300) % 10 < 6, 1.0, np.where(np.arange(300) % 10 < 8, -1.0, 0.0))
     differences = np.tile(per_image, (5, 1))
-    assert not paired_difference_test(differences.mean(axis=1), [0.0] * 5, SIGN_FLIP).estimable
+    seeds_alone = paired_difference_test(differences.mean(axis=1), [0.0] * 5, SIGN_FLIP)
+    assert seeds_alone.ci_low == seeds_alone.ci_high == pytest.approx(0.4)  # no width: the test set is held fixed
     estimate = two_level_bootstrap(differences, 0.95, resamples=2000, seed=0)
     assert estimate.effect == pytest.approx(0.4)
     assert 0.3 < estimate.ci_low < 0.4 < estimate.ci_high < 0.5  # a binomial-like width, ±1.96 · 0.8 / √300

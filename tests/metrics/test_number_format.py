@@ -153,6 +153,11 @@ def test_a_share_has_as_many_digits_as_it_needs(value, text):
             "two-level bootstrap over 10 paired seeds and the test images; percentile bootstrap interval",
         ),
         (
+            stats.Estimate(0.02, 0.02, 0.02, 10, 2 / 2**10, "sign_flip", "point", 0.0),
+            "exact sign-flip permutation test of the mean over 10 paired seeds; every pair differs alike: the interval"
+            " is that point",
+        ),
+        (
             stats.Estimate(0.1, None, None, 10, test="sign_flip"),
             "exact sign-flip permutation test of the mean over 10 paired seeds",
         ),

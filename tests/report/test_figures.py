@@ -178,9 +178,9 @@ def test_a_specification_is_coloured_by_its_own_verdict_filled_when_shared_and_h
     faces = [m.get_markerfacecolor() for m in markers]
     assert sum(face == "white" for face in faces) == sum(spec.design == "tuned" for spec in claim.curve) == 5
     assert "10 holds" in axes.get_title() and "5 not estimable" in axes.get_title()
-    usable = figures.specification_figure(comparison.claims).axes[3]  # the grid alone: an effect, no interval
-    grey = [m for m in _markers(usable) if to_rgba(m.get_color()) == to_rgba(figures.VERDICT_COLORS["not estimable"])]
-    assert len(grey) == 2 and len(_intervals(usable)) == 1
+    usable = figures.specification_figure(comparison.claims).axes[3]  # the grid alone: every seed alike, a point
+    held = [m for m in _markers(usable) if to_rgba(m.get_color()) == to_rgba(figures.VERDICT_COLORS["holds"])]
+    assert len(held) == len(_markers(usable)) == 3 and len(_intervals(usable)) == 3
 
 
 def test_no_legend_covers_a_specification(comparison):
