@@ -11,6 +11,7 @@ from benchmarks import (
     bench_checkpoint,
     bench_defaults,
     bench_engine,
+    bench_probes,
     bench_stages,
     bench_step,
     bench_sweep,
@@ -44,6 +45,7 @@ ENTRY_POINTS = {
     "benchmarks.bench_step": (bench_step.main, []),
     "benchmarks.bench_stages": (bench_stages.main, []),
     "benchmarks.bench_checkpoint": (bench_checkpoint.main, []),
+    "benchmarks.bench_probes": (bench_probes.main, []),
 }
 
 # the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid),
