@@ -11,7 +11,8 @@ Every norm is Euclidean over a member's entries (Frobenius for a matrix, all par
 pure: the forward passes run through `torch.func.functional_call` on copies of BN's running statistics, gradients
 come from `torch.autograd.grad` on detached tensors, and the affine layers' optimizer is detached meanwhile (their
 fused backward would step the weights), so parameters, running statistics, velocities and `.grad` stay exactly as
-they were. Members are computed together, one tensor per parameter, as the engine trains them.
+they were. Members are computed together, one tensor per parameter, as the engine trains them. A noisy BN net's
+forward adds the noise its BN layers hold (`MLP.redraw_noise`): probe a step after its draw and before its forward.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The thesis's probes: each measure equals a plain per-member computation (torch.func on F.linear, F.batch_norm and
 F.cross_entropy, one member at a time) to rtol 1e-10 in float64, and a probe leaves training bit for bit as it was.
 
-Members see one shared batch or each its own; both variants; the step with momentum reads the velocities."""
+Members see one shared batch or each its own; vanilla, BN and noisy BN (its step's noise held); the step with momentum
+reads the velocities."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, grad_and_value
 
-from src.config import load_params
-from src.engine.network import MLP, Architecture, build_model, member_losses
+from src.config import ModelConfig, NoisyBNConfig
+from src.engine.network import MLP, MODEL_VARIANTS, Architecture, build_model, member_losses
 from src.engine.probes import STEP_MULTIPLIERS, StepRule, effective_learning_rates, measure, probe_steps
 from src.engine.schedule import Schedule
 from src.engine.sgd import MemberSGD
@@ -26,13 +27,22 @@ MEMBERS, BATCH, LAYERS = 2, 8, 3
 TINY = Architecture(in_features=6, hidden_layers=LAYERS, hidden_units=5, classes=4)
 LEARNING_RATES = torch.tensor([0.7, 2.3], dtype=torch.float64)
 MOMENTUM = 0.9
+NOISE = NoisyBNConfig(mean_bound=0.5, std_min=0.5, std_max=1.5)
+MODEL_CONFIG = ModelConfig(
+    hidden_layers=3, hidden_units=30, init_std=0.1, bn_eps=1e-5, bn_momentum=0.1, population_batches=3
+)  # the short run's net
 CLOSE = {"rtol": 1e-10, "atol": 1e-13}  # float64: the engine's BN and grouped GEMMs round differently from F's
-VARIANT = pytest.mark.parametrize("batch_norm", [False, True], ids=["vanilla", "bn"])
+VARIANT = pytest.mark.parametrize(
+    ("batch_norm", "noisy"), [(False, False), (True, False), (True, True)], ids=["vanilla", "bn", "noisy_bn"]
+)
 INPUT = pytest.mark.parametrize("own_batches", [False, True], ids=["shared-batch", "own-batches"])
 
 
-def _tiny(batch_norm: bool) -> MLP:
-    model = MLP(MEMBERS, batch_norm, seeds=[3, 4], init_std=0.8, architecture=TINY).double()
+def _tiny(batch_norm: bool, noisy: bool = False) -> MLP:
+    model = MLP(MEMBERS, batch_norm, seeds=[3, 4], init_std=0.8, architecture=TINY, noise=NOISE if noisy else None)
+    model = model.double()
+    if noisy:
+        model.redraw_noise(BATCH)  # this step's ε, held by the BN layers: every probe pass sees the same
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():  # γ, β and biases away from 1 and 0, so that a step changes them visibly
         for name, parameter in model.named_parameters():
@@ -66,14 +76,17 @@ def _member(tensors: dict[str, torch.Tensor], member: int) -> dict[str, torch.Te
     }
 
 
-def _plain_loss(parameters: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """One member's mean cross-entropy: sigmoid(F.batch_norm(F.linear(h))) per hidden layer, batch statistics."""
+def _plain_loss(parameters: dict[str, torch.Tensor], images, labels, noises=None) -> torch.Tensor:
+    """One member's mean cross-entropy: sigmoid(F.batch_norm(F.linear(h)) + ε) per hidden layer, batch statistics,
+    ε the layer's held noise (noisy BN) or none."""
     h = images
     for layer in range(LAYERS):
         z = F.linear(h, parameters[f"hidden.{layer}.weight"], parameters.get(f"hidden.{layer}.bias"))
         if f"norms.{layer}.weight" in parameters:
             gamma, beta = parameters[f"norms.{layer}.weight"], parameters[f"norms.{layer}.bias"]
             z = F.batch_norm(z, None, None, gamma, beta, training=True, eps=TINY.bn_eps)
+        if noises is not None:
+            z = z + noises[layer]
         h = torch.sigmoid(z)
     return F.cross_entropy(F.linear(h, parameters["output.weight"], parameters["output.bias"]), labels)
 
@@ -83,23 +96,25 @@ def _plain_layer(name: str) -> int:
     return int(rest.split(".")[0]) if kind in ("hidden", "norms") else LAYERS
 
 
-def _member_batch(images, labels, member):
-    return (images[member], labels[member]) if images.dim() == 3 else (images, labels)
+def _member_batch(model, images, labels, member):
+    """Member `member`'s images, labels and held noise per layer (None unless noisy BN)."""
+    noises = [norm.noise[member] for norm in model.norms] if model.noisy else None
+    return (images[member], labels[member], noises) if images.dim() == 3 else (images, labels, noises)
 
 
 def _plain_covariate_shift(model, images, labels, momentum, velocities):
     distances = torch.zeros(MEMBERS, LAYERS, dtype=torch.float64)
     cosines = torch.zeros(MEMBERS, LAYERS, dtype=torch.float64)
     for member in range(MEMBERS):
-        x, y = _member_batch(images, labels, member)
+        x, y, noises = _member_batch(model, images, labels, member)
         theta = _member(dict(model.named_parameters()), member)
         v = _member(velocities, member) if momentum else dict.fromkeys(theta, 0.0)
-        g = grad(_plain_loss)(theta, x, y)
+        g = grad(_plain_loss)(theta, x, y, noises)
         stepped = {name: theta[name] - LEARNING_RATES[member] * (momentum * v[name] + g[name]) for name in theta}
         for layer in range(LAYERS):
             weight = f"hidden.{layer}.weight"
             shifted = {name: stepped[name] if _plain_layer(name) < layer else theta[name] for name in theta}
-            g_shifted = grad(_plain_loss)(shifted, x, y)[weight]
+            g_shifted = grad(_plain_loss)(shifted, x, y, noises)[weight]
             distances[member, layer] = torch.linalg.norm(g[weight] - g_shifted)  # Frobenius
             cosines[member, layer] = (g[weight] * g_shifted).sum() / (g[weight].norm() * g_shifted.norm())
     return distances, cosines
@@ -108,14 +123,14 @@ def _plain_covariate_shift(model, images, labels, momentum, velocities):
 def _plain_landscape(model, images, labels):
     found = {"variation": [], "predictiveness": [], "beta": []}
     for member in range(MEMBERS):
-        x, y = _member_batch(images, labels, member)
+        x, y, noises = _member_batch(model, images, labels, member)
         theta = _member(dict(model.named_parameters()), member)
-        g = grad(_plain_loss)(theta, x, y)
+        g = grad(_plain_loss)(theta, x, y, noises)
         g_norm = math.sqrt(sum(float(t.square().sum()) for t in g.values()))
         losses, changes, betas = [], [], []
         for multiplier in STEP_MULTIPLIERS:
             eta = multiplier * float(LEARNING_RATES[member])
-            moved_g, loss = grad_and_value(_plain_loss)({n: theta[n] - eta * g[n] for n in theta}, x, y)
+            moved_g, loss = grad_and_value(_plain_loss)({n: theta[n] - eta * g[n] for n in theta}, x, y, noises)
             change = math.sqrt(sum(float((moved_g[n] - g[n]).square().sum()) for n in g))
             losses.append(float(loss))
             changes.append(change)
@@ -132,8 +147,8 @@ def _plain_landscape(model, images, labels):
 @VARIANT
 @INPUT
 @pytest.mark.parametrize("momentum", [0.0, MOMENTUM], ids=["plain", "momentum"])
-def test_covariate_shift_is_definition_2_1_with_the_step_memberSGD_takes(batch_norm, own_batches, momentum):
-    model = _tiny(batch_norm)
+def test_covariate_shift_is_definition_2_1_with_the_step_memberSGD_takes(batch_norm, noisy, own_batches, momentum):
+    model = _tiny(batch_norm, noisy)
     images, labels = _batch(own_batches)
     velocities = _velocities(model) if momentum else {}
     shift = measure(model, images, labels, StepRule(LEARNING_RATES, momentum, velocities)).covariate_shift
@@ -154,8 +169,8 @@ def test_the_velocities_move_the_layers_below_as_momentum_would():
 
 @VARIANT
 @INPUT
-def test_the_landscape_along_the_step_is_section_3_1s_on_the_stated_grid(batch_norm, own_batches):
-    model = _tiny(batch_norm)
+def test_the_landscape_along_the_step_is_section_3_1s_on_the_stated_grid(batch_norm, noisy, own_batches):
+    model = _tiny(batch_norm, noisy)
     images, labels = _batch(own_batches)
     landscape = measure(model, images, labels, StepRule(LEARNING_RATES)).landscape
     plain = _plain_landscape(model, images, labels)
@@ -175,8 +190,8 @@ def test_a_member_that_does_not_step_has_no_shift_and_no_beta():
 
 
 @VARIANT
-def test_the_effective_learning_rate_is_eta_over_the_squared_weight_norm_per_layer(batch_norm):
-    model = _tiny(batch_norm)
+def test_the_effective_learning_rate_is_eta_over_the_squared_weight_norm_per_layer(batch_norm, noisy):
+    model = _tiny(batch_norm, noisy)
     rates = effective_learning_rates(model, LEARNING_RATES)
     for member in range(MEMBERS):
         for layer in range(LAYERS):
@@ -193,13 +208,14 @@ def test_the_effective_learning_rate_is_eta_over_the_squared_weight_norm_per_lay
 
 def _snapshot(model: MLP, sgd: MemberSGD) -> dict[str, torch.Tensor]:
     grads = {f"grad {name}": p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    noises = {f"noise {layer}": norm.noise.clone() for layer, norm in enumerate(model.norms) if model.noisy}
     velocities = {f"velocity {i}": v.clone() for i, v in enumerate(sgd.velocities)}
-    return {**{name: t.clone() for name, t in model.state_dict().items()}, **grads, **velocities}
+    return {**{name: t.clone() for name, t in model.state_dict().items()}, **grads, **velocities, **noises}
 
 
 @VARIANT
-def test_a_probe_inside_the_optimizers_block_changes_nothing_and_restores_the_mode(batch_norm):
-    model = _tiny(batch_norm)
+def test_a_probe_inside_the_optimizers_block_changes_nothing_and_restores_the_mode(batch_norm, noisy):
+    model = _tiny(batch_norm, noisy)
     images, labels = _batch(own_batches=False)
     sgd = MemberSGD(model, LEARNING_RATES, MOMENTUM)
     with sgd.attached():
@@ -211,9 +227,8 @@ def test_a_probe_inside_the_optimizers_block_changes_nothing_and_restores_the_mo
         after = _snapshot(model, sgd)
         assert all(layer.descent is sgd for layer in model.hidden)
     assert before.keys() == after.keys() and all(torch.equal(before[name], after[name]) for name in before)
-    assert (
-        sum(name.startswith("grad ") for name in before) == (2 * LAYERS if batch_norm else LAYERS) + 1
-    )  # γ, β or biases, and the output bias
+    # γ, β or the hidden biases, and the output bias, had a .grad to keep
+    assert sum(name.startswith("grad ") for name in before) == (2 * LAYERS if batch_norm else LAYERS) + 1
     assert not any(module.training for module in model.modules())
     # in eval mode or not, a probe normalises by the batch's statistics
     model.train()
@@ -221,9 +236,8 @@ def test_a_probe_inside_the_optimizers_block_changes_nothing_and_restores_the_mo
     assert torch.equal(again.landscape.effective_beta, probes.landscape.effective_beta)
 
 
-def test_a_short_run_probed_at_its_evaluations_ends_bit_for_bit_as_one_never_probed(repo_root):
+def test_a_short_run_probed_at_its_evaluations_ends_bit_for_bit_as_one_never_probed():
     """The trainer's own loop, momentum on, probes called from inside it while the optimizer is attached."""
-    model_config = load_params(repo_root / "params.yaml").model
     data = TrainingData(synthetic.split(600, seed=0), synthetic.split(200, seed=1))
     schedule = Schedule(
         steps=24,
@@ -237,7 +251,8 @@ def test_a_short_run_probed_at_its_evaluations_ends_bit_for_bit_as_one_never_pro
     probe_batch = data.train.images[:20], data.train.labels[:20]
 
     def trained(variant: str, probed: bool) -> dict:
-        trainer = Trainer(build_model(model_config, variant, [0, 0, 1, 1], "cpu"), data, schedule)
+        model = build_model(MODEL_CONFIG, variant, [0, 0, 1, 1], "cpu", noise=NOISE)
+        trainer = Trainer(model, data, schedule)
 
         def probe(_evaluation) -> None:
             probes.append(measure(trainer.model, *probe_batch, StepRule.of(trainer._sgd)))
@@ -247,7 +262,7 @@ def test_a_short_run_probed_at_its_evaluations_ends_bit_for_bit_as_one_never_pro
         assert len(probes) == (6 if probed else 0)
         return {name: value for name, value in trainer.state_dict().items() if name != "phase_s"}
 
-    for variant in ("vanilla", "bn"):
+    for variant in MODEL_VARIANTS:
         plain, probed = trained(variant, probed=False), trained(variant, probed=True)
         assert _flat(plain).keys() == _flat(probed).keys()
         assert [name for name, value in _flat(plain).items() if not _same_bits(value, _flat(probed)[name])] == []
