@@ -29,9 +29,9 @@ from src.data.splits import Split
 from src.engine.batches import BatchOrder, gather
 from src.engine.device import resolve_device
 from src.engine.network import build_model
-from src.engine.probes import PROBES_PER_DECADE, STEP_MULTIPLIERS, StepRule, measure, probe_steps
 from src.engine.schedule import Schedule
 from src.engine.trainer import Trainer, TrainingData
+from src.thesis.probes import PROBES_PER_DECADE, STEP_MULTIPLIERS, StepRule, measure, probe_steps
 
 EXAMPLES = 6000  # random training images: 100 batches of 60, enough that a timed stretch is no single epoch's edge
 LEARNING_RATE = 0.5  # every member's: the time of a step or a probe does not depend on it

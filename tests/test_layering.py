@@ -16,7 +16,7 @@ SOURCE = ROOT / "src"
 TIERS = (
     ("data",),
     ("engine",),
-    ("stores",),
+    ("stores", "thesis"),
     ("tracking",),
     ("training",),
     ("results",),

@@ -1,4 +1,4 @@
 """reports/: the Markdown report and every figure, from the comparison and the metrics.
 
-It may import: analysis, data, engine, metrics, results, stores, sweep, tracking, training, tune.
+It may import: analysis, data, engine, metrics, results, stores, sweep, thesis, tracking, training, tune.
 """

@@ -15,10 +15,10 @@ from torch.func import grad, grad_and_value
 
 from src.config import ModelConfig, NoisyBNConfig
 from src.engine.network import MLP, MODEL_VARIANTS, Architecture, build_model, member_losses
-from src.engine.probes import STEP_MULTIPLIERS, StepRule, effective_learning_rates, measure, probe_steps
 from src.engine.schedule import Schedule
 from src.engine.sgd import MemberSGD
 from src.engine.trainer import Trainer, TrainingData
+from src.thesis.probes import STEP_MULTIPLIERS, StepRule, effective_learning_rates, measure, probe_steps
 from tests import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
