@@ -180,6 +180,7 @@ class EvaluateConfig(_Section):
 
     confidence: Fraction
     seed_test: Literal["sign_flip", "signed_rank"]
+    interval: Literal["studentized", "BCa", "t", "percentile"]
     accuracy_test: Literal["seeds_and_images", "seeds"]
     correction: Literal["holm", "bh"]
     map_correction: Literal["holm", "bh"]

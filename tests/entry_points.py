@@ -23,6 +23,7 @@ from pipeline import preprocess as preprocess_stage
 from pipeline import sweep as sweep_stage
 from pipeline import train as train_stage
 from pipeline import tune as tune_stage
+from src.analysis import simulation
 from src.metrics import __main__ as metrics_cli
 from src.sweep import __main__ as sweep_cli
 from src.tune import __main__ as tune_cli
@@ -38,6 +39,7 @@ ENTRY_POINTS = {
     "pipeline.edge": (edge_stage.main, ["--variant", "bn"]),
     "pipeline.evaluate": (evaluate_stage.main, []),
     "src.metrics": (metrics_cli.main, []),
+    "src.analysis.simulation": (simulation.main, []),
     "benchmarks.bench_engine": (bench_engine.main, []),
     "benchmarks.bench_batchnorm": (bench_batchnorm.main, []),
     "benchmarks.bench_sweep": (bench_sweep.main, []),
@@ -49,7 +51,13 @@ ENTRY_POINTS = {
 }
 
 # the ones that read params.yaml: the engine's benchmarks run on fixed shapes (bench_sweep reads the sweep's grid),
-# bench_stages runs the repository's own params in scratch trees, and src.metrics reads only the metrics file (its bad
-# input is tested in test_metrics.py)
-NO_PARAMS = ("benchmarks.bench_engine", "benchmarks.bench_batchnorm", "benchmarks.bench_stages", "src.metrics")
+# bench_stages runs the repository's own params in scratch trees, src.metrics reads only the metrics file (its bad
+# input is tested in test_metrics.py), and src.analysis.simulation simulates from fixed shapes
+NO_PARAMS = (
+    "benchmarks.bench_engine",
+    "benchmarks.bench_batchnorm",
+    "benchmarks.bench_stages",
+    "src.metrics",
+    "src.analysis.simulation",
+)
 PARAMS_READERS = {module: entry for module, entry in ENTRY_POINTS.items() if module not in NO_PARAMS}

@@ -162,6 +162,7 @@ def test_alpha_is_one_less_the_confidence_without_a_rounding_tail(raw, confidenc
         ("did_not_train_below", 0.95, "evaluate: did_not_train_below must be below usable_accuracy"),
         ("seed_test", "t_test", "evaluate.seed_test: Input should be 'sign_flip' or 'signed_rank', got 't_test'"),
         ("accuracy_test", "images", "evaluate.accuracy_test: Input should be 'seeds_and_images' or 'seeds'"),
+        ("interval", "bca", "evaluate.interval: Input should be 'studentized', 'BCa', 't' or 'percentile', got 'bca'"),
         ("correction", "bonferroni", "evaluate.correction: Input should be 'holm' or 'bh', got 'bonferroni'"),
         ("map_correction", None, "evaluate.map_correction: Input should be 'holm' or 'bh', got None"),
         ("resamples", 99, "evaluate.resamples: Input should be greater than or equal to 999, got 99"),

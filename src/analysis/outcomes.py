@@ -268,7 +268,7 @@ class Evidence:
     def inference(self) -> stats.PairedInference:
         settings = self.settings
         return stats.PairedInference(
-            settings.confidence, settings.seed_test, settings.resamples, settings.bootstrap_seed
+            settings.confidence, settings.seed_test, settings.resamples, settings.bootstrap_seed, settings.interval
         )
 
     def both_train(self, init_index: int) -> np.ndarray:

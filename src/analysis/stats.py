@@ -2,9 +2,10 @@
 
 Paired seeds (n = 5 to 15) of bounded, discrete or bimodal outcomes fit no normal theory. A paired effect is tested
 by exact sign-flip permutation of the mean difference (or an exact signed-rank test), valid at any n when the
-differences are symmetric about 0 under no effect, ties and zeros included; its interval is a seeded BCa bootstrap,
-whose ends are resampled means and so stay inside the outcome's range. Accuracy on the shared test set gets a
-two-level bootstrap over seeds and images, and each family of verdicts a Holm or Benjamini–Hochberg correction.
+differences are symmetric about 0 under no effect, ties and zeros included; its interval is seeded, by default a
+symmetric studentized bootstrap, the one that covered best at n = 10 in src/analysis/simulation.py, clipped to the
+outcome's possible range. Accuracy on the shared test set can also get a two-level bootstrap over seeds and images,
+and each family of verdicts a Holm or Benjamini–Hochberg correction.
 
 Pure functions on numpy arrays. Where there is nothing to estimate (one seed, or no pair that differs) the interval
 and the p-value are None rather than a number that looks meaningful. Pairs that all differ by the same nonzero amount
@@ -46,7 +47,7 @@ class Estimate:
     n: int
     p_value: float | None = None
     test: str | None = None  # "sign_flip", "signed_rank" or "two_level_bootstrap"
-    interval_method: str | None = None  # "BCa" or "percentile"; "point" where every pair differs alike
+    interval_method: str | None = None  # an IntervalMethod, BCa's "percentile" fallback, or "point" (pairs alike)
     spread: float | None = None  # the per-seed paired values' sample std (on the log scale for a ratio)
 
     @property
@@ -57,6 +58,8 @@ class Estimate:
 
 Decision = Literal["holds", "contradicted", "not shown", "not estimable"]
 PairedTest = Literal["sign_flip", "signed_rank"]
+# studentized: the symmetric bootstrap-t, mean ± q·s/√n with q the resampled |t|'s quantile
+IntervalMethod = Literal["studentized", "BCa", "t", "percentile"]
 
 # Spread or ties finer than this are floating-point rounding of O(1) values (accuracies, log-ratios), not a result.
 FLOAT_NOISE = 1e-12
@@ -67,18 +70,21 @@ EXACT_UP_TO_PAIRS = 15
 @dataclass(frozen=True)
 class PairedInference:
     """How a paired effect is tested and bounded, fixed before the data are seen: the test, the interval's
-    confidence, and the bootstrap's resamples and seed (one seed: the same interval on every machine)."""
+    confidence, the bootstrap's resamples and seed (one seed: the same interval on every machine) and the interval."""
 
     confidence: float = 0.95
     test: PairedTest = "sign_flip"
     resamples: int = 9999
     seed: int = 0
+    interval: IntervalMethod = "studentized"
 
     def __post_init__(self) -> None:
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
         if self.test not in get_args(PairedTest):
             raise ValueError(f"test must be one of {get_args(PairedTest)}, got {self.test!r}")
+        if self.interval not in get_args(IntervalMethod):
+            raise ValueError(f"interval must be one of {get_args(IntervalMethod)}, got {self.interval!r}")
         if self.resamples < 1:
             raise ValueError(f"resamples must be >= 1, got {self.resamples}")
 
@@ -89,7 +95,7 @@ def seed_summary(values: Sequence[float] | np.ndarray, inference: PairedInferenc
     std = float(values.std(ddof=1)) if values.size > 1 else None
     if values.size < 2 or np.ptp(values) <= FLOAT_NOISE:
         return SeedSummary(mean=float(values.mean()), std=std, ci_low=None, ci_high=None)
-    low, high, _ = _bootstrap_interval(values, inference)
+    low, high, _ = mean_interval(values, inference)
     return SeedSummary(mean=float(values.mean()), std=std, ci_low=low, ci_high=high)
 
 
@@ -99,14 +105,14 @@ def paired_difference_test(
     inference: PairedInference,
     bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> Estimate:
-    """Mean of bn[i] − vanilla[i] (pairs share a seed), its exact two-sided p-value and a bootstrap interval inside
+    """Mean of bn[i] − vanilla[i] (pairs share a seed), its exact two-sided p-value and an interval inside
     `bounds`, the differences' possible range: (−1, 1) for an accuracy difference."""
     bn, vanilla = _as_finite_pairs(bn, vanilla)
     differences = bn - vanilla
     low, high = bounds
     if not np.all((differences >= low) & (differences <= high)):
         raise ValueError(f"paired differences must lie in [{low}, {high}], got {differences.tolist()}")
-    return _test_mean(differences, inference)
+    return _test_mean(differences, inference, bounds)
 
 
 def paired_ratio_test(bn: Sequence[float], vanilla: Sequence[float], inference: PairedInference) -> Estimate:
@@ -186,7 +192,9 @@ def decide(
     return "holds" if (estimate.effect > no_effect) == (bn_favoured == "higher") else "contradicted"
 
 
-def _test_mean(values: np.ndarray, inference: PairedInference) -> Estimate:
+def _test_mean(
+    values: np.ndarray, inference: PairedInference, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> Estimate:
     effect = float(values.mean())
     if values.size < 2 or np.all(np.abs(values) <= FLOAT_NOISE):
         return Estimate(effect, None, None, values.size, test=inference.test)
@@ -196,7 +204,7 @@ def _test_mean(values: np.ndarray, inference: PairedInference) -> Estimate:
         p_value = 2 / 2**values.size
         return Estimate(effect, effect, effect, values.size, p_value, inference.test, "point", 0.0)
     p_value = _sign_flip_p_value(_signed_ranks(values) if inference.test == "signed_rank" else values, inference)
-    low, high, interval_method = _bootstrap_interval(values, inference)
+    low, high, interval_method = mean_interval(values, inference, bounds)
     spread = float(values.std(ddof=1))
     return Estimate(effect, low, high, values.size, p_value, inference.test, interval_method, spread)
 
@@ -227,14 +235,53 @@ def _signed_ranks(values: np.ndarray) -> np.ndarray:
     return np.sign(nonzero) * stats.rankdata(np.abs(nonzero))
 
 
+def mean_interval(
+    values: np.ndarray, inference: PairedInference, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float, str]:
+    """`inference.interval`'s interval of the mean of `values` (at least two, not all alike) inside `bounds`, and
+    the method that drew it."""
+    if inference.interval in ("BCa", "percentile"):
+        return _bootstrap_interval(values, inference)
+    mean, standard_error = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(values.size)
+    if inference.interval == "t":
+        half_width = stats.t.ppf((1 + inference.confidence) / 2, values.size - 1) * standard_error
+    else:
+        quantile = _studentized_quantile(values, inference)
+        if not math.isfinite(quantile):
+            # more than 1 − confidence of the resamples repeat one value (heavy ties, few seeds): they teach no t
+            # table, while the percentile interval of the resampled means is always defined
+            return _bootstrap_interval(values, replace(inference, interval="percentile"))
+        half_width = quantile * standard_error
+    low, high = bounds
+    return max(mean - half_width, low), min(mean + half_width, high), inference.interval
+
+
+def _studentized_quantile(values: np.ndarray, inference: PairedInference) -> float:
+    """The `confidence` quantile of |mean* − mean| / se* over resamples: the bootstrap's own t table for this
+    sample, which learns its skew and tails where Student's t assumes normal ones. A resample of one repeated value
+    has no standard error (none beyond rounding): |t| is 0 where its mean is the sample's, else infinite."""
+    rng = np.random.default_rng(inference.seed)
+    resampled = values[rng.integers(values.size, size=(inference.resamples, values.size))]
+    errors = np.abs(resampled.mean(axis=1) - values.mean())
+    standard_errors = resampled.std(axis=1, ddof=1) / math.sqrt(values.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(standard_errors <= FLOAT_NOISE, np.inf, errors / standard_errors)
+    t[errors <= FLOAT_NOISE] = 0.0
+    # inverted_cdf: an order statistic, never an interpolation (between two infinities it would be NaN)
+    return float(np.quantile(t, inference.confidence, method="inverted_cdf"))
+
+
 def _bootstrap_interval(values: np.ndarray, inference: PairedInference) -> tuple[float, float, str]:
-    """The BCa interval of the mean, or the percentile interval of the same resamples where BCa is undefined."""
+    """The BCa or percentile interval of the mean; the percentile interval of the same resamples where BCa is
+    undefined."""
     resample = {"confidence_level": inference.confidence, "rng": np.random.default_rng(inference.seed)}
     # an undefined BCa end is NaN, with a warning and a division by infinity on the way: handled below
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap((values,), np.mean, n_resamples=inference.resamples, method="BCa", **resample)
-    interval_method = "BCa"
+        result = stats.bootstrap(
+            (values,), np.mean, n_resamples=inference.resamples, method=inference.interval, **resample
+        )
+    interval_method = inference.interval
     if not np.all(np.isfinite(result.confidence_interval)):
         # BCa's bias correction is infinite when no resampled mean falls below the observed one (or none above),
         # possible with few resamples; the percentile interval of the same resamples is always defined

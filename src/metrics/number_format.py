@@ -73,6 +73,8 @@ TESTS = {
     "two_level_bootstrap": "two-level bootstrap over {n} paired seeds and the test images",
 }
 INTERVALS = {
+    "studentized": "studentized bootstrap interval (symmetric bootstrap-t)",
+    "t": "t interval",
     "BCa": "BCa bootstrap interval",
     "percentile": "percentile bootstrap interval",
     "point": "every pair differs alike: the interval is that point",

@@ -51,6 +51,7 @@ def context(comparison: Comparison, metrics: Metrics, figure_names: Sequence[str
         "confidence": settings.confidence,
         "alpha": settings.alpha,
         "correction": number_format.CORRECTIONS[settings.correction],
+        "interval": number_format.INTERVALS[settings.interval],
         "tests": {
             "seeds": number_format.TESTS[settings.seed_test].format(n=len(seeds)),
             "accuracy": number_format.TESTS[
@@ -189,6 +190,7 @@ def _config_lines(params: Params) -> dict[str, str]:
         f"weights ~ N(0, σ²), σ = {model.init_std:g} at tuned rates; BN ε = {model.bn_eps:g}, "
         f"moving-average momentum {model.bn_momentum:g}",
         "statistics": f"paired by seed between the variants; {settings.seed_test.replace('_', '-')} tests, "
+        f"each interval a {number_format.INTERVALS[settings.interval]}, "
         f"{settings.resamples:,} bootstrap resamples (seed {settings.bootstrap_seed}); primary claims corrected by "
         f"{number_format.CORRECTIONS[settings.correction]}, the map's cells by "
         f"{number_format.CORRECTIONS[settings.map_correction]}",

@@ -26,7 +26,7 @@ ACCURACIES = [0.971, 0.975, 0.968, 0.980, 0.973]
 
 
 def test_a_summary_is_the_mean_the_sample_std_and_the_bootstrap_interval_of_the_mean():
-    inference = PairedInference(confidence=0.9, resamples=5000, seed=3)
+    inference = PairedInference(confidence=0.9, resamples=5000, seed=3, interval="BCa")
     summary = seed_summary(ACCURACIES, inference)
     reference = scipy_stats.bootstrap(
         (np.array(ACCURACIES),), np.mean, n_resamples=5000, confidence_level=0.9, rng=np.random.default_rng(3)
@@ -36,9 +36,19 @@ def test_a_summary_is_the_mean_the_sample_std_and_the_bootstrap_interval_of_the_
     assert (summary.ci_low, summary.ci_high) == (reference.low, reference.high)
 
 
-def test_a_summarys_interval_stays_within_the_values_and_widens_with_the_confidence():
-    narrow, wide = seed_summary(ACCURACIES, PairedInference(0.8)), seed_summary(ACCURACIES, PairedInference(0.99))
+@pytest.mark.parametrize("interval", ["BCa", "percentile"])
+def test_a_summarys_resampled_interval_stays_within_the_values_and_widens_with_the_confidence(interval):
+    narrow = seed_summary(ACCURACIES, PairedInference(0.8, interval=interval))
+    wide = seed_summary(ACCURACIES, PairedInference(0.99, interval=interval))
     assert min(ACCURACIES) <= wide.ci_low < narrow.ci_low < narrow.ci_high < wide.ci_high <= max(ACCURACIES)
+
+
+@pytest.mark.parametrize("interval", ["studentized", "t"])
+def test_a_summarys_studentized_or_t_interval_is_centred_on_the_mean_and_widens_with_the_confidence(interval):
+    narrow = seed_summary(ACCURACIES, PairedInference(0.8, interval=interval))
+    wide = seed_summary(ACCURACIES, PairedInference(0.99, interval=interval))
+    assert wide.ci_low < narrow.ci_low < narrow.mean < narrow.ci_high < wide.ci_high
+    assert narrow.ci_high - narrow.mean == pytest.approx(narrow.mean - narrow.ci_low)
 
 
 @pytest.mark.parametrize("values", [[0.97], [0.97, 0.97, 0.97]], ids=["one seed", "no spread"])
@@ -234,16 +244,22 @@ def test_an_interval_where_trained_and_failed_seeds_mix_stays_inside_minus_one_t
 ):
     t_interval = scipy_stats.ttest_rel(bn, vanilla).confidence_interval(confidence)
     assert t_interval.high > 1  # the paired t-interval leaves the range
-    options = PairedInference(confidence=confidence, test=inference.test)
-    estimate = paired_difference_test(bn, vanilla, options, ACCURACY_DIFFERENCE)
-    differences = np.subtract(bn, vanilla)
-    assert -1 <= differences.min() <= estimate.ci_low < estimate.ci_high <= differences.max() <= 1
+    for interval in ("BCa", "percentile"):  # resampled means: within the differences themselves
+        options = PairedInference(confidence=confidence, test=inference.test, interval=interval)
+        estimate = paired_difference_test(bn, vanilla, options, ACCURACY_DIFFERENCE)
+        differences = np.subtract(bn, vanilla)
+        assert -1 <= differences.min() <= estimate.ci_low < estimate.ci_high <= differences.max() <= 1
+    for interval in ("studentized", "t"):  # mean ± a multiple of its standard error: clipped to the possible range
+        options = PairedInference(confidence=confidence, test=inference.test, interval=interval)
+        estimate = paired_difference_test(bn, vanilla, options, ACCURACY_DIFFERENCE)
+        assert -1 <= estimate.ci_low < estimate.effect < estimate.ci_high <= 1
 
 
 def test_an_interval_end_is_never_a_rounding_error_past_the_data():
     # a resample of three 0.1s (drawn 30 % of the time) has the float mean 0.10000000000000002, past the data
     assert np.mean([0.1, 0.1, 0.1]) > 0.1
-    estimate = paired_difference_test([0.1, 0.1, 0.05], [0.0] * 3, SIGN_FLIP, (0.0, 0.1))
+    bca = PairedInference(interval="BCa")
+    estimate = paired_difference_test([0.1, 0.1, 0.05], [0.0] * 3, bca, (0.0, 0.1))
     assert estimate.ci_high == 0.1
 
 
@@ -295,7 +311,7 @@ def test_the_same_seeds_and_bootstrap_seed_give_identical_results_and_another_bo
 
 def test_the_interval_is_scipys_bca_bootstrap_of_the_mean_difference_seeded_with_default_rng():
     bn, vanilla = _seeds_with_a_gain(gain=0.002)
-    inference = PairedInference(confidence=0.9, resamples=5000, seed=7)
+    inference = PairedInference(confidence=0.9, resamples=5000, seed=7, interval="BCa")
     estimate = paired_difference_test(bn, vanilla, inference)
     reference = scipy_stats.bootstrap(
         (bn - vanilla,), np.mean, n_resamples=5000, confidence_level=0.9, rng=np.random.default_rng(7)
@@ -303,9 +319,42 @@ def test_the_interval_is_scipys_bca_bootstrap_of_the_mean_difference_seeded_with
     assert (estimate.ci_low, estimate.ci_high, estimate.interval_method) == (reference.low, reference.high, "BCa")
 
 
+def test_the_t_interval_is_scipys_paired_t_interval():
+    bn, vanilla = _seeds_with_a_gain(gain=0.002)
+    estimate = paired_difference_test(bn, vanilla, PairedInference(interval="t"), ACCURACY_DIFFERENCE)
+    reference = scipy_stats.ttest_rel(bn, vanilla).confidence_interval(0.95)
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx((reference.low, reference.high))
+    assert estimate.interval_method == "t"
+
+
+def test_the_studentized_interval_is_the_mean_plus_minus_the_resampled_abs_t_quantile_times_its_standard_error():
+    values = np.array([0.3, -0.1, 0.4, 0.2, 0.0, 0.5, 0.1, 0.25])
+    rng = np.random.default_rng(5)
+    resampled = values[rng.integers(8, size=(999, 8))]
+    t = np.abs(resampled.mean(1) - values.mean()) / (resampled.std(1, ddof=1) / math.sqrt(8))
+    half_width = np.sort(t)[math.ceil(0.95 * 999) - 1] * values.std(ddof=1) / math.sqrt(8)
+    estimate = paired_difference_test(values, np.zeros(8), PairedInference(resamples=999, seed=5))
+    assert estimate.interval_method == "studentized"
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx(
+        (values.mean() - half_width, values.mean() + half_width)
+    )
+
+
+def test_where_too_many_resamples_repeat_one_value_the_studentized_interval_falls_back_to_the_percentile():
+    # (3/4)^4 = 32 % of resamples are four 0s, with no standard error and a mean off the sample's: an infinite |t|,
+    # so the 95 % quantile is infinite too; the percentile interval of the same resamples is defined
+    values = [0.0, 0.0, 0.0, 1.0]
+    estimate = paired_difference_test(values, [0.0] * 4, PairedInference(resamples=999), (-1.0, 1.0))
+    percentile = paired_difference_test(values, [0.0] * 4, PairedInference(resamples=999, interval="percentile"))
+    assert estimate.interval_method == "percentile"
+    assert (estimate.ci_low, estimate.ci_high) == (percentile.ci_low, percentile.ci_high)
+    assert 0.0 <= estimate.ci_low < estimate.ci_high <= 1.0
+
+
 def test_where_bca_is_undefined_the_percentile_interval_of_the_same_resamples_is_used():
     # with two resamples, both above the observed mean (bootstrap seed 4), BCa's bias correction is infinite
-    estimate = paired_difference_test([0.0, 0.0, 0.0, 1.0], [0.0] * 4, PairedInference(resamples=2, seed=4))
+    bca = PairedInference(resamples=2, seed=4, interval="BCa")
+    estimate = paired_difference_test([0.0, 0.0, 0.0, 1.0], [0.0] * 4, bca)
     assert estimate.interval_method == "percentile"
     assert 0 <= estimate.ci_low <= estimate.ci_high <= 1
 

@@ -148,9 +148,10 @@ def test_every_interval_lies_inside_its_statistics_possible_range(content):
 
 def test_the_tests_and_the_papers_sections_are_named_in_words(content):
     claims = content["claims"]
-    assert claims["higher_accuracy_tuned"]["test"].startswith("two-level bootstrap over 10 paired seeds and the test")
+    assert claims["higher_accuracy_tuned"]["test"].startswith("exact sign-flip permutation test of the mean over 10")
     assert claims["faster_convergence_shared"]["test"] == (
-        "exact sign-flip permutation test of the mean over 10 paired seeds; BCa bootstrap interval"
+        "exact sign-flip permutation test of the mean over 10 paired seeds; studentized bootstrap interval (symmetric"
+        " bootstrap-t)"
     )
     assert claims["faster_convergence_tuned"]["section"] == "the paper's Section 4.1 (MNIST)"
     assert claims["robust_to_init_shared"]["section"].startswith("an extension of the paper's Section 3.3")

@@ -173,3 +173,4 @@ def test_every_correction_and_test_params_can_name_has_words():
     assert set(number_format.CORRECTIONS) == set(corrections) == {"holm", "bh"}
     assert number_format.CORRECTIONS == {"holm": "Holm", "bh": "Benjamini–Hochberg"}
     assert set(get_args(stats.PairedTest)) | {"two_level_bootstrap"} == set(number_format.TESTS)
+    assert set(get_args(stats.IntervalMethod)) | {"point"} == set(number_format.INTERVALS)

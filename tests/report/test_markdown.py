@@ -284,8 +284,9 @@ def test_the_example_sigmoid_is_described_under_its_figure(text):
 
 def test_what_was_run_names_the_tests_corrections_and_edges(text):
     assert (
-        "- statistics: paired by seed between the variants; sign-flip tests, 999 bootstrap resamples (seed 0); primary "
-        "claims corrected by Holm, the map's cells by Benjamini–Hochberg"
+        "- statistics: paired by seed between the variants; sign-flip tests, each interval a studentized bootstrap "
+        "interval (symmetric bootstrap-t), 999 bootstrap resamples (seed 0); primary claims corrected by Holm, the "
+        "map's cells by Benjamini–Hochberg"
     ) in text
     assert (
         "- learning-rate edges: refined between the swept rates with 5 more rates per grid step (edge@, init stds 0.1)"
