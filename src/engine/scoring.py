@@ -3,18 +3,17 @@ the last hidden layer's sigmoid inputs. Inference mode throughout (BN under its 
 
 Inference needs no batch statistics across members, so each block of members is scored alone, chunk by chunk of
 examples: the working set stays a few MB whatever K is, where a whole grid's (K, examples, 100) activations ran to
-hundreds of MB a layer and cost more in memory traffic than in arithmetic. The first layer adds up the weight rows of
-each image's active pixels (`embedding_bag`) instead of multiplying by mostly zeros: binarised MNIST has 13 % of its
-pixels on; grey-level images are weighted by their pixel values.
+hundreds of MB a layer and cost more in memory traffic than in arithmetic. The first layer of a block is one dense
+GEMM of the chunk's images against the block's weights side by side: summing the weight rows of each image's active
+pixels (`embedding_bag`, 13 % of binarised MNIST's pixels) did a seventh of the arithmetic but ran 4-7x slower
+(benchmarks/README.md, "Scoring's first layer").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from src.data.splits import Split
@@ -26,35 +25,12 @@ MEMBER_BLOCK = 32  # members scored together: (32, 1,000, 100) activations are 1
 EXAMPLE_CHUNK = 1_000
 
 
-@dataclass(frozen=True)
-class ActivePixels:
-    """Images (N, in) as their nonzero pixels, row by row (CSR): what the first layer sums."""
-
-    pixels: Tensor  # (nonzeros,) int64: the column of each nonzero pixel
-    values: Tensor | None  # (nonzeros,) its value; None when every nonzero is 1 (binary images)
-    starts: Tensor  # (N + 1,) int64: where each image's pixels start in `pixels`
-
-    @classmethod
-    def of(cls, images: Tensor) -> ActivePixels:
-        rows, pixels = images.nonzero(as_tuple=True)
-        values = images[rows, pixels]
-        starts = torch.searchsorted(rows, torch.arange(len(images) + 1, device=images.device))
-        return cls(pixels, None if bool((values == 1).all()) else values, starts)
-
-    def chunk(self, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(pixels, offsets, values) of images start..stop-1, as `embedding_bag` takes them."""
-        first, last = int(self.starts[start]), int(self.starts[stop])
-        values = None if self.values is None else self.values[first:last]
-        return self.pixels[first:last], self.starts[start:stop] - first, values
-
-
 @torch.no_grad()
-def score_members(model: MLP, split: Split, active: ActivePixels | None = None) -> tuple[Tensor, Tensor]:
-    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors; `active`: the split's
-    images as ActivePixels, when the caller keeps them (they are computed otherwise)."""
+def score_members(model: MLP, split: Split) -> tuple[Tensor, Tensor]:
+    """Accuracy and mean cross-entropy of every member on `split`, as (K,) device tensors."""
     like = {"device": split.labels.device, "dtype": model.output.weight.dtype}
     correct, loss_sum = torch.zeros(model.members, **like), torch.zeros(model.members, **like)
-    for block, start, stop, logits in _logits(model, split.images, active):
+    for block, start, stop, logits in _logits(model, split.images):
         labels = split.labels[start:stop]
         loss_sum[block] += member_losses(logits, labels) * len(labels)
         correct[block] += (logits.argmax(dim=-1) == member_labels(labels, logits.shape[0])).sum(dim=-1)
@@ -65,7 +41,7 @@ def score_members(model: MLP, split: Split, active: ActivePixels | None = None) 
 def predict_members(model: MLP, split: Split) -> Tensor:
     """(K, N) uint8: every member's predicted class of each example of `split`."""
     predicted = torch.empty(model.members, len(split.labels), dtype=torch.uint8, device=split.labels.device)
-    for block, start, stop, logits in _logits(model, split.images, None):
+    for block, start, stop, logits in _logits(model, split.images):
         predicted[block, start:stop] = logits.argmax(dim=-1).to(torch.uint8)
     return predicted
 
@@ -73,13 +49,11 @@ def predict_members(model: MLP, split: Split) -> Tensor:
 @torch.no_grad()
 def sigmoid_input_percentiles(model: MLP, probe_images: Tensor, units: int, levels: tuple[float, ...]) -> Tensor:
     """(len(levels), K, units): percentiles over the probe examples of the first `units` last-layer sigmoids' inputs."""
-    active = ActivePixels.of(probe_images)
     like = {"device": probe_images.device, "dtype": model.output.weight.dtype}
     found = torch.empty(len(levels), model.members, units, **like)
     quantiles = torch.tensor(levels, **like)
     for block in _blocks(model.members):
-        rows = _pixel_rows(model.hidden[0], block)
-        inputs = _forward(model, block, rows, active.chunk(0, len(probe_images)), last_units=units)
+        inputs = _forward(model, block, _first_weights(model.hidden[0], block), probe_images, last_units=units)
         found[:, block] = torch.quantile(inputs, quantiles, dim=1)
     return found
 
@@ -88,27 +62,26 @@ def _blocks(members: int) -> list[slice]:
     return [slice(start, min(start + MEMBER_BLOCK, members)) for start in range(0, members, MEMBER_BLOCK)]
 
 
-def _logits(model: MLP, images: Tensor, active: ActivePixels | None) -> Iterator[tuple[slice, int, int, Tensor]]:
+def _logits(model: MLP, images: Tensor) -> Iterator[tuple[slice, int, int, Tensor]]:
     """(members, first example, end, logits (k, chunk, classes)) for every block of members and chunk of examples."""
-    active = ActivePixels.of(images) if active is None else active
     for block in _blocks(model.members):
-        rows = _pixel_rows(model.hidden[0], block)
+        weights = _first_weights(model.hidden[0], block)
         for start in range(0, len(images), EXAMPLE_CHUNK):
             stop = min(start + EXAMPLE_CHUNK, len(images))
-            yield block, start, stop, _forward(model, block, rows, active.chunk(start, stop))
+            yield block, start, stop, _forward(model, block, weights, images[start:stop])
 
 
-def _pixel_rows(first: MemberLinear, block: slice) -> Tensor:
-    """(in, k·out): the first layer's weights of the members `block`, one row per input pixel (a copy)."""
+def _first_weights(first: MemberLinear, block: slice) -> Tensor:
+    """(in, k·out): the first layer's weights of the members `block` side by side, one row per input pixel (a copy),
+    so that one GEMM computes the whole block's first layer."""
     weight = first.weight[block]
     return weight.permute(2, 0, 1).reshape(weight.shape[2], -1)
 
 
-def _forward(model: MLP, block: slice, rows: Tensor, chunk: tuple, last_units: int | None = None) -> Tensor:
-    """Members `block` in inference mode on a chunk of images' active pixels (`rows`: `_pixel_rows` of the block):
-    the logits (k, examples, classes), or with `last_units` the inputs of the last hidden layer's first `last_units`
-    sigmoids (k, examples, last_units)."""
-    pixels, offsets, values = chunk
+def _forward(model: MLP, block: slice, weights: Tensor, images: Tensor, last_units: int | None = None) -> Tensor:
+    """Members `block` in inference mode on `images` (`weights`: `_first_weights` of the block): the logits
+    (k, examples, classes), or with `last_units` the inputs of the last hidden layer's first `last_units` sigmoids
+    (k, examples, last_units)."""
     members, hidden = block.stop - block.start, len(model.hidden)
     h = None
     for layer, affine in enumerate(model.hidden):
@@ -117,8 +90,7 @@ def _forward(model: MLP, block: slice, rows: Tensor, chunk: tuple, last_units: i
         if layer:
             z = _affine(affine, block, units, h)
         else:
-            summed = F.embedding_bag(pixels, rows, offsets, mode="sum", per_sample_weights=values)
-            z = summed.view(len(offsets), members, -1).transpose(0, 1)[..., units]  # (k, examples, out)
+            z = (images @ weights).view(len(images), members, -1).transpose(0, 1)[..., units]  # (k, examples, out)
             z = z if affine.bias is None else z + affine.bias[block, :, units]
         if model.batch_norm:
             z = _infer(model.norms[layer], z, block, units)

@@ -25,7 +25,7 @@ from src.engine.clock import PhaseClock
 from src.engine.network import MLP, member_losses
 from src.engine.progress import Output, Progress
 from src.engine.schedule import Schedule
-from src.engine.scoring import ActivePixels, score_members, sigmoid_input_percentiles
+from src.engine.scoring import score_members, sigmoid_input_percentiles
 from src.engine.sgd import MemberSGD
 
 PERCENTILES = (0.15, 0.50, 0.85)  # Figure 1(b, c)
@@ -98,7 +98,6 @@ class Trainer:
         self._diverged = torch.zeros(evals, members, dtype=torch.bool, device=device)
         self._percentiles = torch.full((evals, len(PERCENTILES), members, units), math.nan, device=device)
         self._order = BatchOrder(len(data.train.labels), schedule.batch_size, schedule.data_seeds, device)
-        self._scored = ActivePixels.of(data.evaluation.images)  # once: every evaluation scores the same images
         learning_rates = torch.tensor(schedule.learning_rates, device=device, dtype=data.train.images.dtype)
         self._sgd = MemberSGD(model, learning_rates, schedule.momentum, fused=fused)
 
@@ -160,7 +159,7 @@ class Trainer:
     def _record(self) -> None:
         index = self._evaluations
         with self.clock.phase("evaluation"):
-            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation, self._scored)
+            self._accuracy[index], self._loss[index] = score_members(self.model, self.data.evaluation)
             self._diverged[index] = ~self._finite
         if self._tracking:
             with self.clock.phase("percentiles"):
@@ -191,7 +190,7 @@ class Trainer:
                 for _ in range(self.schedule.population_batches):
                     self.model.features(gather(train, order.next())[0])  # the BN layers see it; logits are not needed
             with self.clock.phase("evaluation"):
-                accuracy, loss = score_members(self.model, self.data.evaluation, self._scored)
+                accuracy, loss = score_members(self.model, self.data.evaluation)
         else:
             accuracy, loss = self._accuracy[-1], self._loss[-1]
         self.model.eval()

@@ -11,7 +11,7 @@ from src.config import ModelConfig
 from src.data.splits import Split
 from src.engine import scoring
 from src.engine.network import build_model, member_losses
-from src.engine.scoring import ActivePixels, predict_members, score_members, sigmoid_input_percentiles
+from src.engine.scoring import predict_members, score_members, sigmoid_input_percentiles
 from tests import synthetic
 from tests.engine.test_network import _trained
 
@@ -85,13 +85,3 @@ def test_percentiles_are_those_of_the_last_hidden_layers_sigmoid_inputs(model_co
         inputs = model.last_hidden_inputs(probe)[..., :5]
     expected = torch.quantile(inputs, torch.tensor(levels, dtype=torch.float64), dim=1)
     torch.testing.assert_close(sigmoid_input_percentiles(model, probe, 5, levels), expected, rtol=1e-12, atol=1e-12)
-
-
-def test_active_pixels_are_each_images_nonzero_pixels_and_a_chunk_is_what_embedding_bag_takes():
-    images = torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
-    active = ActivePixels.of(images)
-    assert active.pixels.tolist() == [1, 2, 0, 2] and active.starts.tolist() == [0, 2, 2, 4] and active.values is None
-    pixels, offsets, values = active.chunk(1, 3)
-    assert pixels.tolist() == [0, 2] and offsets.tolist() == [0, 0] and values is None
-    grey = ActivePixels.of(images * 0.5)
-    assert grey.values.tolist() == [0.5] * 4
