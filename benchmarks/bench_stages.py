@@ -137,6 +137,19 @@ def projection(stage: str, measured: dict[str, float], wall: float, scaled: dict
     return projected
 
 
+def print_phases_side_by_side(found: dict, ref: str) -> None:
+    """Each phase as measured in both trees, where the ref prints its phases too (the phase clock came in 60b4ca8)."""
+    names = [*TRAINING_PHASES, *STAGE_PHASES]
+    rows = [(stage, run) for stage, run in found.items() if run["ref_phases"]]
+    if not rows:
+        return
+    print(f"\neach phase as measured, s: {ref} → this tree\n")
+    print("| stage | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+    for stage, run in rows:
+        cells = [f"{run['ref_phases'].get(name, 0.0):.1f} → {run['phases'].get(name, 0.0):.1f}" for name in names]
+        print(f"| {stage}@bn | " + " | ".join(cells) + " |")
+
+
 def print_tables(found: dict, ref: str, scaled: dict, full: dict) -> None:
     print(f"\n| stage | {ref}: wall s | this tree: wall s | this / {ref} | this tree: steps s | wall / steps |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -147,6 +160,7 @@ def print_tables(found: dict, ref: str, scaled: dict, full: dict) -> None:
             f"| {stage}@bn | {run['ref']:.1f} | {run['new']:.1f} | {run['new'] / run['ref']:.2f} | "
             f"{steps or 0:.1f} | {per_steps} |"
         )
+    print_phases_side_by_side(found, ref)
     names = [*TRAINING_PHASES, *STAGE_PHASES, "start-up and the rest"]
     print("\nthis tree's wall time by phase, s (projected to the default horizon: wall / steps there)\n")
     print("| stage | " + " | ".join(names) + " | wall | wall / steps |\n|---|" + "---:|" * (len(names) + 2))
@@ -176,9 +190,14 @@ def main(argv: list[str] | None = None) -> None:
         for tree in (ref_tree, new_tree):
             prepare(tree, data, scaled)
         for stage in [stage for stage in STAGES if stage in args.stages]:
-            ref_wall, _ = run_stage(ref_tree, stage, "bn")
+            ref_wall, ref_output = run_stage(ref_tree, stage, "bn")
             new_wall, output = run_stage(new_tree, stage, "bn")
-            found[stage] = {"ref": ref_wall, "new": new_wall, "phases": phases(output)}
+            found[stage] = {
+                "ref": ref_wall,
+                "new": new_wall,
+                "phases": phases(output),
+                "ref_phases": phases(ref_output),
+            }
             print(
                 f"  {stage}@bn: {trees.describe(args.ref)} {ref_wall:.1f} s, this tree {new_wall:.1f} s",
                 file=sys.stderr,

@@ -47,3 +47,13 @@ def test_an_older_tree_gets_the_params_its_own_config_knows():
     new = {"train": {"steps": 500, "lr": 1.0}, "tracking": {"uri": "x", "system_metrics": True}, "figure1": {"n": 1}}
     old = {"train": {"steps": 50_000, "momentum": 0.9}, "tracking": {"uri": "old"}}
     assert bench_stages.known_to(new, old) == {"train": {"steps": 500, "momentum": 0.9}, "tracking": {"uri": "x"}}
+
+
+def test_the_phases_are_set_side_by_side_only_where_the_ref_printed_them(capsys):
+    found = {
+        "train": {"ref": 9.0, "new": 6.0, "phases": {"steps": 4.0, "evaluation": 1.0}, "ref_phases": {"steps": 5.0}},
+        "tune": {"ref": 3.0, "new": 2.0, "phases": {"steps": 1.5}, "ref_phases": {}},
+    }
+    bench_stages.print_phases_side_by_side(found, "main")
+    printed = capsys.readouterr().out
+    assert "| train@bn | 5.0 → 4.0 | 0.0 → 1.0 |" in printed and "tune@bn" not in printed
