@@ -26,7 +26,7 @@ from scipy import stats
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """Mean of per-seed values, sample std (ddof=1) and the bootstrap interval of the mean; None where n < 2 or the
+    """Mean of per-seed values, sample std (ddof=1) and the configured interval of the mean; None where n < 2 or the
     values do not vary."""
 
     mean: float
@@ -89,13 +89,18 @@ class PairedInference:
             raise ValueError(f"resamples must be >= 1, got {self.resamples}")
 
 
-def seed_summary(values: Sequence[float] | np.ndarray, inference: PairedInference) -> SeedSummary:
-    """Mean, std (ddof=1) and the bootstrap interval of the mean of `values` (one per seed): within their range."""
+def seed_summary(
+    values: Sequence[float] | np.ndarray,
+    inference: PairedInference,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> SeedSummary:
+    """Mean, std (ddof=1) and `inference.interval`'s interval of the mean of `values` (one per seed) inside `bounds`,
+    the values' possible range: (0, 1) for an accuracy (a studentized or t interval is not held to the values)."""
     values = _as_sample(values)
     std = float(values.std(ddof=1)) if values.size > 1 else None
     if values.size < 2 or np.ptp(values) <= FLOAT_NOISE:
         return SeedSummary(mean=float(values.mean()), std=std, ci_low=None, ci_high=None)
-    low, high, _ = mean_interval(values, inference)
+    low, high, _ = mean_interval(values, inference, bounds)
     return SeedSummary(mean=float(values.mean()), std=std, ci_low=low, ci_high=high)
 
 

@@ -104,7 +104,7 @@ def specification_metrics(spec: Specification, claim: Claim) -> SpecificationMet
 
 def variant_metrics(outcome: TunedOutcome, comparison: Comparison) -> VariantMetrics:
     settings, seeds = comparison.params.evaluate, outcome.seeds
-    final = stats.seed_summary(outcome.final_accuracy, comparison.evidence.inference)
+    final = stats.seed_summary(outcome.final_accuracy, comparison.evidence.inference, bounds=(0.0, 1.0))
     train_accuracy = float(np.mean([outcome.train[seed].accuracy for seed in seeds]))
     curves = outcome.curves
     drifts = list(outcome.unit_drifts(settings.drift_reference).values())

@@ -51,6 +51,15 @@ def test_a_summarys_studentized_or_t_interval_is_centred_on_the_mean_and_widens_
     assert narrow.ci_high - narrow.mean == pytest.approx(narrow.mean - narrow.ci_low)
 
 
+@pytest.mark.parametrize("interval", ["studentized", "t"])
+def test_a_summarys_interval_stays_inside_the_bounds_it_is_given(interval):
+    accuracies = [1.0, 0.985, 1.0, 1.0, 1.0, 0.975, 1.0, 0.94, 1.0, 1.0]  # mean + q·s/√n passes 100 %
+    inference = PairedInference(interval=interval)
+    unbounded, bounded = seed_summary(accuracies, inference), seed_summary(accuracies, inference, bounds=(0.0, 1.0))
+    assert unbounded.ci_high > 1.0
+    assert (bounded.ci_low, bounded.ci_high) == (unbounded.ci_low, 1.0)
+
+
 @pytest.mark.parametrize("values", [[0.97], [0.97, 0.97, 0.97]], ids=["one seed", "no spread"])
 def test_one_seed_or_seeds_that_agree_have_a_mean_but_no_interval(values):
     summary = seed_summary(values, PairedInference())
