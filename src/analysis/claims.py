@@ -196,6 +196,13 @@ class MapCell:
     adjusted_p: float | None  # corrected across the map's cells
     did_not_train: dict[str, float]  # per variant, the share of seeds that ended at chance
     alpha: float
+    trained: dict[str, float]  # per variant, the share of seeds that trained (Evidence.trained)
+
+    @property
+    def both_failed(self) -> bool:
+        """No seed of either net trained: whichever way the difference goes, it is between two failures (two nets at
+        or near chance), not a gain or loss from BN."""
+        return not any(self.trained.values())
 
     @property
     def side(self) -> Literal["above", "below"] | None:
@@ -211,7 +218,8 @@ class MapCell:
 
 def robustness_map(evidence: Evidence) -> list[MapCell]:
     """Every (init std, learning rate) cell: both variants' mean final accuracy and the paired BN − vanilla, tested
-    over seeds and corrected across the cells as one family (params' `map_correction`)."""
+    over seeds and corrected across the cells as one family (params' `map_correction`), and whether each variant's
+    seeds ended at chance and trained."""
     settings = evidence.settings
     vanilla, bn = evidence.shared["vanilla"].sweep, evidence.shared["bn"].sweep
     cells = [(i, j) for i in range(len(vanilla.init_stds)) for j in range(len(vanilla.learning_rates))]
@@ -223,6 +231,7 @@ def robustness_map(evidence: Evidence) -> list[MapCell]:
     ]
     correct = stats.holm if settings.map_correction == "holm" else stats.benjamini_hochberg
     adjusted = correct([estimate.p_value for estimate in estimates])
+    trained = evidence.trained()
     return [
         MapCell(
             init_std=float(vanilla.init_stds[i]),
@@ -236,6 +245,7 @@ def robustness_map(evidence: Evidence) -> list[MapCell]:
                 for variant, shared in evidence.shared.items()
             },
             alpha=settings.alpha,
+            trained={variant: float(runs[:, i, j].mean()) for variant, runs in trained.items()},
         )
         for (i, j), estimate, p in zip(cells, estimates, adjusted, strict=True)
     ]

@@ -271,13 +271,14 @@ class Evidence:
             settings.confidence, settings.seed_test, settings.resamples, settings.bootstrap_seed, settings.interval
         )
 
+    def trained(self) -> dict[str, np.ndarray]:
+        """Per variant, (S, I, L): which of the sweep's runs trained (no divergence, final test accuracy at least
+        `usable_accuracy`)."""
+        cut = self.settings.usable_accuracy
+        return {v: usable(s.sweep.final_accuracy, s.sweep.diverged, cut) for v, s in self.shared.items()}
+
     def both_train(self, init_index: int) -> np.ndarray:
         """(L,) the swept rates where both nets train at the init std of `init_index`: at least `both_train_share` of
         the seeds of each variant."""
-        shares = [
-            usable(shared.sweep.final_accuracy, shared.sweep.diverged, self.settings.usable_accuracy)[
-                :, init_index
-            ].mean(0)
-            for shared in self.shared.values()
-        ]
+        shares = [trained[:, init_index].mean(0) for trained in self.trained().values()]
         return np.all([share >= self.settings.both_train_share for share in shares], axis=0)

@@ -151,7 +151,8 @@ def horizon_metrics(check: HorizonCheck) -> HorizonMetrics:
 
 def map_metrics(cells: Sequence[MapCell], correction: str) -> MapMetrics:
     """The map's cells (init std -> learning rate -> both means, the paired BN − vanilla, its test before and after
-    the correction, the shares that did not train) and how many cells favour each variant."""
+    the correction, the shares that did not train, whether both nets failed) and how many cells favour each
+    variant."""
     grid: dict[str, dict[str, MapCellMetrics]] = {}
     for cell in cells:
         grid.setdefault(f"init_std_{cell.init_std:g}", {})[f"lr_{cell.learning_rate:.3g}"] = MapCellMetrics(
@@ -163,6 +164,7 @@ def map_metrics(cells: Sequence[MapCell], correction: str) -> MapMetrics:
             side_uncorrected=cell.side_uncorrected,
             did_not_train_vanilla=cell.did_not_train["vanilla"],
             did_not_train_bn=cell.did_not_train["bn"],
+            both_failed=cell.both_failed,
         )
     sides, uncorrected = [cell.side for cell in cells], [cell.side_uncorrected for cell in cells]
     return MapMetrics(

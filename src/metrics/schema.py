@@ -142,6 +142,7 @@ class MapCellMetrics(EstimateMetrics):
     side_uncorrected: str | None
     did_not_train_vanilla: float  # the share of seeds that ended at chance
     did_not_train_bn: float
+    both_failed: bool  # no seed of either net trained: a difference either way is between two failures
 
 
 class MapMetrics(_Section):

@@ -62,16 +62,20 @@ def variants_table(metrics: Metrics) -> list[str]:
 
 
 def map_table(robustness_map: MapMetrics) -> list[str]:
-    """sweep@: BN − vanilla final test accuracy per (init std, lr) cell, * where significant after the correction."""
+    """sweep@: BN − vanilla final test accuracy per (init std, lr) cell, * where significant after the correction,
+    † where neither net trained in any seed."""
     grid = robustness_map.grid
     rates = [key.removeprefix("lr_") for key in next(iter(grid.values()))]
     rows = [
-        "sweep@: BN − vanilla final test accuracy in pp, mean of seeds; "
-        f"* significant after {robustness_map.correction}",
+        "sweep@: BN − vanilla final test accuracy in pp, mean of seeds",
+        f"* significant after {robustness_map.correction}; † neither net trained in any seed",
         "init std / lr".ljust(14) + "".join(f"{rate:>10}" for rate in rates),
     ]
     for init_std, cells in grid.items():
-        texts = [f"{100 * nan_as_missing(cell.effect):+9.1f}{'*' if cell.side else ' '}" for cell in cells.values()]
+        texts = [
+            f"{100 * nan_as_missing(cell.effect):+8.1f}{'*' * bool(cell.side) + '†' * cell.both_failed:<2}"
+            for cell in cells.values()
+        ]
         rows.append(f"{init_std.removeprefix('init_std_'):<14}" + "".join(texts))
     return rows
 

@@ -63,11 +63,12 @@ class RobustnessGrid:
     difference: np.ndarray  # BN − vanilla, mean over paired seeds
     significant: np.ndarray  # bool: BN − vanilla is significant after the map's correction
     did_not_train: Mapping[str, np.ndarray]  # per variant (I, L): the share of its seeds that ended at chance
+    both_failed: np.ndarray  # bool: no seed of either net trained, so BN − vanilla compares two failures
     correction: str  # the map's correction, named in the title
 
     def __post_init__(self) -> None:
         expected = (len(self.init_stds), len(self.learning_rates))
-        for name in ("vanilla", "bn", "difference", "significant"):
+        for name in ("vanilla", "bn", "difference", "significant", "both_failed"):
             shape = np.shape(getattr(self, name))
             if shape != expected:
                 raise ValueError(f"RobustnessGrid.{name} must be (init_stds, learning_rates) = {expected}, got {shape}")
@@ -96,13 +97,14 @@ def robustness_map_figure(grid: RobustnessGrid) -> Figure:
     difference = 100 * grid.difference
     # symmetric limits put "no difference" on the diverging map's neutral middle
     limit = max(float(np.nanmax(np.abs(difference), initial=0.0)), 1.0)
+    # † before *: a cell's text ending in * is drawn bold
     texts = [
-        [f"{d:+.1f}" + ("*" if marked else "") for d, marked in zip(row, marks, strict=True)]
-        for row, marks in zip(difference, grid.significant, strict=True)
+        [f"{d:+.1f}{'†' if failed else ''}{'*' if marked else ''}" for d, failed, marked in zip(*row, strict=True)]
+        for row in zip(difference, grid.both_failed, grid.significant, strict=True)
     ]
     diverging = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NEUTRAL)
     image = heatmap(panels[2], difference, texts, diverging, Normalize(-limit, limit))
-    panels[2].set_title(f"BN − vanilla (pp); bold *: significant after {grid.correction}")
+    panels[2].set_title(f"BN − vanilla (pp); bold *: significant after {grid.correction}; †: neither trained")
     figure.colorbar(image, ax=panels[2], location="bottom", shrink=0.9, aspect=20, label="BN − vanilla (pp)")
 
     for axes in panels:
@@ -224,6 +226,7 @@ def robustness_grid(comparison: Comparison) -> RobustnessGrid:
         difference=grid(lambda cell: cell.difference.effect),
         significant=np.array([cell.side is not None for cell in comparison.cells]).reshape(shape),
         did_not_train={v: grid(lambda cell, v=v: cell.did_not_train[v]) for v in ("vanilla", "bn")},
+        both_failed=np.array([cell.both_failed for cell in comparison.cells]).reshape(shape),
         correction=number_format.CORRECTIONS[comparison.params.evaluate.map_correction],
     )
 

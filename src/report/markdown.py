@@ -94,16 +94,16 @@ def reading(claims: Sequence[Claim], metrics: Metrics) -> list[str]:
 
 
 def _failed_both(grid: MapMetrics) -> str:
-    """Which significant cells compare two failures: neither net trained in any seed, both at chance."""
+    """Which significant cells, on either side, compare two failures: neither net trained in any seed."""
     cells = [cell for row in grid.grid.values() for cell in row.values() if cell.side is not None]
-    failed = [cell for cell in cells if cell.did_not_train_vanilla == cell.did_not_train_bn == 1.0]
+    failed = [cell for cell in cells if cell.both_failed]
     if not failed:
         return ""
     sides = sorted({"higher" if cell.side == "above" else "lower" for cell in failed})
     cell_or_cells = "is a cell" if len(failed) == 1 else "are cells"
     return (
         f" {len(failed)} of those {len(cells)} ({' or '.join(sides)}) {cell_or_cells}"
-        " where neither net trains in any seed: a difference between two nets at chance, not a gain or loss from BN."
+        " where neither net trains in any seed: a difference between two failed nets, not a gain or loss from BN."
     )
 
 

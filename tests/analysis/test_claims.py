@@ -281,6 +281,26 @@ def test_each_cell_gives_the_share_of_each_variants_seeds_that_ended_below_the_d
     assert Counter(round(cell.did_not_train["vanilla"], 6) for cell in cells) == {0.0: 5, 0.3: 1}
 
 
+def test_a_cell_where_no_seed_of_either_net_trained_is_flagged_on_either_side(params):
+    vanilla = np.full((10, 2, 3), 0.95)
+    bn = vanilla + 0.01 * (1 + 0.1 * np.arange(10))[:, None, None]
+    vanilla[:, 0, 0], bn[:, 0, 0] = 0.1, 0.4  # BN higher, both failed
+    vanilla[:, 0, 1], bn[:, 0, 1] = 0.4, 0.1  # BN lower, both failed
+    vanilla[:, 0, 2], bn[:, 0, 2] = 0.1, 0.5
+    bn[0, 0, 2] = 0.95  # one seed of BN trained: not two failures
+    vanilla[:, 1, 0], bn[:, 1, 0] = 0.1, 0.15
+    bn[0, 1, 0] = 0.5  # nine seeds of BN at chance, one above it yet short of the usable cut: failed all the same
+    cells = robustness_map(_map_outcomes(params, vanilla, bn))
+    assert params.evaluate.usable_accuracy == 0.9
+    assert [cell.side for cell in cells] == ["above", "below", "above", "above", "above", "above"]
+    assert [cell.both_failed for cell in cells] == [True, True, False, True, False, False]
+    assert cells[3].did_not_train == {"vanilla": 1.0, "bn": pytest.approx(0.9)}
+    assert cells[2].trained == {"vanilla": 0.0, "bn": pytest.approx(0.1)} and cells[4].trained == {
+        "vanilla": 1.0,
+        "bn": 1.0,
+    }
+
+
 # --- the horizon check: is the tuned rate still the best after the sweep's longer training? ------------------------
 
 CLEARLY_BEST_AT_0_1 = [[0.990, 0.950, 0.1], [0.970, 0.930, 0.1], [0.985, 0.944, 0.1], [0.992, 0.953, 0.1]] * 2 + [

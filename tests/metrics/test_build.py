@@ -104,6 +104,7 @@ def test_the_metrics_have_a_fixed_schema_of_plain_json_values(content):
                 "side_uncorrected",
                 "did_not_train_vanilla",
                 "did_not_train_bn",
+                "both_failed",
             ]
     for leaf in _leaves(content):
         assert leaf is None or type(leaf) in (int, float, bool, str), leaf
@@ -271,11 +272,15 @@ def test_the_robustness_map_states_its_correction_both_counts_and_every_cell(com
                 cell.side,
                 cell.side_uncorrected,
             )
-            assert (written["did_not_train_vanilla"], written["did_not_train_bn"]) == (
+            assert (written["did_not_train_vanilla"], written["did_not_train_bn"], written["both_failed"]) == (
                 cell.did_not_train["vanilla"],
                 cell.did_not_train["bn"],
+                cell.both_failed,
             )
     assert grid["init_std_1"]["lr_10"]["did_not_train_bn"] == 1.0 and grid["init_std_1"]["lr_10"]["side"] is None
+    # neither net trains at init std 1.0, rate 10 (BN fails there only); vanilla never trains at init std 1.0
+    failed = [(init_std, lr) for init_std, row in grid.items() for lr, cell in row.items() if cell["both_failed"]]
+    assert failed == [("init_std_1", "lr_10")]
 
 
 def test_the_horizon_check_compares_each_tuned_rate_with_the_best_swept_rate(content):

@@ -56,7 +56,7 @@ def test_the_variants_table_writes_every_target_and_a_missing_number_as_n_a(buil
 
 
 def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction(built):
-    def cell(effect: float, side: str | None, side_uncorrected: str | None) -> MapCellMetrics:
+    def cell(effect: float, side: str | None, side_uncorrected: str | None, both_failed=False) -> MapCellMetrics:
         return MapCellMetrics(
             effect=effect,
             ci_low=None,
@@ -70,6 +70,7 @@ def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction
             side_uncorrected=side_uncorrected,
             did_not_train_vanilla=0.0,
             did_not_train_bn=0.0,
+            both_failed=both_failed,
         )
 
     grid = {
@@ -80,8 +81,22 @@ def test_a_cell_is_starred_only_when_it_is_significant_after_the_maps_correction
             "lr_1000": cell(0.01, None, None),
         }
     }
-    (row,) = map_table(built.robustness_map.model_copy(update={"grid": grid}))[2:]
+    lines = map_table(built.robustness_map.model_copy(update={"grid": grid}))
+    (row,) = lines[lines.index(next(line for line in lines if line.startswith("init std / lr"))) + 1 :]
     assert row.split() == ["0.1", "+2.0*", "+2.0", "-4.0*", "+1.0"]
+
+
+def test_a_cell_where_neither_net_trained_is_marked_on_either_side_significant_or_not(built):
+    grid = {row: dict(cells) for row, cells in built.robustness_map.grid.items()}
+    first = next(iter(grid))
+    rates = list(grid[first])
+    marked = {rates[0]: ("above", True), rates[1]: ("below", True), rates[2]: (None, True)}
+    for rate, (side, failed) in marked.items():
+        grid[first][rate] = grid[first][rate].model_copy(update={"side": side, "both_failed": failed})
+    lines = map_table(built.robustness_map.model_copy(update={"grid": grid}))
+    assert "† neither net trained in any seed" in lines[1] and max(len(line) for line in lines) <= WIDTH
+    cells = next(line for line in lines if line.startswith(first.removeprefix("init_std_") + " ")).split()[1:]
+    assert [cell.lstrip("+-.0123456789") for cell in cells] == ["*†", "*†", "†"]
 
 
 def test_the_glance_table_is_a_markdown_row_per_primary_claim_narrow_enough_for_the_readme(built):

@@ -26,6 +26,7 @@ def _grid() -> RobustnessGrid:
     # significant after the map's correction at (0, 0), (1, 0) and (1, 2); not at (0, 1), (1, 1) or the NaN cell
     significant = np.array([[True, False, False], [True, False, True]])
     did_not_train = {"vanilla": np.array([[0.0, 0.0, 0.0], [0.3, 0.1, 0.0]]), "bn": np.zeros((2, 3))}
+    both_failed = np.zeros((2, 3), dtype=bool)
     return RobustnessGrid(
         np.array([0.01, 0.0316, 100.0]),
         np.array([0.1, 1.0]),
@@ -34,6 +35,7 @@ def _grid() -> RobustnessGrid:
         difference,
         significant,
         did_not_train,
+        both_failed,
         "Benjamini–Hochberg",
     )
 
@@ -123,6 +125,16 @@ def test_exactly_the_differences_significant_after_the_maps_correction_are_marke
     bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
     assert marked == bold == {(0, 0), (1, 0), (1, 2)}
     assert "significant after Benjamini–Hochberg" in difference.get_title()
+
+
+def test_a_difference_between_two_failed_nets_is_marked_whether_significant_or_not_and_stays_bold_if_significant():
+    grid = _grid()
+    failed = dataclasses.replace(grid, both_failed=np.array([[True, True, False], [False, False, True]]))
+    difference = figures.robustness_map_figure(failed).axes[2]
+    texts = _cell_texts(difference)
+    assert (texts[(0, 0)], texts[(0, 1)], texts[(1, 2)]) == ("+7.0†*", "+2.3†", "-2.0†*")
+    bold = {_cell(text) for text in difference.texts if text.get_fontweight() == "bold"}
+    assert bold == {(0, 0), (1, 0), (1, 2)} and "†: neither trained" in difference.get_title()
 
 
 def test_a_difference_without_a_value_shows_n_a_on_a_scale_centred_at_zero():
@@ -239,6 +251,7 @@ def test_the_robustness_grid_holds_the_maps_cells_init_std_by_rate(comparison):
         assert grid.significant[i, j] == (cell.side is not None)
         assert {v: grid.did_not_train[v][i, j] for v in ("vanilla", "bn")} == cell.did_not_train
     assert grid.significant.sum() == 5 and grid.correction == "Benjamini–Hochberg"
+    assert grid.both_failed.tolist() == [[False, False, False], [False, False, True]]  # init std 1.0, rate 10
     assert grid.did_not_train["vanilla"].tolist() == [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
 
 

@@ -185,17 +185,33 @@ def test_the_maps_sentence_follows_its_counts_and_correction(comparison, numbers
     )
 
 
-def test_the_maps_sentence_names_significant_cells_where_neither_net_trains(comparison, numbers):
+def _with_both_failed(numbers, side: str, **shares) -> schema.Metrics:
+    """`numbers` with the first significant cell on `side` marked as one where neither net trained."""
     grid = {row: dict(cells) for row, cells in numbers.robustness_map.grid.items()}
-    row, cells = next((row, cells) for row, cells in grid.items() if any(c.side == "below" for c in cells.values()))
-    name = next(name for name, cell in cells.items() if cell.side == "below")
-    grid[row][name] = cells[name].model_copy(update={"did_not_train_vanilla": 1.0, "did_not_train_bn": 1.0})
-    both_failed = numbers.robustness_map.model_copy(update={"grid": grid})
-    sentence = reading(comparison.claims, numbers.model_copy(update={"robustness_map": both_failed}))[-1]
-    assert sentence.endswith(
+    row, name = next((row, name) for row, cells in grid.items() for name, cell in cells.items() if cell.side == side)
+    grid[row][name] = grid[row][name].model_copy(update={"both_failed": True, **shares})
+    return numbers.model_copy(update={"robustness_map": numbers.robustness_map.model_copy(update={"grid": grid})})
+
+
+def test_the_maps_sentence_names_significant_cells_where_neither_net_trains(comparison, numbers):
+    both_failed = _with_both_failed(numbers, "below", did_not_train_vanilla=1.0, did_not_train_bn=1.0)
+    assert reading(comparison.claims, both_failed)[-1].endswith(
         "(4 and 1 before). 1 of those 5 (lower) is a cell where neither net trains in any seed: a difference between "
-        "two nets at chance, not a gain or loss from BN."
+        "two failed nets, not a gain or loss from BN."
     )
+
+
+def test_the_maps_sentence_names_a_higher_cell_where_neither_net_trains_though_not_every_seed_is_at_chance(
+    comparison, numbers
+):
+    # BN one seed above chance and below the usable cut (the sweep's init std 1, rate 100): failed all the same
+    both_failed = _with_both_failed(numbers, "above", did_not_train_vanilla=1.0, did_not_train_bn=0.9)
+    both_failed = _with_both_failed(both_failed, "below")
+    assert reading(comparison.claims, both_failed)[-1].endswith(
+        "(4 and 1 before). 2 of those 5 (higher or lower) are cells where neither net trains in any seed: a difference "
+        "between two failed nets, not a gain or loss from BN."
+    )
+    assert reading(comparison.claims, numbers)[-1].endswith("(4 and 1 before).")  # no significant cell failed both
 
 
 # --- every specification ---------------------------------------------------------------------------------------
@@ -330,10 +346,11 @@ def test_rendering_does_not_modify_the_metrics(comparison, numbers):
 def test_the_map_summary_counts_cells_by_their_side_after_the_correction():
     def cell(p_value: float, adjusted_p: float, effect: float = 0.01) -> MapCell:
         difference = stats.Estimate(effect, effect - 0.005, effect + 0.005, 10, p_value)
-        return MapCell(0.1, 1.0, 0.9, 0.9 + effect, difference, adjusted_p, {"vanilla": 0.0, "bn": 0.0}, 0.05)
+        shares = {"vanilla": 0.0, "bn": 0.0}
+        return MapCell(0.1, 1.0, 0.9, 0.9 + effect, difference, adjusted_p, shares, 0.05, {"vanilla": 1.0, "bn": 1.0})
 
     cells = [cell(0.002, 0.01), cell(0.01, 0.03), cell(0.002, 0.01, -0.01), cell(0.03, 0.09), cell(0.5, 0.5)]
-    cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.0, None, None, 10), None, {}, 0.05))
+    cells.append(MapCell(0.1, 1.0, 0.9, 0.9, stats.Estimate(0.0, None, None, 10), None, {}, 0.05, {}))
     assert map_summary(cells) == {"cells": 6, "better": 2, "worse": 1}
 
 
