@@ -118,8 +118,9 @@ CURVES = {
 
 @dataclass(frozen=True)
 class Claim:
-    """A primary claim: its primary specification, decided with the family's correction, and how its topic's
-    whole specification curve decides (each specification on its own, at the nominal level)."""
+    """A primary claim: its primary specification, decided with the family's correction, its topic's whole
+    specification curve, and how the curve's specifications in the claim's design decide (each on its own, at the
+    nominal level)."""
 
     topic: Topic
     primary: Specification
@@ -150,17 +151,27 @@ class Claim:
         return self.topic.scale
 
     def spec_verdicts(self) -> list[stats.Decision]:
-        return [spec.verdict(self.alpha, self.topic.bn_favoured, self.topic.no_effect) for spec in self.curve]
+        """Each specification of the topic's whole curve, decided on its own."""
+        return [self._verdict(spec) for spec in self.curve]
+
+    @property
+    def design_curve(self) -> list[Specification]:
+        """The curve's specifications in the claim's own design. The other design decides the other claim of the
+        topic, on the same seeds: counted here too, its specifications would read as independent support."""
+        return [spec for spec in self.curve if spec.design == self.primary.design]
 
     @property
     def agreement(self) -> dict[str, int]:
-        """How many of the topic's specifications decide each way."""
-        return dict(Counter(self.spec_verdicts()))
+        """How many of the claim's design's specifications decide each way."""
+        return dict(Counter(self._verdict(spec) for spec in self.design_curve))
 
     @property
     def agreeing(self) -> int:
-        """How many specifications reach the primary's verdict."""
-        return self.spec_verdicts().count(self.verdict)
+        """How many of the claim's design's specifications reach the primary's verdict."""
+        return self.agreement.get(self.verdict, 0)
+
+    def _verdict(self, spec: Specification) -> stats.Decision:
+        return spec.verdict(self.alpha, self.topic.bn_favoured, self.topic.no_effect)
 
 
 def decide_claims(evidence: Evidence) -> list[Claim]:

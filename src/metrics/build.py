@@ -59,8 +59,7 @@ def _estimate(estimate: stats.Estimate) -> dict:
 
 
 def claim_metrics(claim: Claim, correction: str) -> ClaimMetrics:
-    verdicts = claim.spec_verdicts()
-    spec = claim.primary
+    agreement, spec = claim.agreement, claim.primary
     return ClaimMetrics(
         **_estimate(claim.estimate),
         title=claim.topic.title,
@@ -73,9 +72,9 @@ def claim_metrics(claim: Claim, correction: str) -> ClaimMetrics:
         correction=correction,
         verdict=claim.verdict,
         specifications={
-            "total": len(verdicts),
+            "total": len(claim.design_curve),
             "agreeing": claim.agreeing,
-            **{verdict: verdicts.count(verdict) for verdict in VERDICTS},
+            **{verdict: agreement.get(verdict, 0) for verdict in VERDICTS},
         },
         seeds_needed=claim.seeds_needed,
         note=spec.note,

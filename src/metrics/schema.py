@@ -58,7 +58,7 @@ class ClaimMetrics(EstimateMetrics):
     p_adjusted: float | None
     correction: str
     verdict: str
-    specifications: dict[str, int]  # "total", "agreeing" and a count per verdict over the topic's curve
+    specifications: dict[str, int]  # "total", "agreeing" and a count per verdict over its design's specifications
     seeds_needed: int | None  # where not shown: about how many paired seeds would decide it (80 % power)
     note: str
 

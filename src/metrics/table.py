@@ -13,8 +13,11 @@ WIDTH = 120
 
 def claims_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
     """One line per primary claim: its verdict after the correction, effect, interval and how many specifications
-    agree."""
-    rows = [f"{'claim':<32}{'verdict':<15}{'effect':>11}  {'interval':<24}specifications agreeing", "-" * 104]
+    of its design agree."""
+    rows = [
+        f"{'claim':<32}{'verdict':<15}{'effect':>11}  {'interval':<24}its design's specifications agreeing",
+        "-" * 120,
+    ]
     for key, claim in claims.items():
         effect = number_format.effect(nan_as_missing(claim.effect), claim.scale)
         interval = number_format.interval(claim.estimate, claim.scale)
@@ -27,7 +30,7 @@ def glance_table(claims: Mapping[str, ClaimMetrics]) -> list[str]:
     """The primary claims as a Markdown table narrow enough for the README, which quotes it from the report."""
     corrections = ", ".join(dict.fromkeys(claim.correction for claim in claims.values()))
     rows = [
-        f"| claim | design | verdict | effect [interval] | p ({corrections}) | specifications agreeing |",
+        f"| claim | design | verdict | effect [interval] | p ({corrections}) | its design's specifications agreeing |",
         "|---|---|---|---|---|---|",
     ]
     for key, claim in claims.items():

@@ -8,6 +8,7 @@ hands them the comparison's numbers.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ def _draw_curve(axes: Axes, claim: Claim) -> None:
     axes.set_xticks([])
     axes.set_xlim(-0.7, len(order) - 0.3)
     axes.set_ylabel({"ratio": "BN / vanilla", "accuracy": "BN − vanilla", "plain": "BN − vanilla"}[topic.scale])
-    counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(claim.agreement.items()))
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(Counter(verdicts).items()))
     axes.set_title(f"{topic.title}: {len(verdicts)} specifications, each on its own ({counts})", fontsize="medium")
     axes.grid(alpha=0.3, axis="y", which="both")
 

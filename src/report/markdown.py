@@ -126,7 +126,8 @@ def _claim_sentence(claim: Claim) -> str:
     }[claim.verdict]
     others = {v: n for v, n in claim.agreement.items() if v != claim.verdict}
     disagree = "; ".join(f"{n} {v}" for v, n in sorted(others.items()))
-    agreement = f"{claim.agreeing} of {len(claim.curve)} specifications agree" + (f" ({disagree})" if disagree else "")
+    agreement = f"{claim.agreeing} of {len(claim.design_curve)} {claim.primary.design}-design specifications agree"
+    agreement += f" ({disagree})" if disagree else ""
     needed = f" About {claim.seeds_needed} paired seeds would decide an effect this size." if claim.seeds_needed else ""
     return f"- {claim.topic.title}, {claim.primary.design} design: {found}{verdict}. {agreement}.{needed}"
 

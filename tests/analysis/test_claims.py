@@ -1,6 +1,6 @@
 """The primary claims decided as one family: each topic's primary specification at its design, its p-value corrected
 with the other primaries' (Holm or Benjamini–Hochberg, as params says), its verdict from the corrected p-value and
-the side of its effect, how many of the topic's specifications agree, and how many seeds would decide it where it is
+the side of its effect, how many of its design's specifications agree, and how many seeds would decide it where it is
 not shown. Then the sweep's map, one family of cell tests with its own correction and the shares that did not train,
 and the horizon check of each tuned rate.
 
@@ -136,10 +136,10 @@ def test_a_significant_effect_on_vanillas_side_is_contradicted(params, monkeypat
     assert decided[0].verdict == decided[2].verdict == "contradicted"
 
 
-# --- how the topic's specifications agree, and how many seeds would decide it --------------------------------------
+# --- how its design's specifications agree, and how many seeds would decide it ------------------------------------
 
 
-def test_the_agreement_counts_every_specification_of_the_topic_each_decided_on_its_own(params, monkeypatch):
+def test_the_agreement_counts_every_specification_of_the_claims_design_each_decided_on_its_own(params, monkeypatch):
     against = _on_bns_side("higher_accuracy", -0.01)
     others = {
         "higher_accuracy": [
@@ -153,11 +153,13 @@ def test_the_agreement_counts_every_specification_of_the_topic_each_decided_on_i
     _curves_with(monkeypatch, FAMILY_P, others)
     decided = {claim.key: claim for claim in decide_claims(_outcomes(params))}
     shared, tuned = decided["higher_accuracy_shared"], decided["higher_accuracy_tuned"]
-    # the two primaries (p 0.003, 0.004) and two others hold; one is not shown, one contradicted, one not estimable
-    expected = {"holds": 4, "not shown": 1, "contradicted": 1, "not estimable": 1}
-    assert shared.agreement == tuned.agreement == expected
-    assert len(shared.spec_verdicts()) == len(shared.curve) == 7
-    assert shared.agreeing == tuned.agreeing == 4
+    # the shared primary (p 0.003) and two others hold; one is not shown, one contradicted, one not estimable: all
+    # five others are shared specifications, so the tuned claim has its primary (p 0.004) alone
+    assert shared.agreement == {"holds": 3, "not shown": 1, "contradicted": 1, "not estimable": 1}
+    assert (len(shared.design_curve), shared.agreeing) == (6, 3)
+    assert (tuned.agreement, len(tuned.design_curve), tuned.agreeing) == ({"holds": 1}, 1, 1)
+    # the topic's whole curve is still every specification of both designs, each decided on its own
+    assert shared.curve == tuned.curve and len(shared.spec_verdicts()) == 7
 
 
 def test_a_claim_not_shown_after_the_correction_counts_the_specifications_not_shown_as_agreeing(params, monkeypatch):

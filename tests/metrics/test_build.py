@@ -134,8 +134,15 @@ def test_each_claim_names_its_design_test_n_interval_p_values_correction_verdict
         assert spec.choice in written["design"] and written["note"] == spec.note
         assert written["test"] == number_format.test_text(estimate)
         counts = written["specifications"]
-        assert counts["total"] == len(claim.curve) == sum(counts[v] for v in schema.VERDICTS)
+        assert counts["total"] == len(claim.design_curve) == sum(counts[v] for v in schema.VERDICTS)
         assert counts["agreeing"] == claim.agreeing == counts[claim.verdict]
+        assert {s.design for s in claim.design_curve} == {spec.design}
+    # per design, not summed over the two designs, which decide two claims on the same seeds
+    accuracy = {key: content["claims"][f"higher_accuracy_{key}"]["specifications"] for key in ("shared", "tuned")}
+    assert {key: (counts["agreeing"], counts["total"]) for key, counts in accuracy.items()} == {
+        "shared": (3, 6),  # init std 1.0's three are not estimable: no rate where both nets train
+        "tuned": (3, 3),
+    }
 
 
 def test_every_interval_lies_inside_its_statistics_possible_range(content):

@@ -79,14 +79,14 @@ def test_the_what_holds_table_gives_each_effect_interval_p_value_and_agreement_o
             number_format.interval(estimate, claim.scale),
         ]
         assert row[6] == f"{number_format.p_value(estimate.p_value)} ({number_format.p_value(claim.adjusted_p)})"
-        assert row[7] == f"{claim.agreeing} of {len(claim.curve)}"
+        assert row[7] == f"{claim.agreeing} of {len(claim.design_curve)}"
     rows = {(row[0], row[2].split(":")[0]): row for row in _table(text, HOLDS_TABLE)}
     assert rows[("BN allows a higher learning rate", "shared")][4] == "15.85×"
     assert rows[("BN reaches a higher accuracy", "shared")][4:8] == [
         "+2.10 pp",
         _studentized_pp(shared_accuracy, comparison.params.evaluate),  # [+1.69 pp, +2.51 pp]
         "0.002 (0.016)",  # BN higher in all 10 seeds: of the 2^10 sign flips only this one and its mirror as extreme
-        "6 of 9",
+        "3 of 6",  # the shared design's: the tuned design's three are not counted
     ]
 
 
@@ -130,9 +130,11 @@ def test_a_claim_that_holds_reads_with_its_effect_interval_corrected_p_and_its_s
     interval = _studentized_pp(_shared_accuracy_differences(), comparison.params.evaluate)
     assert sentence == (
         f"- BN reaches a higher accuracy, shared design: +2.10 pp {interval}, **holds** (p 0.016 after the "
-        "family's correction). 6 of 9 specifications agree (3 not estimable)."
+        "family's correction). 3 of 6 shared-design specifications agree (3 not estimable)."
     )
-    assert reading(comparison.claims, numbers)[-2].endswith("4 of 4 specifications agree.")  # no one disagrees
+    assert reading(comparison.claims, numbers)[-2].endswith(
+        "4 of 4 shared-design specifications agree."
+    )  # no one disagrees
 
 
 def test_a_claim_not_shown_reads_so_and_says_how_many_seeds_would_decide_it(comparison, numbers):
@@ -146,7 +148,8 @@ def test_a_claim_not_shown_reads_so_and_says_how_many_seeds_would_decide_it(comp
     (sentence, *_) = reading([claim], numbers)
     assert sentence == (
         "- BN reaches a higher accuracy, shared design: +0.40 pp [-0.20 pp, +1.00 pp], **not shown** (p 0.4 after the "
-        f"family's correction). 0 of 9 specifications agree (6 holds; 3 not estimable). About {claim.seeds_needed} "
+        f"family's correction). 0 of 6 shared-design specifications agree (3 holds; 3 not estimable). About "
+        f"{claim.seeds_needed} "
         "paired seeds would decide an effect this size."
     )
 
