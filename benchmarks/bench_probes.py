@@ -1,4 +1,4 @@
-"""Benchmark: what the thesis's probes (src/engine/probes.py) would cost a training stage, as a share of its training.
+"""Benchmark: what the thesis's probes (src/thesis/probes.py) would cost a training stage, as a share of its training.
 
     python -m benchmarks.bench_probes                        # params.yaml's stages, 20 steps timed, best of 3
     python -m benchmarks.bench_probes --steps 5 --rounds 1 --device cuda
