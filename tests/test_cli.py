@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ast
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from src.cli import OneLineParser, UsageError, report_user_errors
+from src.cli import INTERRUPTED, OneLineParser, UsageError, report_user_errors
 from tests.entry_points import ENTRY_POINTS
 
 
@@ -62,3 +64,21 @@ def test_a_bad_variant_is_one_line_naming_it_and_the_choices(repo_root):
     (line,) = stage.stderr.splitlines()
     assert re.fullmatch(r"error: argument --variant: invalid choice: 'nope' \(choose from '?vanilla'?, '?bn'?\)", line)
     assert stage.stdout == ""
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130_not_a_traceback(tmp_path):
+    ready = tmp_path / "ready"
+    program = (
+        "import pathlib, time; from src.cli import report_user_errors; "
+        f"report_user_errors(lambda: (pathlib.Path({str(ready)!r}).touch(), time.sleep(60)))"
+    )
+    stage = subprocess.Popen(
+        [sys.executable, "-c", program], cwd=Path(__file__).parents[1], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stage.send_signal(signal.SIGINT)
+    _, err = stage.communicate(timeout=30)
+    assert stage.returncode == 130
+    assert err == INTERRUPTED + "\n"
