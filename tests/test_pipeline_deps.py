@@ -134,3 +134,17 @@ def test_the_tuning_studys_name_digests_every_file_that_trains_a_trial():
 @pytest.mark.parametrize("stage", sorted(_stages()))
 def test_the_params_dvc_lists_for_a_stage_are_the_ones_its_identity_derives_from(stage):
     assert tuple(_stages()[stage].get("params", ())) == STAGE_PARAMS[stage]
+
+
+def test_every_result_file_evaluate_reads_is_in_git_not_only_in_dvcs_cache():
+    # a reviewer with a fresh clone and no DVC remote can recompute every per-seed and per-image number a verdict uses
+    stages = _stages()
+    in_git = set()
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if isinstance(out, dict):
+                path, options = next(iter(out.items()))
+                if options.get("cache") is False:
+                    in_git |= {path.replace("${item}", variant) for variant in ("vanilla", "bn")}
+    read = {dep for dep in stages["evaluate"]["deps"] if dep.startswith("results/")}
+    assert read and not read - in_git, f"evaluate reads {sorted(read - in_git)} from DVC's cache only"
