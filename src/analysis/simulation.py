@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=2000, help="samples per shape and interval (default 2000)")
     parser.add_argument("--data-sets", type=int, default=400, help="null data sets per accuracy test (default 400)")
     args = parser.parse_args(argv)
+    if args.reps < 1 or args.data_sets < 1:
+        parser.error(f"--reps and --data-sets must be >= 1, got {args.reps} and {args.data_sets}")
     methods = get_args(stats.IntervalMethod)
     print(
         f"Coverage of a nominal 95 % interval of the mean at n = {SEEDS}, {args.reps} samples per cell, "

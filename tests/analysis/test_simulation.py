@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from src.analysis import simulation, stats
+from src.cli import report_user_errors
 from src.config import load_params
 
 PLAN = load_params().evaluate
@@ -49,3 +50,12 @@ def test_the_null_data_is_shaped_like_ours():
     seeds = differences.mean(axis=1).std(ddof=1) / math.sqrt(10)
     images = differences.mean(axis=0).std() / math.sqrt(10_000)
     assert seeds > images  # the seeds' own variation dominates what resampling the test images adds
+
+
+@pytest.mark.parametrize("argv", [["--reps", "0"], ["--data-sets", "-3"]])
+def test_a_count_below_one_is_one_line_naming_it(argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        report_user_errors(lambda: simulation.main(argv))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --reps and --data-sets must be >= 1, got ")
